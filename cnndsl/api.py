@@ -1,0 +1,100 @@
+"""The pipeline as functions: spec (path or text) -> parsed -> expanded -> checked IR."""
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import networkx as nx
+
+from . import passes
+from .errors import UsageError
+from .expand import DEFAULT_MAX_LAYERS, Options, expand
+from .parser import parse
+
+_DIMS = re.compile(r"^\s*(\d+)\s*(?:[x×]\s*(\d+)\s*(?:[x×]\s*(\d+))?)?\s*$", re.I)
+
+
+def read_spec(spec: str | Path) -> tuple[str, str]:
+    """(text, name) for a spec given as a path, `-` (stdin) or the spec text itself."""
+    if isinstance(spec, Path):
+        return _read_file(spec), str(spec)
+    if spec == "-":
+        return sys.stdin.read(), "<stdin>"
+    if "\n" not in spec and len(spec) < 4096:
+        path = Path(spec)
+        try:
+            if path.is_file():
+                return _read_file(path), spec
+        except OSError:
+            pass
+        if spec.endswith(".cnn"):
+            raise UsageError(f"no such spec file: {spec}")
+    return spec, "<spec>"
+
+
+def _read_file(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path} is not UTF-8 text (byte {exc.start})") from None
+
+
+def parse_dims(text: str) -> tuple[int, ...]:
+    """`32x32x3` -> (32, 32, 3); `28x28` -> (28, 28, 1); `3072` -> (3072,)."""
+    m = _DIMS.match(str(text))
+    if not m:
+        raise UsageError(f"not a size: {text!r} (write HxWxC, e.g. 32x32x3)")
+    dims = tuple(int(g) for g in m.groups() if g is not None)
+    if len(dims) == 2:
+        dims += (1,)
+    if any(d <= 0 for d in dims):
+        raise UsageError(f"sizes must be positive: {text!r}")
+    return dims
+
+
+def make_options(variables: dict | None = None, *, input=None, classes=None,
+                 max_layers: int | None = None, drop_optional=False) -> Options:
+    dims = None
+    if input is not None:
+        dims = parse_dims(input) if isinstance(input, str) else tuple(input)
+    return Options(defines=dict(variables or {}), input=dims, classes=classes,
+                   max_layers=max_layers or DEFAULT_MAX_LAYERS, drop_optional=drop_optional)
+
+
+def build_graph(spec: str | Path, *, input=None, classes: int | None = None,
+                max_layers: int | None = None, drop_optional=False,
+                **variables) -> nx.DiGraph:
+    """Parse, expand and shape-check a spec: the checked layer graph.
+
+    `spec` is a path, `-` or the spec text; keyword variables override the spec's
+    (`N=3`, `rounding="floor"`). Raises CnnDslError with a located diagnostic.
+    """
+    text, name = read_spec(spec)
+    options = make_options(variables, input=input, classes=classes, max_layers=max_layers,
+                           drop_optional=drop_optional)
+    return check_text(text, name, options)
+
+
+def check_text(text: str, name: str, options: Options) -> nx.DiGraph:
+    program = parse(text, name)
+    graph = expand(program, options)
+    return passes.check(graph)
+
+
+def layer_rows(graph: nx.DiGraph) -> list[dict]:
+    """The checked layers in data-flow order, as plain dicts."""
+    from . import layers
+
+    rows = []
+    for v in nx.lexicographical_topological_sort(graph):
+        d = graph.nodes[v]
+        rows.append({"id": v, "name": d["name"], "kind": d["kind"],
+                     "label": layers.get(d["kind"]).label(d["params"]),
+                     "shape": d["shape"], "params": d["n_params"], "macs": d["macs"],
+                     "rf": d["rf"]})
+    return rows

@@ -1,0 +1,131 @@
+"""The syntax tree: frozen dataclasses, each carrying the span it was parsed from."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import Source, Span
+
+
+@dataclass(frozen=True, eq=False)
+class Node:
+    span: Span
+
+
+# -- expressions ---------------------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class Num(Node):
+    value: int | float
+
+
+@dataclass(frozen=True, eq=False)
+class Dims(Node):
+    """A size literal such as `5x5` or `32x32x3`."""
+
+    values: tuple[int, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class Name(Node):
+    id: str
+
+
+@dataclass(frozen=True, eq=False)
+class InputRef(Node):
+    """The lecture's `INPUT ->` at the start of a chain."""
+
+
+@dataclass(frozen=True, eq=False)
+class Keyword(Node):
+    name: str
+    value: "Expr"
+
+
+@dataclass(frozen=True, eq=False)
+class Call(Node):
+    name: str
+    name_span: Span
+    args: tuple["Expr", ...]
+    kwargs: tuple[Keyword, ...]
+    alias: str | None = None  # the paper token it was written as (`conv3-64`), if any
+
+
+@dataclass(frozen=True, eq=False)
+class Chain(Node):
+    """`a - b + c -> d , e`: "then" for networks, + and - for numbers."""
+
+    items: tuple["Expr", ...]
+    ops: tuple[str, ...]  # len(items) - 1 operators
+
+
+@dataclass(frozen=True, eq=False)
+class Product(Node):
+    """`a * b / c`: repetition for networks, * and / for numbers."""
+
+    items: tuple["Expr", ...]
+    ops: tuple[str, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class Neg(Node):
+    operand: "Expr"
+
+
+@dataclass(frozen=True, eq=False)
+class Optional(Node):
+    """`X?`: a layer or block that is kept unless optional layers are dropped."""
+
+    operand: "Expr"
+
+
+@dataclass(frozen=True, eq=False)
+class Group(Node):
+    """`( )`, `[ ]` or `{ }`: grouping only; the bracket kind is kept for the formatter."""
+
+    inner: "Expr"
+    bracket: str
+
+
+Expr = Num | Dims | Name | InputRef | Call | Chain | Product | Neg | Optional | Group
+
+
+# -- statements ----------------------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class InputStmt(Node):
+    dims: tuple[int, ...]  # (H, W, C) or (N,)
+
+
+@dataclass(frozen=True, eq=False)
+class Param(Node):
+    name: str
+    default: Expr | None
+
+
+@dataclass(frozen=True, eq=False)
+class Def(Node):
+    name: str
+    name_span: Span
+    params: tuple[Param, ...]
+    body: Expr
+
+
+@dataclass(frozen=True, eq=False)
+class Assign(Node):
+    name: str
+    name_span: Span
+    value: Expr
+
+
+@dataclass(frozen=True, eq=False)
+class ExprStmt(Node):
+    expr: Expr
+
+
+Stmt = InputStmt | Def | Assign | ExprStmt
+
+
+@dataclass(frozen=True, eq=False)
+class Program:
+    source: Source
+    statements: tuple[Stmt, ...]

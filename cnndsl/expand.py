@@ -1,0 +1,502 @@
+"""Syntax tree -> IR: evaluates variables, blocks and repeats into a networkx DAG of layers.
+
+One expression language serves numbers and networks: whether `a - b` means "a then b" or a
+subtraction, and whether `X * N` repeats X, follows from what the names are bound to.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+from . import ast, layers
+from .errors import (CnnArgumentError, CnnLimitError, CnnNameError, CnnSyntaxError, Span,
+                     did_you_mean)
+from .layers import Symbol
+
+DEFAULT_MAX_LAYERS = 200_000
+MAX_DEPTH = 400  # nested blocks, calls and variable references
+MAX_NUMBER = 10 ** 12
+BUILTINS = ("residual", "concat", "add", "identity", "id")
+SETTINGS = ("classes", "width", "max_width", "fc_width", "rounding", "optional")
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One enclosing construct of a node: a block call or one iteration of a repeat."""
+
+    kind: str  # "block" | "repeat" | "branch"
+    name: str  # block name, "x3", "residual", "concat"
+    id: int  # unique per instance (the same syntax expanded twice gets two ids)
+    index: int = 0  # iteration or branch number
+    count: int = 1  # iterations or branches
+
+
+@dataclass
+class Options:
+    defines: dict[str, Any] = field(default_factory=dict)  # -D NAME=VALUE, override the spec
+    input: tuple[int, ...] | None = None  # --input, overrides the `input` statement
+    classes: int | None = None  # --classes, same as -D classes=N
+    max_layers: int = DEFAULT_MAX_LAYERS
+    drop_optional: bool | frozenset = False  # True: drop every X?; a set: drop those sites
+
+
+@dataclass
+class Thunk:
+    """An argument bound by name: evaluated (as a number or as layers) where it is used."""
+
+    expr: ast.Expr
+    scope: "Scope"
+
+
+@dataclass
+class Scope:
+    names: dict[str, Any]
+    parent: "Scope | None" = None
+
+    def find(self, name: str):
+        scope = self
+        while scope is not None:
+            if name in scope.names:
+                return scope.names[name]
+            scope = scope.parent
+        return None
+
+    def all_names(self):
+        scope, out = self, set()
+        while scope is not None:
+            out.update(scope.names)
+            scope = scope.parent
+        return out
+
+
+@dataclass
+class Override:
+    value: Any
+
+
+class Expander:
+    def __init__(self, program: ast.Program, options: Options):
+        self.program = program
+        self.options = options
+        self.graph = nx.DiGraph()
+        self.next_id = 0
+        self.frame_ids = 0
+        self.stack: list[str] = []  # defs and variables being evaluated (recursion check)
+        self.globals = Scope({})
+        self.var_cache: dict[str, Any] = {}
+        self.optional_sites: list[tuple[int, int]] = []
+        self.network: ast.ExprStmt | None = None
+        self.input_stmt: ast.InputStmt | None = None
+
+    # -- statements ----------------------------------------------------------------------
+    def collect(self) -> None:
+        first: dict[str, ast.Node] = {}
+        for stmt in self.program.statements:
+            if isinstance(stmt, ast.InputStmt):
+                if self.input_stmt is not None:
+                    raise CnnNameError("the input is given twice", stmt.span,
+                                       notes=[f"first given at {self.input_stmt.span}"])
+                self.input_stmt = stmt
+            elif isinstance(stmt, (ast.Assign, ast.Def)):
+                name = stmt.name
+                if layers.lookup(name) or name.lower() in BUILTINS:
+                    raise CnnNameError(f"`{name}` is a built-in name and cannot be redefined",
+                                       stmt.name_span, help="choose another name")
+                if name in first:
+                    raise CnnNameError(f"`{name}` is defined twice", stmt.name_span,
+                                       notes=[f"first defined at {first[name].span}"])
+                first[name] = stmt
+                self.globals.names[name] = stmt
+            elif self.network is not None:
+                raise CnnSyntaxError("a spec holds one network expression; this is a second",
+                                     stmt.span, notes=[f"the first is at {self.network.span}"],
+                                     help="join them with `-`, or name one with `def`")
+            else:
+                self.network = ast.ExprStmt(stmt.span, stmt) if not isinstance(
+                    stmt, ast.ExprStmt) else stmt
+        for name, value in self.options.defines.items():
+            self.globals.names[name] = Override(value)
+        if self.options.classes is not None:
+            self.globals.names["classes"] = Override(self.options.classes)
+
+    def setting(self, name: str, default=None):
+        binding = self.globals.names.get(name)
+        if binding is None:
+            return default
+        span = binding.span if isinstance(binding, ast.Node) else None
+        return self.value(ast.Name(span or self.program.source.end_span(), name), self.globals,
+                          symbols=True)
+
+    # -- names -----------------------------------------------------------------------------
+    def unknown(self, name: str, span: Span, scope: Scope, want: str) -> CnnNameError:
+        if want == "layer":
+            names = set(layers.callable_names()) | set(BUILTINS) | {
+                n for n in scope.all_names() if n not in SETTINGS}
+            hint = did_you_mean(name, names)
+            return CnnNameError(
+                f"unknown layer or block `{name}`", span,
+                help=f"did you mean `{hint}`?" if hint else
+                "see docs/language.md for the layer names, or define it with `def`")
+        hint = did_you_mean(name, scope.all_names())
+        return CnnNameError(
+            f"undefined variable `{name}`", span,
+            help=(f"did you mean `{hint}`? " if hint else "") +
+            f"define it with `{name} = ...` in the spec or pass -D {name}=...")
+
+    def enter(self, name: str, span: Span) -> None:
+        if name in self.stack:
+            chain = " -> ".join(self.stack[self.stack.index(name):] + [name])
+            raise CnnLimitError(f"`{name}` refers to itself ({chain})", span,
+                                help="definitions cannot be recursive: unroll it with `*N`")
+        if len(self.stack) >= MAX_DEPTH:
+            raise CnnLimitError(f"definitions nested deeper than {MAX_DEPTH} levels", span)
+        self.stack.append(name)
+
+    # -- value mode: numbers and symbols ---------------------------------------------------
+    def is_number(self, expr: ast.Expr, scope: Scope, depth: int = 0) -> bool:
+        """Whether an expression denotes a number (so `X * it` repeats X)."""
+        if depth > MAX_DEPTH:
+            return False
+        if isinstance(expr, ast.Num):
+            return True
+        if isinstance(expr, ast.Group):
+            return self.is_number(expr.inner, scope, depth + 1)
+        if isinstance(expr, ast.Neg):
+            return True
+        if isinstance(expr, (ast.Chain, ast.Product)):
+            return all(self.is_number(e, scope, depth + 1) for e in expr.items)
+        if isinstance(expr, ast.Name):
+            bound = scope.find(expr.id)
+            if isinstance(bound, Thunk):
+                return self.is_number(bound.expr, bound.scope, depth + 1)
+            if isinstance(bound, Override):
+                return isinstance(bound.value, (int, float))
+            if isinstance(bound, ast.Assign):
+                return self.is_number(bound.value, self.globals, depth + 1)
+            if isinstance(bound, ast.Def):
+                return False
+            if isinstance(bound, (int, float)):
+                return True
+            return not (layers.lookup(expr.id) or expr.id.lower() in BUILTINS)
+        return False
+
+    def value(self, expr: ast.Expr, scope: Scope, symbols: bool = False):
+        """Evaluate a number (or, where `symbols`, a bare word such as `same`)."""
+        if isinstance(expr, ast.Num):
+            return expr.value
+        if isinstance(expr, ast.Dims):
+            return expr.values
+        if isinstance(expr, ast.Group):
+            if expr.bracket != "(":
+                raise CnnSyntaxError(f"use ( ) for arithmetic, not {expr.bracket}", expr.span)
+            return self.value(expr.inner, scope, symbols)
+        if isinstance(expr, ast.Neg):
+            return self.check_number(-self.number(expr.operand, scope), expr.span)
+        if isinstance(expr, ast.Name):
+            return self.name_value(expr, scope, symbols)
+        if isinstance(expr, ast.Chain):
+            total = self.number(expr.items[0], scope)
+            for op, item in zip(expr.ops, expr.items[1:]):
+                if op not in "+-":
+                    raise CnnSyntaxError(f"`{op}` joins layers; here a number is expected",
+                                         expr.span)
+                rhs = self.number(item, scope)
+                total = self.check_number(total + rhs if op == "+" else total - rhs, expr.span)
+            return total
+        if isinstance(expr, ast.Product):
+            total = self.number(expr.items[0], scope)
+            for op, item in zip(expr.ops, expr.items[1:]):
+                rhs = self.number(item, scope)
+                if op == "*":
+                    total = total * rhs
+                elif rhs == 0:
+                    raise CnnArgumentError("division by zero", item.span)
+                elif isinstance(total, int) and isinstance(rhs, int) and total % rhs == 0:
+                    total = total // rhs
+                else:
+                    total = total / rhs
+                total = self.check_number(total, expr.span)
+            return total
+        what = "layers" if isinstance(expr, (ast.Call, ast.InputRef)) else "this"
+        raise CnnArgumentError(f"expected a number here, but {what} cannot be one", expr.span,
+                               help="layers go in chains; arguments and counts are numbers")
+
+    def number(self, expr: ast.Expr, scope: Scope):
+        v = self.value(expr, scope)
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise CnnArgumentError("expected a number", expr.span)
+        return v
+
+    def check_number(self, v, span: Span):
+        if abs(v) > MAX_NUMBER:
+            raise CnnLimitError(f"number too large: {v:g} (the limit is {MAX_NUMBER:.0e})", span)
+        return v
+
+    def name_value(self, expr: ast.Name, scope: Scope, symbols: bool):
+        bound = scope.find(expr.id)
+        if isinstance(bound, Thunk):
+            self.enter(expr.id, expr.span)
+            try:
+                return self.value(bound.expr, bound.scope, symbols)
+            finally:
+                self.stack.pop()
+        if isinstance(bound, Override):
+            return bound.value
+        if isinstance(bound, ast.Assign):
+            if expr.id not in self.var_cache:
+                self.enter(expr.id, expr.span)
+                try:
+                    self.var_cache[expr.id] = self.value(bound.value, self.globals, True)
+                finally:
+                    self.stack.pop()
+            return self.var_cache[expr.id]
+        if isinstance(bound, ast.Def) or layers.lookup(expr.id) or expr.id.lower() in BUILTINS:
+            raise CnnArgumentError(f"expected a number, but `{expr.id}` is a layer or block",
+                                   expr.span)
+        if symbols:
+            return Symbol(expr.id)
+        raise self.unknown(expr.id, expr.span, scope, "number")
+
+    # -- build mode: layers ----------------------------------------------------------------
+    def add_node(self, kind: str, params: dict, span: Span, path: tuple, inputs: list[int],
+                 **attrs) -> int:
+        if self.next_id > self.options.max_layers:
+            raise CnnLimitError(
+                f"the network has more than {self.options.max_layers:,} layers", span,
+                help="raise the limit with --max-layers")
+        node = self.next_id
+        self.next_id += 1
+        self.graph.add_node(node, kind=kind, params=params, span=span, path=path, **attrs)
+        for i, src in enumerate(inputs):
+            self.graph.add_edge(src, node, index=i)
+        return node
+
+    def build(self, expr: ast.Expr, scope: Scope, tail: int, path: tuple) -> int:
+        if len(path) > MAX_DEPTH:
+            raise CnnLimitError(f"blocks nested deeper than {MAX_DEPTH} levels", expr.span)
+        if isinstance(expr, ast.Chain):
+            for item in expr.items:
+                tail = self.build(item, scope, tail, path)
+            return tail
+        if isinstance(expr, ast.Group):
+            return self.build(expr.inner, scope, tail, path)
+        if isinstance(expr, ast.Product):
+            return self.build_product(expr, scope, tail, path)
+        if isinstance(expr, ast.Optional):
+            site = (expr.span.line, expr.span.column)
+            if site not in self.optional_sites:
+                self.optional_sites.append(site)
+            drop = self.options.drop_optional
+            if drop is True or (isinstance(drop, frozenset) and site in drop):
+                return tail
+            return self.build(expr.operand, scope, tail, path)
+        if isinstance(expr, ast.InputRef):
+            if tail != 0:
+                raise CnnSyntaxError("INPUT can only begin the network", expr.span)
+            return tail
+        if isinstance(expr, ast.Name):
+            return self.build_name(expr, scope, tail, path)
+        if isinstance(expr, ast.Call):
+            return self.build_call(expr, scope, tail, path)
+        if isinstance(expr, ast.Num):
+            raise CnnArgumentError(f"expected a layer, found the number {expr.value}", expr.span,
+                                   help="to repeat a layer N times write `LAYER * N`")
+        raise CnnArgumentError("expected a layer here", expr.span)
+
+    def build_product(self, expr: ast.Product, scope: Scope, tail: int, path: tuple) -> int:
+        if "/" in expr.ops:
+            raise CnnArgumentError("`/` divides numbers; layers cannot be divided", expr.span)
+        counts = [i for i, item in enumerate(expr.items) if self.is_number(item, scope)]
+        bodies = [i for i in range(len(expr.items)) if i not in counts]
+        if len(bodies) != 1:
+            raise CnnArgumentError(
+                "`*` repeats one block a number of times" if bodies else
+                "this product of numbers is not a layer", expr.span,
+                help="write `(CONV - RELU) * N`")
+        total = 1
+        for i in counts:
+            n = self.value(expr.items[i], scope)
+            if isinstance(n, float) and n.is_integer():
+                n = int(n)
+            if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+                raise CnnArgumentError(f"a repeat count must be a whole number >= 0, not {n!r}",
+                                       expr.items[i].span)
+            total *= n
+        return self.repeat(expr.items[bodies[0]], total, scope, tail, path, expr.span)
+
+    def repeat(self, body: ast.Expr, n: int, scope: Scope, tail: int, path: tuple,
+               span: Span) -> int:
+        limit = self.options.max_layers
+        if n > limit:
+            raise CnnLimitError(f"repeat count {n:,} exceeds the layer limit of {limit:,}", span,
+                                help="raise the limit with --max-layers")
+        self.frame_ids += 1
+        fid = self.frame_ids
+        for i in range(n):
+            before = self.next_id
+            tail = self.build(body, scope, tail, path + (Frame("repeat", f"x{n}", fid, i, n),))
+            if i == 0:
+                per_copy = self.next_id - before
+                if self.next_id + per_copy * (n - 1) > limit + 1:
+                    raise CnnLimitError(
+                        f"this repeat makes {per_copy * n:,} layers; the limit is {limit:,}",
+                        span, help="raise the limit with --max-layers")
+        return tail
+
+    def build_name(self, expr: ast.Name, scope: Scope, tail: int, path: tuple) -> int:
+        bound = scope.find(expr.id)
+        if isinstance(bound, Thunk):
+            self.enter(expr.id, expr.span)
+            try:
+                return self.build(bound.expr, bound.scope, tail, path)
+            finally:
+                self.stack.pop()
+        if isinstance(bound, ast.Def):
+            return self.call_def(bound, expr, [], [], scope, tail, path)
+        if isinstance(bound, ast.Assign):
+            self.enter(expr.id, expr.span)
+            try:
+                return self.build(bound.value, self.globals, tail, path)
+            finally:
+                self.stack.pop()
+        if isinstance(bound, Override):
+            raise CnnArgumentError(f"expected a layer, but `{expr.id}` is the number "
+                                   f"{bound.value}", expr.span)
+        call = ast.Call(expr.span, expr.id, expr.span, (), ())
+        return self.build_call(call, scope, tail, path)
+
+    def build_call(self, call: ast.Call, scope: Scope, tail: int, path: tuple) -> int:
+        bound = scope.find(call.name)
+        if isinstance(bound, ast.Def):
+            return self.call_def(bound, call, call.args, call.kwargs, scope, tail, path)
+        if isinstance(bound, (Thunk, ast.Assign, Override)):
+            raise CnnArgumentError(f"`{call.name}` is a variable, not a block", call.name_span,
+                                   help="define a block with `def`")
+        low = call.name.lower()
+        if low in BUILTINS:
+            return self.build_builtin(low, call, scope, tail, path)
+        kind = layers.lookup(call.name)
+        if kind is None or not kind.callable:
+            raise self.unknown(call.name, call.name_span, scope, "layer")
+        args = [(self.value(a, scope, symbols=True), a.span) for a in call.args]
+        kwargs = [(k.name, self.value(k.value, scope, symbols=True), k.span, k.value.span)
+                  for k in call.kwargs]
+        try:
+            params = kind.bind(args, kwargs, call.span)
+        except CnnNameError as exc:
+            raise self.unknown(exc.undefined, exc.span, scope, "number") if hasattr(
+                exc, "undefined") else exc
+        parts = kind.macro(params) or [(kind.name, params)]
+        for part_kind, part_params in parts:
+            tail = self.add_node(part_kind, part_params, call.span, path, [tail],
+                                 alias=call.alias, written=kind.name)
+        return tail
+
+    def call_def(self, d: ast.Def, call, args, kwargs, scope: Scope, tail: int,
+                 path: tuple) -> int:
+        names = [p.name for p in d.params]
+        sig = f"{d.name}({', '.join(names)})"
+        if len(args) > len(names):
+            raise CnnArgumentError(f"{d.name} takes {len(names)} argument"
+                                   f"{'s' if len(names) != 1 else ''}; got {len(args)}",
+                                   args[len(names)].span, help=sig)
+        local: dict[str, Any] = {}
+        for p, a in zip(d.params, args):
+            local[p.name] = Thunk(a, scope)
+        for kw in kwargs:
+            if kw.name not in names:
+                hint = did_you_mean(kw.name, names)
+                raise CnnArgumentError(f"{d.name} has no parameter `{kw.name}`", kw.span,
+                                       help=(f"did you mean `{hint}`? " if hint else "") + sig)
+            if kw.name in local:
+                raise CnnArgumentError(f"{d.name}: `{kw.name}` is given twice", kw.span)
+            local[kw.name] = Thunk(kw.value, scope)
+        for p in d.params:
+            if p.name not in local:
+                if p.default is None:
+                    raise CnnArgumentError(f"{d.name} needs `{p.name}`", call.span, help=sig)
+                local[p.name] = Thunk(p.default, self.globals)
+        self.enter(d.name, call.span)
+        self.frame_ids += 1
+        try:
+            frame = Frame("block", d.name, self.frame_ids)
+            return self.build(d.body, Scope(local, self.globals), tail, path + (frame,))
+        finally:
+            self.stack.pop()
+
+    def build_builtin(self, name: str, call: ast.Call, scope: Scope, tail: int,
+                      path: tuple) -> int:
+        if name in ("identity", "id"):
+            if call.args or call.kwargs:
+                raise CnnArgumentError("identity takes no arguments", call.span)
+            return tail
+        self.frame_ids += 1
+        fid = self.frame_ids
+        if name == "residual":
+            return self.build_residual(call, scope, tail, path, fid)
+        if call.kwargs:
+            raise CnnArgumentError(f"{name} takes branches only, no keywords",
+                                   call.kwargs[0].span)
+        if len(call.args) < 2:
+            raise CnnArgumentError(f"{name} needs at least two branches", call.span,
+                                   help=f"{name}(A, B, ...), one branch per argument")
+        outs = []
+        for i, branch in enumerate(call.args):
+            frame = Frame("branch", name, fid, i, len(call.args))
+            outs.append(self.build(branch, scope, tail, path + (frame,)))
+        return self.add_node(name.upper(), {}, call.span, path, outs)
+
+    def build_residual(self, call: ast.Call, scope: Scope, tail: int, path: tuple,
+                       fid: int) -> int:
+        shortcut = None
+        for kw in call.kwargs:
+            if kw.name != "shortcut":
+                raise CnnArgumentError(f"residual has no parameter `{kw.name}`", kw.span,
+                                       help="residual(body) or residual(body, shortcut=...)")
+            shortcut = kw.value
+        if len(call.args) not in (1, 2) or (len(call.args) == 2 and shortcut is not None):
+            raise CnnArgumentError("residual takes a body and an optional shortcut", call.span,
+                                   help="residual(CONV - BN - RELU - CONV - BN)")
+        if len(call.args) == 2:
+            shortcut = call.args[1]
+        start = self.next_id
+        body = self.build(call.args[0], scope, tail, path + (Frame("branch", "residual", fid, 0,
+                                                                    2),))
+        uses_bn = any(self.graph.nodes[n]["kind"] == "BN" for n in range(start, self.next_id))
+        short = tail if shortcut is None else self.build(
+            shortcut, scope, tail, path + (Frame("branch", "residual", fid, 1, 2),))
+        if body == tail:
+            raise CnnArgumentError("the residual body has no layers", call.span)
+        return self.add_node("ADD", {}, call.span, path, [body, short], shortcut=1,
+                             project_bn=uses_bn, residual=True)
+
+    # -- the whole program -----------------------------------------------------------------
+    def run(self) -> nx.DiGraph:
+        self.collect()
+        source = self.program.source
+        if self.network is None:
+            what = "the spec is empty" if not self.program.statements else \
+                "the spec has no network expression"
+            raise CnnSyntaxError(what, source.end_span(),
+                                 help="write the layers, e.g. `CONV(6, 5) - RELU - POOL`")
+        dims = self.options.input or (self.input_stmt.dims if self.input_stmt else None)
+        self.graph.graph.update(source=source, input_dims=dims, input_span=(
+            self.input_stmt.span if self.input_stmt else None))
+        self.add_node("INPUT", {}, self.input_stmt.span if self.input_stmt else
+                      self.network.span, (), [])
+        out = self.build(self.network.expr, self.globals, 0, ())
+        if out == 0:
+            raise CnnSyntaxError("the network has no layers", self.network.span,
+                                 help="check the repeat counts and optional layers")
+        settings = {name: self.setting(name) for name in SETTINGS}
+        self.graph.graph.update(output=out, settings=settings,
+                                optional_sites=list(self.optional_sites),
+                                network_span=self.network.span)
+        return self.graph
+
+
+def expand(program: ast.Program, options: Options | None = None) -> nx.DiGraph:
+    """Expand a parsed spec into its layer graph (shapes not yet inferred)."""
+    return Expander(program, options or Options()).run()

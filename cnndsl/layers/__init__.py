@@ -1,0 +1,34 @@
+"""The layer registry: the one place that knows what each layer kind is."""
+from __future__ import annotations
+
+from . import activation, conv, dense, merge, norm, pool
+from .base import Context, LayerKind, Param, Recipe, Site, Symbol
+
+REGISTRY: dict[str, LayerKind] = {}
+_BY_NAME: dict[str, LayerKind] = {}
+
+for _module in (merge, conv, pool, dense, activation, norm):
+    for _kind in _module.KINDS:
+        REGISTRY[_kind.name] = _kind
+        for _alias in (_kind.name, *_kind.aliases):
+            assert _alias.lower() not in _BY_NAME, _alias
+            _BY_NAME[_alias.lower()] = _kind
+
+
+def lookup(name: str) -> LayerKind | None:
+    """The kind a (case-insensitive) layer name or alias denotes, if any."""
+    return _BY_NAME.get(name.lower())
+
+
+def callable_names() -> list[str]:
+    """Every name a spec may call a layer by (for 'did you mean')."""
+    return sorted({alias for kind in REGISTRY.values() if kind.callable
+                   for alias in (kind.name, *kind.aliases)})
+
+
+def get(kind: str) -> LayerKind:
+    return REGISTRY[kind]
+
+
+__all__ = ["REGISTRY", "Context", "LayerKind", "Param", "Recipe", "Site", "Symbol", "lookup",
+           "callable_names", "get"]

@@ -1,0 +1,101 @@
+"""Activation functions, and SOFTMAX, the lecture's output layer."""
+from __future__ import annotations
+
+from ..shapes import Shape
+from .base import LayerKind, Param, Recipe
+
+
+class Activation(LayerKind):
+    family = "activation"
+    torch_name = ""
+
+    def recipe(self, p, ins, out):
+        return Recipe(self.torch_name, self.torch_kwargs(p))
+
+    def torch_kwargs(self, p):
+        return {}
+
+
+class ReLU(Activation):
+    name = "RELU"
+    doc = "Rectified linear unit max(0, x)."
+    torch_name = "ReLU"
+
+    def torch_kwargs(self, p):
+        return {"inplace": True}
+
+
+class ReLU6(Activation):
+    name = "RELU6"
+    doc = "min(max(0, x), 6) (MobileNet v2)."
+    torch_name = "ReLU6"
+
+    def torch_kwargs(self, p):
+        return {"inplace": True}
+
+
+class LeakyReLU(Activation):
+    name = "LEAKYRELU"
+    aliases = ("LRELU", "LEAKY_RELU")
+    doc = "max(slope*x, x); the notes' example uses slope 0.1, PyTorch's default is 0.01."
+    torch_name = "LeakyReLU"
+    params = (Param("slope", "float", 0.01, ("alpha", "negative_slope")),)
+
+    def torch_kwargs(self, p):
+        return {"negative_slope": p["slope"]}
+
+    def label(self, p):
+        return f"LEAKYRELU {p['slope']:g}"
+
+
+class Sigmoid(Activation):
+    name = "SIGMOID"
+    doc = "1 / (1 + e^-x)."
+    torch_name = "Sigmoid"
+
+
+class Tanh(Activation):
+    name = "TANH"
+    doc = "tanh(x)."
+    torch_name = "Tanh"
+
+
+class ELU(Activation):
+    name = "ELU"
+    doc = "x for x >= 0, alpha*(e^x - 1) below."
+    torch_name = "ELU"
+    params = (Param("alpha", "float", 1.0),)
+
+    def torch_kwargs(self, p):
+        return {"alpha": p["alpha"]}
+
+
+class GELU(Activation):
+    name = "GELU"
+    doc = "Gaussian error linear unit."
+    torch_name = "GELU"
+
+
+class Softmax(LayerKind):
+    name = "SOFTMAX"
+    aliases = ("SOFT_MAX",)
+    family = "activation"
+    passive_tail = True
+    doc = ("Softmax over the flattened input. It is the lecture's output layer: when the spec "
+           "sets `classes` and the input does not already hold that many values, the "
+           "classifier FC(classes) is put in front of it (the LeNet-5 table's Softmax row, "
+           "840 parameters).")
+
+    def insertions(self, p, ins, ctx, site, attrs):
+        if ctx.classes is not None and ins[0].numel != ctx.classes:
+            return [(0, [("FC", {"units": ctx.classes, "bias": True})])]
+        return []
+
+    def infer(self, p, ins, ctx, site):
+        return Shape.vector(ins[0].numel)
+
+    def recipe(self, p, ins, out):
+        return Recipe("Softmax", {"dim": 1}, flatten=ins[0].is_volume)
+
+
+KINDS = (ReLU(), ReLU6(), LeakyReLU(), Sigmoid(), Tanh(), ELU(), GELU(), Softmax())

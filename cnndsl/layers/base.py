@@ -1,0 +1,237 @@
+"""What a layer kind is: its parameters, their types, and the hooks every kind may override."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import CnnArgumentError, CnnShapeError, Span, did_you_mean
+from ..shapes import ROUNDING_MODES, Shape
+
+REQUIRED = object()
+
+
+class Symbol(str):
+    """A bare word used as a value (`same`, `floor`, `true`)."""
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: str  # count | pair | pad | int | float | prob | bool | rounding
+    default: Any = None  # None: decided by the kind (often from the input shape)
+    aliases: tuple[str, ...] = ()
+    doc: str = ""
+
+
+@dataclass
+class Context:
+    """Spec-wide settings the shape-dependent defaults read."""
+
+    input: Shape
+    classes: int | None = None
+    width: int = 64
+    max_width: int = 512
+    fc_width: int = 4096
+    rounding: str = "strict"
+
+
+@dataclass
+class Site:
+    """Where a node sits, for defaults and messages."""
+
+    span: Span | None
+    label: str
+    is_head: bool = False  # nothing but softmax/dropout/flatten follows it
+
+
+@dataclass
+class Recipe:
+    """How a node becomes torch, as data: read alike by the in-memory and source backends."""
+
+    module: str | None  # a torch.nn class name; None for ADD/CONCAT/INPUT (tensor ops)
+    kwargs: dict = field(default_factory=dict)
+    flatten: bool = False  # flatten a volume to (N, C*H*W) before the module
+
+
+class LayerKind:
+    """One layer kind. Subclasses set the class attributes and override what differs."""
+
+    name: str = ""
+    aliases: tuple[str, ...] = ()
+    family: str = "other"  # input conv pool dense activation norm regularize reshape merge
+    params: tuple[Param, ...] = ()
+    doc: str = ""
+    callable: bool = True  # False for kinds only the expander creates (ADD, CONCAT, INPUT)
+    weighted: bool = False
+    passive_tail: bool = False  # may follow the classifier (softmax, dropout, flatten)
+    min_inputs = 1
+    max_inputs = 1
+
+    # -- binding arguments -----------------------------------------------------------
+    def bind(self, args: list[tuple[Any, Span]], kwargs: list[tuple[str, Any, Span, Span]],
+             span: Span) -> dict:
+        """Positional and keyword arguments -> {param: coerced value}; defaults left None."""
+        values: dict[str, Any] = {}
+        if len(args) > len(self.params):
+            names = ", ".join(p.name for p in self.params) or "no arguments"
+            raise CnnArgumentError(
+                f"{self.name} takes at most {len(self.params)} positional argument"
+                f"{'s' if len(self.params) != 1 else ''} ({names}); got {len(args)}",
+                args[len(self.params)][1], help=self.signature())
+        for param, (value, vspan) in zip(self.params, args):
+            values[param.name] = self.coerce(param, value, vspan)
+        by_name = {}
+        for param in self.params:
+            for key in (param.name, *param.aliases):
+                by_name[key.lower()] = param
+        for key, value, kspan, vspan in kwargs:
+            param = by_name.get(key.lower())
+            if param is None:
+                hint = did_you_mean(key, by_name)
+                raise CnnArgumentError(
+                    f"{self.name} has no parameter `{key}`", kspan,
+                    help=(f"did you mean `{hint}`? " if hint else "") + self.signature())
+            if param.name in values:
+                raise CnnArgumentError(f"{self.name}: `{param.name}` is given twice", kspan,
+                                       help=self.signature())
+            values[param.name] = self.coerce(param, value, vspan)
+        for param in self.params:
+            if param.name not in values:
+                if param.default is REQUIRED:
+                    raise CnnArgumentError(f"{self.name} needs `{param.name}`", span,
+                                           help=self.signature())
+                values[param.name] = param.default
+        self.check_bound(values, span)
+        return values
+
+    def check_bound(self, values: dict, span: Span) -> None:
+        """Cross-argument checks that need no shapes (override)."""
+
+    def signature(self) -> str:
+        parts = []
+        for p in self.params:
+            alias = f" (or {', '.join(p.aliases)})" if p.aliases else ""
+            parts.append(f"{p.name}{alias}")
+        return f"{self.name}({', '.join(parts)})" if parts else f"{self.name} takes no arguments"
+
+    def coerce(self, param: Param, value, span: Span):
+        return coerce(self.name, param, value, span)
+
+    # -- shapes and costs (override) ---------------------------------------------------
+    def resolve(self, p: dict, ins: list[Shape], ctx: Context, site: Site) -> dict:
+        """Fill the defaults that depend on the input shape or the spec's settings."""
+        return p
+
+    def insertions(self, p: dict, ins: list[Shape], ctx: Context, site: Site,
+                   attrs: dict) -> list[tuple[int, list[tuple[str, dict]]]]:
+        """Layers to insert before some inputs (a residual projection, the classifier)."""
+        return []
+
+    def infer(self, p: dict, ins: list[Shape], ctx: Context, site: Site) -> Shape:
+        return ins[0]
+
+    def window(self, p: dict, ins: list[Shape]):
+        """((kh, kw), (sh, sw), (dh, dw)) for the receptive field; None for pointwise layers."""
+        return None
+
+    def count_params(self, p: dict, ins: list[Shape], out: Shape) -> tuple[int, int]:
+        """(trainable parameters, non-trainable buffers)."""
+        return 0, 0
+
+    def count_macs(self, p: dict, ins: list[Shape], out: Shape) -> int:
+        return 0
+
+    def recipe(self, p: dict, ins: list[Shape], out: Shape) -> Recipe:
+        raise NotImplementedError(self.name)
+
+    def label(self, p: dict) -> str:
+        return self.name
+
+    def macro(self, values: dict) -> list[tuple[str, dict]] | None:
+        """Kinds that stand for several layers (SEPCONV) return them here."""
+        return None
+
+
+def volume_in(kind: str, shape: Shape, site: Site) -> Shape:
+    if not shape.is_volume:
+        raise CnnShapeError(
+            f"{kind} needs a volume HxWxC, but it receives a vector of {shape.c} values",
+            site.span, help=f"put {kind} before the first FC layer")
+    return shape
+
+
+def pair_str(pair) -> str:
+    return f"{pair[0]}x{pair[1]}"
+
+
+# -- coercion -----------------------------------------------------------------------------
+
+_BOOLS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+
+
+def _type_error(kind, param, value, span, want):
+    shown = f"`{value}`" if isinstance(value, Symbol) else repr(value) if not isinstance(
+        value, tuple) else "x".join(map(str, value))
+    raise CnnArgumentError(f"{kind}: `{param.name}` must be {want}, not {shown}", span)
+
+
+def _undefined(value, span):
+    from ..errors import CnnNameError
+
+    exc = CnnNameError(f"undefined variable `{value}`", span)
+    exc.undefined = str(value)  # the expander adds 'did you mean' from the names in scope
+    raise exc
+
+
+def _positive_int(kind, param, v, span, allow_zero=False):
+    if isinstance(v, Symbol):
+        _undefined(v, span)
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    if isinstance(v, bool) or not isinstance(v, int):
+        _type_error(kind, param, v, span, "a whole number")
+    if v < 0 or (v == 0 and not allow_zero):
+        _type_error(kind, param, v, span,
+                    "zero or more" if allow_zero else "a positive whole number")
+    return v
+
+
+def coerce(kind: str, param: Param, value, span: Span):
+    t = param.type
+    if t in ("count", "int", "nonneg"):
+        return _positive_int(kind, param, value, span, allow_zero=(t == "nonneg"))
+    if t in ("pair", "pad"):
+        if t == "pad" and isinstance(value, Symbol):
+            if value.lower() in ("same", "valid"):
+                return Symbol(value.lower())
+            _type_error(kind, param, value, span, "a number, HxW, `same` or `valid`")
+        if isinstance(value, tuple):
+            if len(value) != 2:
+                _type_error(kind, param, value, span, "a number or HxW")
+            return tuple(_positive_int(kind, param, v, span, allow_zero=(t == "pad"))
+                         for v in value)
+        v = _positive_int(kind, param, value, span, allow_zero=(t == "pad"))
+        return (v, v)
+    if t in ("float", "prob"):
+        if isinstance(value, Symbol):
+            _undefined(value, span)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            _type_error(kind, param, value, span, "a number")
+        value = float(value)
+        if not math.isfinite(value):
+            _type_error(kind, param, value, span, "a finite number")
+        if t == "prob" and not 0 <= value < 1:
+            _type_error(kind, param, value, span, "a probability in [0, 1)")
+        return value
+    if t == "bool":
+        if isinstance(value, Symbol) and value.lower() in _BOOLS:
+            return _BOOLS[value.lower()]
+        if value in (0, 1) and not isinstance(value, float):
+            return bool(value)
+        _type_error(kind, param, value, span, "true or false")
+    if t == "rounding":
+        if isinstance(value, Symbol) and value.lower() in ROUNDING_MODES:
+            return value.lower()
+        _type_error(kind, param, value, span, "strict, floor or ceil")
+    raise AssertionError(t)

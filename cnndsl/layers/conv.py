@@ -1,0 +1,177 @@
+"""Convolutions: CONV, DWCONV (depthwise) and SEPCONV (depthwise then pointwise)."""
+from __future__ import annotations
+
+import math
+
+from ..errors import CnnArgumentError, CnnShapeError
+from ..shapes import Shape, out_size
+from .base import Context, LayerKind, Param, Recipe, Site, Symbol, pair_str, volume_in
+
+
+def resolve_window(kind: str, p: dict, ins: list[Shape], ctx: Context, site: Site,
+                   *, bare_kernel: int, bare_pad_same: bool, pool: bool = False) -> dict:
+    """Kernel, stride, padding, dilation and rounding made concrete for one input volume."""
+    p = dict(p)
+    bare = p.get("kernel") is None
+    p["kernel"] = p["kernel"] or (bare_kernel, bare_kernel)
+    p["stride"] = p["stride"] or ((p["kernel"] if pool else (1, 1)))
+    p["dilation"] = p.get("dilation") or (1, 1)
+    pad = p["pad"]
+    if pad is None:
+        pad = Symbol("same") if (bare and bare_pad_same) else (0, 0)
+    if pad == "valid":
+        pad = (0, 0)
+    if pad == "same":
+        halves = [d * (k - 1) for k, d in zip(p["kernel"], p["dilation"])]
+        if any(h % 2 for h in halves):
+            raise CnnShapeError(f"{kind}: pad=same needs an odd kernel, not "
+                                f"{pair_str(p['kernel'])}", site.span,
+                                help="give the padding as a number")
+        pad = tuple(h // 2 for h in halves)
+    p["pad"] = tuple(pad)
+    p["round"] = p.get("round") or ctx.rounding
+    return p
+
+
+def window_out(kind: str, p: dict, shape: Shape, site: Site, pool: bool = False):
+    hint = "round=floor on this layer, or `rounding = floor` for the spec"
+    dims = []
+    for axis, n, k, s, pad, d in zip(("height", "width"), (shape.h, shape.w), p["kernel"],
+                                      p["stride"], p["pad"], p["dilation"]):
+        square = shape.h == shape.w and p["kernel"][0] == p["kernel"][1]
+        dims.append(out_size(n, k, s, pad, d, rounding=p["round"], what=f"{site.label}",
+                             axis="" if square else axis, span=site.span, pool=pool,
+                             round_hint=hint))
+        if square:
+            dims.append(dims[0])
+            break
+    return dims
+
+
+def conv_label(name: str, p: dict, filters: int) -> str:
+    k, s = p["kernel"], p["stride"]
+    ks = str(k[0]) + "x" + str(k[1])
+    ss = str(s[0]) if s[0] == s[1] else pair_str(s)
+    extra = ""
+    if p.get("groups", 1) > 1 and name == "CONV":
+        extra = f", g{p['groups']}"
+    if p["dilation"] != (1, 1):
+        extra += f", d{p['dilation'][0]}"
+    return f"{name} {ks}/{ss}, {filters}{extra}"
+
+
+class Conv(LayerKind):
+    name = "CONV"
+    aliases = ("CONV2D", "CONVOLUTION")
+    family = "conv"
+    weighted = True
+    doc = ("Convolution: `filters` kernels of `kernel`x`kernel`, stride `s`, zero padding `pad`. "
+           "Bare `CONV` is the lecture's common setting 3x3, stride 1, pad 1, with the filter "
+           "count doubling from `width` each time the volume was halved.")
+    params = (
+        Param("filters", "count", None, ("n", "k_out", "channels", "out")),
+        Param("kernel", "pair", None, ("f", "size", "k")),
+        Param("stride", "pair", None, ("s",)),
+        Param("pad", "pad", None, ("p", "padding")),
+        Param("dilation", "pair", None, ("d",)),
+        Param("groups", "count", 1, ("g",)),
+        Param("bias", "bool", True),
+        Param("round", "rounding", None, ("rounding",)),
+    )
+
+    def resolve(self, p, ins, ctx, site):
+        shape = volume_in(self.name, ins[0], site)
+        p = resolve_window(self.name, p, ins, ctx, site, bare_kernel=3, bare_pad_same=True)
+        if p["filters"] is None:
+            halvings = max(0, int(math.floor(math.log2(ctx.input.h / shape.h)))) \
+                if ctx.input.is_volume else 0
+            p["filters"] = min(ctx.width * 2 ** halvings, max(ctx.max_width, ctx.width))
+        if shape.c % p["groups"] or p["filters"] % p["groups"]:
+            raise CnnShapeError(
+                f"{site.label}: groups={p['groups']} must divide both the input channels "
+                f"({shape.c}) and the filters ({p['filters']})", site.span)
+        return p
+
+    def infer(self, p, ins, ctx, site):
+        h, w = window_out(self.name, p, ins[0], site)
+        return Shape.volume(h, w, p["filters"])
+
+    def window(self, p, ins):
+        return p["kernel"], p["stride"], p["dilation"]
+
+    def count_params(self, p, ins, out):
+        kh, kw = p["kernel"]
+        weights = kh * kw * (ins[0].c // p["groups"]) * p["filters"]
+        return weights + (p["filters"] if p["bias"] else 0), 0
+
+    def count_macs(self, p, ins, out):
+        kh, kw = p["kernel"]
+        return out.h * out.w * out.c * kh * kw * (ins[0].c // p["groups"])
+
+    def recipe(self, p, ins, out):
+        return Recipe("Conv2d", dict(
+            in_channels=ins[0].c, out_channels=p["filters"], kernel_size=p["kernel"],
+            stride=p["stride"], padding=p["pad"], dilation=p["dilation"], groups=p["groups"],
+            bias=p["bias"]))
+
+    def label(self, p):
+        return conv_label("CONV", p, p["filters"])
+
+
+class DepthwiseConv(Conv):
+    name = "DWCONV"
+    aliases = ("DEPTHWISE", "DEPTHWISECONV", "CONV_DW", "CONVDW")
+    doc = ("Depthwise convolution (MobileNet): one `kernel`x`kernel` filter per input channel "
+           "(groups = channels), `multiplier` filters each. Bare: 3x3, stride 1, pad 1.")
+    params = (
+        Param("kernel", "pair", None, ("f", "size", "k")),
+        Param("stride", "pair", None, ("s",)),
+        Param("pad", "pad", None, ("p", "padding")),
+        Param("multiplier", "count", 1, ("m",)),
+        Param("dilation", "pair", None, ("d",)),
+        Param("bias", "bool", True),
+        Param("round", "rounding", None, ("rounding",)),
+    )
+
+    def resolve(self, p, ins, ctx, site):
+        shape = volume_in(self.name, ins[0], site)
+        p = resolve_window(self.name, p, ins, ctx, site, bare_kernel=3, bare_pad_same=True)
+        p["groups"] = shape.c
+        p["filters"] = shape.c * p["multiplier"]
+        return p
+
+    def label(self, p):
+        return conv_label("DWCONV", p, p["filters"])
+
+
+class SeparableConv(LayerKind):
+    name = "SEPCONV"
+    aliases = ("SEPARABLECONV", "DSCONV")
+    family = "conv"
+    doc = ("Depthwise separable convolution: DWCONV(kernel, stride, pad) then a 1x1 CONV "
+           "with `filters` outputs; it expands to those two layers.")
+    params = (
+        Param("filters", "count", None, ("n", "channels", "out")),
+        Param("kernel", "pair", None, ("f", "size", "k")),
+        Param("stride", "pair", None, ("s",)),
+        Param("pad", "pad", None, ("p", "padding")),
+        Param("bias", "bool", True),
+        Param("round", "rounding", None, ("rounding",)),
+    )
+
+    def macro(self, values):
+        dw = {"kernel": values["kernel"], "stride": values["stride"], "pad": values["pad"],
+              "multiplier": 1, "dilation": None, "bias": values["bias"],
+              "round": values["round"]}
+        if values["kernel"] is not None and values["pad"] is None:
+            dw["pad"] = Symbol("same")
+        pw = {"filters": values["filters"], "kernel": (1, 1), "stride": None, "pad": None,
+              "dilation": None, "groups": 1, "bias": values["bias"], "round": None}
+        return [("DWCONV", dw), ("CONV", pw)]
+
+    def check_bound(self, values, span):
+        if values["pad"] is not None and values["kernel"] is None:
+            raise CnnArgumentError("SEPCONV: give the kernel with the padding", span)
+
+
+KINDS = (Conv(), DepthwiseConv(), SeparableConv())

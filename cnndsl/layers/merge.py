@@ -1,0 +1,90 @@
+"""The graph's joins and its entry: ADD (residual sums), CONCAT (inception) and INPUT."""
+from __future__ import annotations
+
+from ..errors import CnnShapeError
+from ..shapes import Shape
+from .base import LayerKind, Recipe
+
+
+class Input(LayerKind):
+    name = "INPUT"
+    family = "input"
+    callable = False
+    min_inputs = max_inputs = 0
+    doc = "The network's input volume (from the `input` statement or --input)."
+
+    def infer(self, p, ins, ctx, site):
+        return ctx.input
+
+    def recipe(self, p, ins, out):
+        return Recipe(None)
+
+    def label(self, p):
+        return "INPUT"
+
+
+class Add(LayerKind):
+    name = "ADD"
+    family = "merge"
+    callable = False
+    min_inputs, max_inputs = 2, None
+    doc = "Elementwise sum of branches of equal shape (`add(...)`, `residual(...)`)."
+
+    def insertions(self, p, ins, ctx, site, attrs):
+        idx = attrs.get("shortcut")
+        if idx is None or ins[0] == ins[idx]:
+            return []
+        body, short = ins[0], ins[idx]
+        if not (body.is_volume and short.is_volume):
+            return []  # infer() reports the mismatch
+        if short.h % body.h or short.w % body.w or short.h // body.h != short.w // body.w:
+            raise CnnShapeError(
+                f"residual: cannot project the shortcut {short} onto the body's {body}",
+                site.span, help="the body must keep or divide the spatial size evenly")
+        stride = short.h // body.h
+        proj = [("CONV", {"filters": body.c, "kernel": (1, 1), "stride": (stride, stride),
+                          "pad": (0, 0), "dilation": None, "groups": 1,
+                          "bias": not attrs.get("project_bn"), "round": "floor"})]
+        if attrs.get("project_bn"):
+            proj.append(("BN", {"eps": 1e-5, "momentum": 0.1}))
+        return [(idx, proj)]
+
+    def infer(self, p, ins, ctx, site):
+        first = ins[0]
+        for i, other in enumerate(ins[1:], 2):
+            if other != first:
+                raise CnnShapeError(
+                    f"add: branch {i} has shape {other} but branch 1 has {first}; "
+                    "ADD needs equal shapes", site.span,
+                    help="make the branches end in the same volume, or use concat(...)")
+        return first
+
+    def recipe(self, p, ins, out):
+        return Recipe(None)
+
+
+class Concat(LayerKind):
+    name = "CONCAT"
+    family = "merge"
+    callable = False
+    min_inputs, max_inputs = 2, None
+    doc = "Depthwise concatenation of branches with equal H and W (GoogLeNet's inception)."
+
+    def infer(self, p, ins, ctx, site):
+        first = ins[0]
+        for i, other in enumerate(ins[1:], 2):
+            if first.is_volume != other.is_volume or (
+                    first.is_volume and (first.h, first.w) != (other.h, other.w)):
+                raise CnnShapeError(
+                    f"concat: branch {i} is {other} but branch 1 is {first}; CONCAT needs "
+                    "equal height and width", site.span,
+                    help="give the branches the same stride and size-preserving padding")
+        channels = sum(s.c for s in ins)
+        return Shape.volume(first.h, first.w, channels) if first.is_volume else \
+            Shape.vector(channels)
+
+    def recipe(self, p, ins, out):
+        return Recipe(None)
+
+
+KINDS = (Input(), Add(), Concat())

@@ -1,0 +1,43 @@
+"""Normalisation: batch norm (BN) and AlexNet's local response normalisation (LRN/NORM)."""
+from __future__ import annotations
+
+from .base import LayerKind, Param, Recipe, volume_in
+
+
+class BatchNorm(LayerKind):
+    name = "BN"
+    aliases = ("BATCHNORM", "BATCH_NORM", "BATCHNORM2D")
+    family = "norm"
+    doc = ("Batch normalisation: a scale and a shift per channel (trainable) and running mean "
+           "and variance (buffers). 2d on volumes, 1d on vectors.")
+    params = (Param("eps", "float", 1e-5), Param("momentum", "float", 0.1))
+
+    def count_params(self, p, ins, out):
+        return 2 * ins[0].c, 2 * ins[0].c
+
+    def recipe(self, p, ins, out):
+        cls = "BatchNorm2d" if ins[0].is_volume else "BatchNorm1d"
+        return Recipe(cls, dict(num_features=ins[0].c, eps=p["eps"], momentum=p["momentum"]))
+
+
+class LocalResponseNorm(LayerKind):
+    name = "LRN"
+    aliases = ("NORM", "LOCALRESPONSENORM")
+    family = "norm"
+    doc = ("Local response normalisation across `size` neighbouring channels (AlexNet's NORM1 "
+           "and NORM2; the paper's k=2, n=5, alpha=1e-4, beta=0.75 are the defaults).")
+    params = (Param("size", "count", 5, ("n",)), Param("alpha", "float", 1e-4),
+              Param("beta", "float", 0.75), Param("k", "float", 2.0))
+
+    def infer(self, p, ins, ctx, site):
+        return volume_in(self.name, ins[0], site)
+
+    def recipe(self, p, ins, out):
+        return Recipe("LocalResponseNorm", dict(size=p["size"], alpha=p["alpha"],
+                                                beta=p["beta"], k=p["k"]))
+
+    def label(self, p):
+        return f"LRN {p['size']}"
+
+
+KINDS = (BatchNorm(), LocalResponseNorm())

@@ -1,0 +1,105 @@
+"""Pooling: MAXPOOL/POOL and AVGPOOL windows, global and adaptive average pooling."""
+from __future__ import annotations
+
+from ..errors import CnnShapeError
+from ..shapes import Shape
+from .base import LayerKind, Param, Recipe, pair_str, volume_in
+from .conv import resolve_window, window_out
+
+
+class MaxPool(LayerKind):
+    name = "MAXPOOL"
+    aliases = ("POOL", "MAX_POOL", "MAXPOOL2D", "SUBSAMPLE")
+    family = "pool"
+    doc = ("Max pooling over `kernel`x`kernel` windows; `stride` defaults to the kernel, "
+           "padding to 0. Bare: 2x2, stride 2 (the lecture's common setting).")
+    torch_name = "MaxPool2d"
+    params = (
+        Param("kernel", "pair", None, ("f", "size", "k")),
+        Param("stride", "pair", None, ("s",)),
+        Param("pad", "pad", None, ("p", "padding")),
+        Param("round", "rounding", None, ("rounding",)),
+    )
+
+    def resolve(self, p, ins, ctx, site):
+        volume_in(self.name, ins[0], site)
+        p = resolve_window(self.name, p, ins, ctx, site, bare_kernel=2, bare_pad_same=False,
+                           pool=True)
+        p["dilation"] = (1, 1)
+        if any(pad * 2 > k for pad, k in zip(p["pad"], p["kernel"])):
+            raise CnnShapeError(f"{site.label}: padding {pair_str(p['pad'])} is more than half "
+                                f"the {pair_str(p['kernel'])} window", site.span,
+                                help="pooling padding must be at most kernel/2 (PyTorch's rule)")
+        return p
+
+    def infer(self, p, ins, ctx, site):
+        h, w = window_out(self.name, p, ins[0], site, pool=True)
+        return Shape.volume(h, w, ins[0].c)
+
+    def window(self, p, ins):
+        return p["kernel"], p["stride"], (1, 1)
+
+    def recipe(self, p, ins, out):
+        kwargs = dict(kernel_size=p["kernel"], stride=p["stride"], padding=p["pad"],
+                      ceil_mode=p["round"] == "ceil")
+        if self.torch_name == "AvgPool2d":
+            kwargs["count_include_pad"] = True
+        return Recipe(self.torch_name, kwargs)
+
+    def label(self, p):
+        k, s = p["kernel"], p["stride"]
+        ss = str(s[0]) if s[0] == s[1] else pair_str(s)
+        return f"{self.name} {pair_str(k)}/{ss}"
+
+
+class AvgPool(MaxPool):
+    name = "AVGPOOL"
+    aliases = ("AVG_POOL", "AVGPOOL2D", "AVERAGEPOOL")
+    doc = "Average pooling, with the same arguments and defaults as MAXPOOL."
+    torch_name = "AvgPool2d"
+
+
+class GlobalAvgPool(LayerKind):
+    name = "GAP"
+    aliases = ("GLOBALAVGPOOL", "GLOBALPOOL", "GLOBAL_AVG_POOL", "GLOBALAVERAGEPOOL")
+    family = "pool"
+    doc = "Global average pooling: HxWxC -> 1x1xC (ResNet's and GoogLeNet's head)."
+
+    def infer(self, p, ins, ctx, site):
+        shape = volume_in(self.name, ins[0], site)
+        return Shape.volume(1, 1, shape.c)
+
+    def window(self, p, ins):
+        return (ins[0].h, ins[0].w), (1, 1), (1, 1)
+
+    def recipe(self, p, ins, out):
+        return Recipe("AdaptiveAvgPool2d", dict(output_size=(1, 1)))
+
+
+class AdaptiveAvgPool(LayerKind):
+    name = "ADAPTIVEAVGPOOL"
+    aliases = ("ADAPTIVEPOOL", "ADAPTIVE_AVG_POOL")
+    family = "pool"
+    doc = ("Average pooling to a fixed `size` (torchvision's AlexNet and VGG put one before "
+           "the classifier); the window is computed from the input.")
+    params = (Param("size", "pair", (1, 1), ("output", "s")),)
+
+    def infer(self, p, ins, ctx, site):
+        shape = volume_in(self.name, ins[0], site)
+        return Shape.volume(p["size"][0], p["size"][1], shape.c)
+
+    def window(self, p, ins):
+        (h, w), (oh, ow) = (ins[0].h, ins[0].w), p["size"]
+        # PyTorch's windows: start floor(i*h/oh), end ceil((i+1)*h/oh); the widest one.
+        kh = max(-(-((i + 1) * h) // oh) - (i * h) // oh for i in range(oh))
+        kw = max(-(-((i + 1) * w) // ow) - (i * w) // ow for i in range(ow))
+        return (kh, kw), (max(1, h // oh), max(1, w // ow)), (1, 1)
+
+    def recipe(self, p, ins, out):
+        return Recipe("AdaptiveAvgPool2d", dict(output_size=p["size"]))
+
+    def label(self, p):
+        return f"ADAPTIVEAVGPOOL {pair_str(p['size'])}"
+
+
+KINDS = (MaxPool(), AvgPool(), GlobalAvgPool(), AdaptiveAvgPool())

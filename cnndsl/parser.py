@@ -1,0 +1,326 @@
+"""Text -> syntax tree: the Lark LALR parser, its newline postlexer and friendly syntax errors."""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from . import ast
+from .errors import CnnLimitError, CnnSyntaxError, Source, Span
+
+MAX_NESTING = 200  # brackets deeper than this are refused before any recursion happens
+
+_OPENERS = {"_LPAR": "_RPAR", "_LSQB": "_RSQB", "_LBRACE": "_RBRACE"}
+_CLOSERS = {v: k for k, v in _OPENERS.items()}
+_TEXT = {"_LPAR": "(", "_RPAR": ")", "_LSQB": "[", "_RSQB": "]", "_LBRACE": "{", "_RBRACE": "}"}
+# A newline after one of these, or before one of these, continues the expression.
+_CONTINUE_AFTER = {"MINUS", "PLUS", "STAR", "SLASH", "_ARROW", "_COMMA", "_EQ", "_COLON", "DEF"}
+_CONTINUE_BEFORE = {"MINUS", "PLUS", "STAR", "SLASH", "_ARROW", "_COMMA", "_QMARK"}
+
+
+def _grammar_text() -> str:
+    try:  # installed: grammar/ is packaged as cnndsl.grammar
+        from importlib.resources import files
+
+        return (files("cnndsl.grammar") / "cnn.lark").read_text(encoding="utf-8")
+    except (ModuleNotFoundError, FileNotFoundError):
+        return (Path(__file__).resolve().parent.parent / "grammar" / "cnn.lark").read_text(
+            encoding="utf-8")
+
+
+class _Continuations:
+    """Drops newlines that continue an expression; checks brackets as they open and close."""
+
+    always_accept = ()
+
+    def __init__(self):
+        self.source: Source | None = None
+
+    def process(self, stream):
+        stack = []
+        prev_type = None
+        pending = None
+        for tok in stream:
+            kind = tok.type
+            if kind == "_NL":
+                if stack or prev_type in _CONTINUE_AFTER or prev_type is None:
+                    continue
+                pending = pending or tok
+                continue
+            if pending is not None:
+                if kind not in _CONTINUE_BEFORE:
+                    yield pending
+                pending = None
+            if kind in _OPENERS:
+                stack.append(tok)
+                if len(stack) > MAX_NESTING:
+                    raise CnnLimitError(
+                        f"brackets nested deeper than {MAX_NESTING} levels",
+                        Span.of(self.source, tok),
+                        help="flatten the expression, or name parts of it with `def`")
+            elif kind in _CLOSERS:
+                if not stack:
+                    raise CnnSyntaxError(f"unmatched `{tok}`: no bracket is open here",
+                                         Span.of(self.source, tok),
+                                         help="remove it, or add the opening bracket")
+                opener = stack.pop()
+                if _OPENERS[opener.type] != kind:
+                    raise CnnSyntaxError(
+                        f"`{tok}` does not close `{opener}` (opened at line {opener.line}, "
+                        f"column {opener.column})", Span.of(self.source, tok),
+                        help=f"write `{_TEXT[_OPENERS[opener.type]]}` here")
+            prev_type = kind
+            yield tok
+        if stack:
+            opener = stack[-1]
+            raise CnnSyntaxError(f"unclosed `{opener}`: the spec ends before it is closed",
+                                 Span.of(self.source, opener),
+                                 help=f"add the matching `{_TEXT[_OPENERS[opener.type]]}`")
+        if pending is not None:
+            yield pending
+
+
+@functools.lru_cache(maxsize=1)
+def _lark():
+    from lark import Lark
+
+    post = _Continuations()
+    parser = Lark(_grammar_text(), parser="lalr", lexer="basic", postlex=post,
+                  propagate_positions=True, maybe_placeholders=False, cache=False)
+    return parser, post
+
+
+def normalize(text: str) -> str:
+    """Drop a BOM and turn CRLF/CR line ends into LF, so columns count what the user sees."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def parse(text: str, name: str = "<spec>") -> ast.Program:
+    """Parse spec text into a Program; every failure is a located CnnDslError."""
+    from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
+
+    source = Source(name, normalize(text))
+    parser, post = _lark()
+    post.source = source
+    try:
+        tree = parser.parse(source.text)
+    except UnexpectedCharacters as exc:
+        raise _unexpected_character(source, exc) from None
+    except UnexpectedToken as exc:
+        raise _unexpected_token(source, exc) from None
+    except UnexpectedInput as exc:  # UnexpectedEOF and friends
+        raise CnnSyntaxError("unexpected end of input", source.end_span()) from None
+    try:
+        statements = _ToAst(source).transform(tree)
+    except VisitError as exc:
+        raise exc.orig_exc from None
+    return ast.Program(source, tuple(statements))
+
+
+_FRIENDLY = {
+    "NAME": "a name", "INT": "a number", "FLOAT": "a number", "SHAPE": "a size like 3x3",
+    "MINUS": "`-`", "PLUS": "`+`", "STAR": "`*`", "SLASH": "`/`", "_ARROW": "`->`",
+    "_COMMA": "`,`", "_EQ": "`=`", "_COLON": "`:`", "_QMARK": "`?`", "_SEMI": "`;`",
+    "_LPAR": "`(`", "_RPAR": "`)`", "_LSQB": "`[`", "_RSQB": "`]`", "_LBRACE": "`{`",
+    "_RBRACE": "`}`", "_NL": "a new line", "$END": "the end of the spec", "INPUT": "`input`",
+    "DEF": "`def`", "VGG_CONV": "a layer", "VGG_FC": "a layer", "SOFTMAX_ALIAS": "a layer",
+}
+
+
+def _expected(names) -> str:
+    words = sorted({_FRIENDLY.get(n, n) for n in names})
+    return ", ".join(words[:-1]) + (" or " if len(words) > 1 else "") + words[-1] if words else ""
+
+
+def _unexpected_character(source: Source, exc) -> CnnSyntaxError:
+    char = source.text[exc.pos_in_stream] if exc.pos_in_stream < len(source.text) else "?"
+    span = Span(source, exc.line, exc.column, exc.line, exc.column + 1)
+    if char == "\t":
+        return CnnSyntaxError("unexpected tab", span)
+    shown = repr(char)[1:-1] if not char.isprintable() else char
+    help_ = None
+    if char in "×":
+        help_ = "write sizes as 3x3"
+    elif char == "%" or char == "^":
+        help_ = "arithmetic supports + - * / and parentheses"
+    return CnnSyntaxError(f"unexpected character `{shown}`", span,
+                          help=help_ or "layers are joined with `-`; see docs/language.md")
+
+
+def _unexpected_token(source: Source, exc) -> CnnSyntaxError:
+    tok = exc.token
+    expected = set(exc.expected or ())
+    if tok.type == "$END" or tok.line in (None, -1):
+        # lark reports -1 for line/column at the end of input: point at the last character.
+        return CnnSyntaxError("unexpected end of the spec: the expression is not finished",
+                              source.end_span(), help=f"expected {_expected(expected)}")
+    span = Span.of(source, tok)
+    if tok.type == "_NL":
+        return CnnSyntaxError("unexpected end of line", span,
+                              help=f"expected {_expected(expected)}")
+    after_operand = expected & {"MINUS", "_ARROW"} and tok.type in {
+        "NAME", "INT", "FLOAT", "VGG_CONV", "VGG_FC", "SOFTMAX_ALIAS", "INPUT", "_LPAR",
+        "_LSQB", "_LBRACE"}
+    if after_operand:
+        return CnnSyntaxError(f"missing separator before `{tok}`", span,
+                              help="join layers with `-` (or `->`, `+`, `,`), e.g. `CONV - RELU`")
+    return CnnSyntaxError(f"unexpected `{tok}`", span, help=f"expected {_expected(expected)}")
+
+
+def _span(source, meta) -> Span:
+    return Span(source, meta.line, meta.column, meta.end_line, meta.end_column)
+
+
+def _make_transformer():
+    from lark import Transformer, v_args
+
+    @v_args(meta=True)
+    class ToAst(Transformer):
+        def __init__(self, source: Source):
+            super().__init__()
+            self.source = source
+
+        def _s(self, item):
+            return Span.of(self.source, item) if not hasattr(item, "empty") else _span(
+                self.source, item)
+
+        # statements
+        def start(self, meta, children):
+            return [c for c in children if c is not None]
+
+        def input_stmt(self, meta, children):
+            value = children[-1]
+            span = _span(self.source, meta)
+            if value.type == "INT":
+                dims = (int(value),)
+            else:
+                dims = _dims_of(value)
+                if len(dims) == 2:
+                    dims = dims + (1,)
+                if len(dims) != 3:
+                    raise CnnSyntaxError("the input is HxWxC (e.g. 32x32x3) or a vector size",
+                                         Span.of(self.source, value))
+            if any(d <= 0 for d in dims):
+                raise CnnSyntaxError("input sizes must be positive", Span.of(self.source, value))
+            return ast.InputStmt(span, dims)
+
+        def def_stmt(self, meta, children):
+            name = children[1]
+            params = children[2] if len(children) == 4 else ()
+            return ast.Def(_span(self.source, meta), str(name), Span.of(self.source, name),
+                           tuple(params), children[-1])
+
+        def params(self, meta, children):
+            return list(children)
+
+        def param(self, meta, children):
+            default = children[1] if len(children) > 1 else None
+            return ast.Param(_span(self.source, meta), str(children[0]), default)
+
+        def assign(self, meta, children):
+            name = children[0]
+            return ast.Assign(_span(self.source, meta), str(name), Span.of(self.source, name),
+                              children[1])
+
+        # expressions
+        def comma_seq(self, meta, children):
+            return ast.Chain(_span(self.source, meta), tuple(children),
+                             (",",) * (len(children) - 1))
+
+        def arrow_seq(self, meta, children):
+            return ast.Chain(_span(self.source, meta), tuple(children),
+                             ("->",) * (len(children) - 1))
+
+        def sum_seq(self, meta, children):
+            return ast.Chain(_span(self.source, meta), tuple(children[0::2]),
+                             tuple(str(t) for t in children[1::2]))
+
+        def product_seq(self, meta, children):
+            return ast.Product(_span(self.source, meta), tuple(children[0::2]),
+                               tuple(str(t) for t in children[1::2]))
+
+        def neg(self, meta, children):
+            return ast.Neg(_span(self.source, meta), children[1])
+
+        def optional(self, meta, children):
+            return ast.Optional(_span(self.source, meta), children[0])
+
+        def int(self, meta, children):
+            return ast.Num(_span(self.source, meta), int(children[0]))
+
+        def float(self, meta, children):
+            return ast.Num(_span(self.source, meta), float(children[0]))
+
+        def dims(self, meta, children):
+            return ast.Dims(_span(self.source, meta), _dims_of(children[0]))
+
+        def name(self, meta, children):
+            return ast.Name(_span(self.source, meta), str(children[0]))
+
+        def input_ref(self, meta, children):
+            return ast.InputRef(_span(self.source, meta))
+
+        def call(self, meta, children):
+            name = children[0]
+            args = children[1] if len(children) > 1 else []
+            pos = tuple(a for a in args if not isinstance(a, ast.Keyword))
+            kws = tuple(a for a in args if isinstance(a, ast.Keyword))
+            return ast.Call(_span(self.source, meta), str(name), Span.of(self.source, name),
+                            pos, kws)
+
+        def args(self, meta, children):
+            seen_kw = False
+            for arg in children:
+                if isinstance(arg, ast.Keyword):
+                    seen_kw = True
+                elif seen_kw:
+                    raise CnnSyntaxError("a positional argument follows a keyword argument",
+                                         arg.span, help="put positional arguments first")
+            return list(children)
+
+        def kwarg(self, meta, children):
+            return ast.Keyword(_span(self.source, meta), str(children[0]), children[1])
+
+        def paren(self, meta, children):
+            return ast.Group(_span(self.source, meta), children[0], "(")
+
+        def bracket(self, meta, children):
+            return ast.Group(_span(self.source, meta), children[0], "[")
+
+        def brace(self, meta, children):
+            return ast.Group(_span(self.source, meta), children[0], "{")
+
+        # the VGG paper's tokens
+        def vgg_conv(self, meta, children):
+            tok = children[0]
+            kernel, filters = (int(x) for x in str(tok)[4:].split("-"))
+            span = _span(self.source, meta)
+            return ast.Call(span, "CONV", span, (ast.Num(span, filters),),
+                            (ast.Keyword(span, "kernel", ast.Num(span, kernel)),
+                             ast.Keyword(span, "pad", ast.Name(span, "same"))), alias=str(tok))
+
+        def vgg_fc(self, meta, children):
+            tok = children[0]
+            span = _span(self.source, meta)
+            return ast.Call(span, "FC", span, (ast.Num(span, int(str(tok)[3:])),), (),
+                            alias=str(tok))
+
+        def softmax_alias(self, meta, children):
+            span = _span(self.source, meta)
+            return ast.Call(span, "SOFTMAX", span, (), (), alias=str(children[0]))
+
+    return ToAst
+
+
+def _dims_of(token) -> tuple[int, ...]:
+    import re
+
+    return tuple(int(x) for x in re.split(r"[ \t]*[xX×][ \t]*", str(token).strip()))
+
+
+_transformer_class = functools.lru_cache(maxsize=1)(_make_transformer)
+
+
+def _ToAst(source: Source):
+    return _transformer_class()(source)

@@ -1,0 +1,98 @@
+"""Volumes and the lecture's sizing formula W2 = (W1 - F + 2P)/S + 1, with its rounding modes."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .errors import CnnShapeError, Span
+
+ROUNDING_MODES = ("strict", "floor", "ceil")
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A volume H x W x C (as the notes write it) or a flat vector of N values."""
+
+    c: int
+    h: int | None = None
+    w: int | None = None
+
+    @classmethod
+    def volume(cls, h: int, w: int, c: int) -> "Shape":
+        return cls(c, h, w)
+
+    @classmethod
+    def vector(cls, n: int) -> "Shape":
+        return cls(n)
+
+    @property
+    def is_volume(self) -> bool:
+        return self.h is not None
+
+    @property
+    def numel(self) -> int:
+        return self.c * (self.h or 1) * (self.w or 1)
+
+    def __str__(self) -> str:
+        return f"{self.h}x{self.w}x{self.c}" if self.is_volume else str(self.c)
+
+    def as_list(self) -> list[int]:
+        """PyTorch order: [C, H, W] or [N]."""
+        return [self.c, self.h, self.w] if self.is_volume else [self.c]
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:.2f}"
+
+
+def _formula(n, k, s, p, d) -> str:
+    kk = k if d == 1 else f"{d}*({k} - 1) + 1"
+    return f"({n} - {kk} + 2*{p})/{s} + 1"
+
+
+def out_size(n: int, k: int, s: int, p: int, d: int = 1, *, rounding: str = "strict",
+             what: str = "layer", axis: str = "", span: Span | None = None,
+             pool: bool = False, round_hint: str = "") -> int:
+    """One spatial dimension after a window of size k, stride s, padding p, dilation d.
+
+    strict: the window must fit exactly (the lecture's "stride 3 doesn't fit");
+    floor: PyTorch's rule; ceil: PyTorch's ceil_mode (pooling), whose last window must start
+    inside the input or its left padding.
+    """
+    eff = d * (k - 1) + 1
+    padded = n + 2 * p
+    where = f" ({axis})" if axis else ""
+    if eff > padded:
+        raise CnnShapeError(
+            f"{what}: the {eff}x{eff} window is larger than its padded input{where}: "
+            f"{n} + 2*{p} = {padded}",
+            span, help=f"use a kernel of at most {padded}, or pad the input "
+                       f"(pad={math.ceil((eff - n) / 2)})")
+    exact = (padded - eff) / s + 1
+    if (padded - eff) % s == 0:
+        return (padded - eff) // s + 1
+    if rounding == "floor":
+        return (padded - eff) // s + 1
+    if rounding == "ceil":
+        out = -(-(padded - eff) // s) + 1
+        if pool and (out - 1) * s >= n + p:
+            out -= 1
+        return out
+    raise CnnShapeError(
+        f"{what}: a {k}x{k} window with stride {s} and pad {p} doesn't fit the {n}-wide "
+        f"input{where}: {_formula(n, k, s, p, d)} = {_fmt(exact)} is not an integer",
+        span, help=_fit_help(n, eff, s, p, pool, round_hint))
+
+
+def _fit_help(n: int, eff: int, s: int, p: int, pool: bool, round_hint: str) -> str:
+    ideas = []
+    pads = [q for q in range(0, eff) if (n + 2 * q - eff) % s == 0 and n + 2 * q >= eff]
+    if pads and (not pool or pads[0] <= eff // 2):
+        ideas.append(f"pad={pads[0]}")
+    strides = [t for t in range(1, max(s, 4) + 1) if t != s and (n + 2 * p - eff) % t == 0]
+    if strides:
+        near = sorted(strides, key=lambda t: (abs(t - s), t))[0]
+        ideas.append(f"stride {near}")
+    floor = (n + 2 * p - eff) // s + 1
+    ideas.append(f"{round_hint or 'round=floor'} (PyTorch's rule: {floor})")
+    return "use " + ", or ".join(ideas)
