@@ -1,13 +1,16 @@
-"""The `cnndsl` command line: thin subcommands over the API."""
+"""The `cnndsl` command line: thin subcommands over the API, one module each in commands/."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import re
 import sys
 
 from .errors import CnnDslError, UsageError
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Each module in cnndsl/commands/ defines register(subparsers); none imports torch at load.
+COMMANDS = ("check", "expand", "summary", "render", "compile", "zoo", "sweep", "fmt")
 
 
 def parse_define(text: str):
@@ -29,7 +32,8 @@ def parse_define(text: str):
     raise UsageError(f"-D {name}: the value must be a number or a word, not {raw!r}")
 
 
-def _spec_args(p: argparse.ArgumentParser) -> None:
+def add_spec_args(p: argparse.ArgumentParser) -> None:
+    """The arguments every spec-reading command takes."""
     p.add_argument("spec", help="a .cnn file, - for stdin, or the spec text itself")
     p.add_argument("-D", "--define", action="append", default=[], metavar="NAME=VALUE",
                    help="set a variable, overriding the spec (repeatable)")
@@ -39,35 +43,20 @@ def _spec_args(p: argparse.ArgumentParser) -> None:
                    help="refuse networks with more layers (default 200,000)")
 
 
+def defines_from_args(args) -> dict:
+    return dict(parse_define(d) for d in args.define)
+
+
 def graph_from_args(args):
+    """The checked graph for a command's spec arguments."""
     from .api import build_graph
 
-    defines = dict(parse_define(d) for d in args.define)
     if args.classes is not None and args.classes <= 0:
         raise UsageError("--classes must be positive")
+    if args.max_layers is not None and args.max_layers <= 0:
+        raise UsageError("--max-layers must be positive")
     return build_graph(args.spec, input=args.input, classes=args.classes,
-                       max_layers=args.max_layers, **defines)
-
-
-def cmd_check(args) -> int:
-    graph = graph_from_args(args)
-    t = graph.graph["totals"]
-    name = graph.graph["source"].name
-    print(f"{name}: ok: {t['layers']} layers, output {t['output']}, "
-          f"{t['params']:,} parameters")
-    return 0
-
-
-def cmd_expand(args) -> int:
-    from .api import layer_rows
-
-    graph = graph_from_args(args)
-    rows = layer_rows(graph)
-    w_name = max(len(r["name"]) for r in rows)
-    w_label = max(len(r["label"]) for r in rows)
-    for r in rows:
-        print(f"{r['name']:<{w_name}}  {r['label']:<{w_label}}  {r['shape']}")
-    return 0
+                       max_layers=args.max_layers, **defines_from_args(args))
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -77,16 +66,19 @@ def make_parser() -> argparse.ArgumentParser:
         prog="cnndsl", description="Check, analyse, draw and compile CNN architecture specs.")
     parser.add_argument("--version", action="version", version=f"cnndsl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    p = sub.add_parser("check", help="parse and shape-check a spec; one line of totals")
-    _spec_args(p)
-    p.set_defaults(func=cmd_check)
-    p = sub.add_parser("expand", help="list every layer with its output shape (H x W x C)")
-    _spec_args(p)
-    p.set_defaults(func=cmd_expand)
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f".commands.{name}", __package__)
+        except ModuleNotFoundError as exc:
+            if exc.name == f"{__package__}.commands.{name}":
+                continue  # not built yet
+            raise
+        module.register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 20_000))
     parser = make_parser()
     args = parser.parse_args(argv)
     try:

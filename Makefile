@@ -1,0 +1,15 @@
+PYTHON ?= python3
+export PYTHON
+
+.PHONY: install demo test test-long
+
+install:
+	bash scripts/install.sh
+
+# The main job: check, summarise, render and compile the example specs.
+demo: install
+	bash scripts/demo.sh
+
+# The test suite (what CI runs).
+test: install
+	$(PYTHON) -m pytest -q -p no:cacheprovider

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs everything cnndsl needs on a fresh machine: graphviz's `dot`, then the package with
+# its test dependencies. Prefers the torch/torchvision wheels that lie on this machine's disk
+# (pip takes torch==2.14.1 and torchvision==0.29.1 from there) over a multi-GB download.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+
+if ! command -v dot >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing graphviz (dot)"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null
+  else
+    echo "warning: graphviz's dot is missing; install the 'graphviz' package to render SVG/PNG" >&2
+  fi
+fi
+
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
+if ! "$PY" -c "import torch, torchvision" >/dev/null 2>&1; then
+  echo "== installing torch and torchvision"
+  "$PY" -m pip install -q "torch==2.14.1" "torchvision==0.29.1" \
+    || "$PY" -m pip install -q torch torchvision
+fi
+echo "== installing cnndsl"
+"$PY" -m pip install -q -e ".[test]"
