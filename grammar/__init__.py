@@ -1,0 +1,1 @@
+"""The grammar file (installed as the package cnndsl.grammar)."""

@@ -1,0 +1,1 @@
+"""The bundled specs (installed as the package cnndsl.zoo)."""
