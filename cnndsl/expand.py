@@ -389,9 +389,11 @@ class Expander:
             raise self.unknown(exc.undefined, exc.span, scope, "number") if hasattr(
                 exc, "undefined") else exc
         parts = kind.macro(params) or [(kind.name, params)]
+        written = call.alias or call.name.upper()
         for part_kind, part_params in parts:
             tail = self.add_node(part_kind, part_params, call.span, path, [tail],
-                                 alias=call.alias, written=kind.name)
+                                 alias=call.alias, written=written if len(parts) == 1 else
+                                 f"{written}.{part_kind}")
         return tail
 
     def call_def(self, d: ast.Def, call, args, kwargs, scope: Scope, tail: int,
