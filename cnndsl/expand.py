@@ -83,7 +83,7 @@ class Expander:
         self.graph = nx.DiGraph()
         self.next_id = 0
         self.frame_ids = 0
-        self.stack: list[str] = []  # defs and variables being evaluated (recursion check)
+        self.stack: list[tuple[int, str]] = []  # bindings being evaluated (recursion check)
         self.globals = Scope({})
         self.var_cache: dict[str, Any] = {}
         self.optional_sites: list[tuple[int, int]] = []
@@ -145,14 +145,18 @@ class Expander:
             help=(f"did you mean `{hint}`? " if hint else "") +
             f"define it with `{name} = ...` in the spec or pass -D {name}=...")
 
-    def enter(self, name: str, span: Span) -> None:
-        if name in self.stack:
-            chain = " -> ".join(self.stack[self.stack.index(name):] + [name])
+    def enter(self, name: str, span: Span, binding) -> None:
+        """Push a definition being evaluated; seeing the same binding again is recursion."""
+        keys = [key for key, _ in self.stack]
+        if id(binding) in keys:
+            names = [n for _, n in self.stack[keys.index(id(binding)):]]
+            chain = " -> ".join(names + [name])
             raise CnnLimitError(f"`{name}` refers to itself ({chain})", span,
                                 help="definitions cannot be recursive: unroll it with `*N`")
         if len(self.stack) >= MAX_DEPTH:
-            raise CnnLimitError(f"definitions nested deeper than {MAX_DEPTH} levels", span)
-        self.stack.append(name)
+            raise CnnLimitError(f"definitions nested deeper than {MAX_DEPTH} levels", span,
+                                help="flatten the definitions")
+        self.stack.append((id(binding), name))
 
     # -- value mode: numbers and symbols ---------------------------------------------------
     def is_number(self, expr: ast.Expr, scope: Scope, depth: int = 0) -> bool:
@@ -237,7 +241,7 @@ class Expander:
     def name_value(self, expr: ast.Name, scope: Scope, symbols: bool):
         bound = scope.find(expr.id)
         if isinstance(bound, Thunk):
-            self.enter(expr.id, expr.span)
+            self.enter(expr.id, expr.span, bound)
             try:
                 return self.value(bound.expr, bound.scope, symbols)
             finally:
@@ -246,7 +250,7 @@ class Expander:
             return bound.value
         if isinstance(bound, ast.Assign):
             if expr.id not in self.var_cache:
-                self.enter(expr.id, expr.span)
+                self.enter(expr.id, expr.span, bound)
                 try:
                     self.var_cache[expr.id] = self.value(bound.value, self.globals, True)
                 finally:
@@ -348,7 +352,7 @@ class Expander:
     def build_name(self, expr: ast.Name, scope: Scope, tail: int, path: tuple) -> int:
         bound = scope.find(expr.id)
         if isinstance(bound, Thunk):
-            self.enter(expr.id, expr.span)
+            self.enter(expr.id, expr.span, bound)
             try:
                 return self.build(bound.expr, bound.scope, tail, path)
             finally:
@@ -356,7 +360,7 @@ class Expander:
         if isinstance(bound, ast.Def):
             return self.call_def(bound, expr, [], [], scope, tail, path)
         if isinstance(bound, ast.Assign):
-            self.enter(expr.id, expr.span)
+            self.enter(expr.id, expr.span, bound)
             try:
                 return self.build(bound.value, self.globals, tail, path)
             finally:
@@ -420,7 +424,7 @@ class Expander:
                 if p.default is None:
                     raise CnnArgumentError(f"{d.name} needs `{p.name}`", call.span, help=sig)
                 local[p.name] = Thunk(p.default, self.globals)
-        self.enter(d.name, call.span)
+        self.enter(d.name, call.span, d)
         self.frame_ids += 1
         try:
             frame = Frame("block", d.name, self.frame_ids)

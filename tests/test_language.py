@@ -1,0 +1,339 @@
+"""The language: the lecture patterns, aliases, variables, blocks, repeats and branches."""
+from __future__ import annotations
+
+import networkx as nx
+import pytest
+
+import cnndsl
+from cnndsl.errors import CnnDslError, CnnNameError, CnnShapeError
+
+from conftest import build, layers_of, shapes_of
+
+PATTERNS = [
+    "[(CONV-RELU)*N-POOL]*M-(FC-RELU)*K-SOFTMAX",
+    "{ (CONV+RELU) * N + POOL } * M + {FC+RELU} * K + SOFTMAX",
+    "[(CONV-RELU)*N-POOL]*M-(FC-RELU)*K,SOFTMAX",
+    "INPUT -> [[CONV -> RELU]*N -> POOL?]*M -> [FC -> RELU]*K -> FC",
+    "[CONV-POOL-CONV-POOL-CONV-FC]",
+]
+
+
+def signature(graph):
+    """What makes two graphs the same network: kinds, resolved params, shapes, data flow."""
+    order = list(nx.lexicographical_topological_sort(graph))
+    index = {v: i for i, v in enumerate(order)}
+    nodes = [(graph.nodes[v]["kind"], graph.nodes[v]["params"], str(graph.nodes[v]["shape"]))
+             for v in order]
+    edges = sorted((index[u], index[v], d["index"]) for u, v, d in graph.edges(data=True))
+    return nodes, edges
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+@pytest.mark.parametrize("n, m, k", [(1, 1, 0), (2, 3, 1), (3, 2, 2)])
+def test_lecture_patterns_check_with_cli_style_options(pattern, n, m, k):
+    graph = build(pattern, input="32x32x3", classes=10, N=n, M=m, K=k)
+    out = graph.nodes[graph.graph["output"]]
+    assert str(out["shape"]) == "10"
+    kinds = [d["kind"] for d in layers_of(graph)]
+    if "*N" in pattern:
+        assert kinds.count("MAXPOOL") == m
+        assert kinds.count("CONV") == n * m
+    # K hidden FC layers, then the classifier (inserted before SOFTMAX, or the final bare FC)
+    if "K" in pattern:
+        assert kinds.count("FC") == k + 1
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_lecture_patterns_with_statements(pattern):
+    text = f"input 32x32x3\nclasses = 10\nN = 2\nM = 2\nK = 1\n{pattern}\n"
+    assert str(build(text).graph["totals"]["output"]) == "10"
+
+
+def test_first_two_patterns_are_the_same_network():
+    a = build(PATTERNS[0], input="32x32x3", classes=10, N=2, M=3, K=2)
+    b = build(PATTERNS[1], input="32x32x3", classes=10, N=2, M=3, K=2)
+    c = build(PATTERNS[2], input="32x32x3", classes=10, N=2, M=3, K=2)
+    assert signature(a) == signature(b) == signature(c)
+
+
+def test_lecture_defaults():
+    graph = build(PATTERNS[0], input="32x32x3", classes=10, N=1, M=2, K=1)
+    rows = [(d["kind"], str(d["shape"])) for d in layers_of(graph)]
+    assert rows == [
+        ("CONV", "32x32x64"), ("RELU", "32x32x64"), ("MAXPOOL", "16x16x64"),   # F=3 S=1 P=1
+        ("CONV", "16x16x128"), ("RELU", "16x16x128"), ("MAXPOOL", "8x8x128"),  # doubled
+        ("FC", "4096"), ("RELU", "4096"),             # hidden FC: fc_width
+        ("FC", "10"), ("SOFTMAX", "10"),              # the output layer: FC(classes) + softmax
+    ]
+    classifier = layers_of(graph)[-2]
+    assert classifier.get("implicit") is True
+
+
+def test_softmax_row_is_the_lenet_output_layer():
+    # LeNet-5 table: "Softmax (10,1) 10 840" — the softmax row carries 84*10 weights.
+    graph = build("input 32x32x1\nclasses = 10\nCONV(6,5)-AVGPOOL(2)-CONV(16,5)-AVGPOOL(2)"
+                  "-FC(120)-FC(84)-SOFTMAX")
+    fc = layers_of(graph)[-2]
+    assert fc["kind"] == "FC" and fc["n_params"] == 850  # 840 weights + 10 biases
+
+
+def test_filter_doubling_caps_at_max_width():
+    graph = build("(CONV - POOL) * 6", input="256x256x3")
+    assert [d["shape"].c for d in layers_of(graph) if d["kind"] == "CONV"] == \
+        [64, 128, 256, 512, 512, 512]
+    graph = build("width = 16\nmax_width = 64\n(CONV - POOL) * 4", input="64x64x3")
+    assert [d["shape"].c for d in layers_of(graph) if d["kind"] == "CONV"] == [16, 32, 64, 64]
+
+
+def test_optional_layers_are_kept_by_default_and_can_be_dropped():
+    text = "input 32x32x3\n(CONV - POOL?) * 2 - FC(10)"
+    assert [d["kind"] for d in layers_of(build(text))].count("MAXPOOL") == 2
+    assert [d["kind"] for d in layers_of(build(text, drop_optional=True))].count("MAXPOOL") == 0
+    graph = build(text)
+    assert graph.graph["optional_sites"] == [(2, 9)]  # line 2, column of `POOL?`
+
+
+VGG16_COLUMN = """
+input 224x224x3
+# Table 1, column D, as printed (the paper omits ReLU "for brevity"; it is written here)
+conv3-64 - RELU - conv3-64 - RELU - maxpool
+  - conv3-128 - RELU - conv3-128 - RELU - maxpool
+  - conv3-256 - RELU - conv3-256 - RELU - conv3-256 - RELU - maxpool
+  - conv3-512 - RELU - conv3-512 - RELU - conv3-512 - RELU - maxpool
+  - conv3-512 - RELU - conv3-512 - RELU - conv3-512 - RELU - maxpool
+  - FC-4096 - RELU - FC-4096 - RELU - FC-1000 - soft-max
+"""
+
+VGG16_DEF = """
+input 224x224x3
+def stage(c, n) = (CONV(c, 3, pad=1) - RELU)*n - MAXPOOL(2)
+stage(64,2) - stage(128,2) - stage(256,3) - stage(512,3) - stage(512,3)
+  - (FC(4096) - RELU)*2 - FC(1000) - SOFTMAX
+"""
+
+
+def test_vgg16_column_notation_and_def_give_the_same_graph():
+    column, defined = build(VGG16_COLUMN), build(VGG16_DEF)
+    assert signature(column) == signature(defined)
+    assert column.graph["totals"]["params"] == 138_357_544  # torchvision's vgg16
+
+
+def test_vgg_conv1_token_has_no_padding():
+    graph = build("input 28x28x256\nconv1-256 - conv3-256")
+    assert [str(d["shape"]) for d in layers_of(graph)] == ["28x28x256", "28x28x256"]
+    assert layers_of(graph)[0]["params"]["pad"] == (0, 0)
+
+
+def test_names_are_case_insensitive_and_aliases_work():
+    a = build("input 32x32x3\nconv(8, 3) - relu - maxpool(2) - fc(10) - softmax")
+    b = build("input 32x32x3\nCONV(8, 3) - ReLU - POOL(2) - Linear(10) - SOFTMAX")
+    assert signature(a) == signature(b)
+
+
+def test_separators_all_mean_then():
+    forms = ["CONV(8,3) - RELU - FC(10)", "CONV(8,3) -> RELU -> FC(10)",
+             "CONV(8,3) + RELU + FC(10)", "CONV(8,3), RELU, FC(10)", "CONV(8,3) → RELU → FC(10)"]
+    sigs = [signature(build(f, input="8x8x3")) for f in forms]
+    assert all(s == sigs[0] for s in sigs)
+
+
+def test_variables_arithmetic_and_overrides():
+    text = "input 32x32x3\nc = 16\nn = 2\nCONV(c*2, 3, pad=(3-1)/2) * (n+1) - FC(c/2 + 2)"
+    graph = build(text)
+    convs = [d for d in layers_of(graph) if d["kind"] == "CONV"]
+    assert len(convs) == 3 and convs[0]["shape"].c == 32
+    assert graph.graph["totals"]["output"].c == 10
+    graph = build(text, c=8, n=0)  # -D overrides the spec's values
+    assert graph.graph["totals"]["output"].c == 6
+    assert [d["shape"].c for d in layers_of(graph) if d["kind"] == "CONV"] == [16]
+
+
+def test_undefined_variable_has_did_you_mean():
+    with pytest.raises(CnnNameError) as info:
+        build("input 8x8x3\nwidth_c = 4\nCONV(widht_c, 3)")
+    assert "undefined variable `widht_c`" in info.value.message
+    assert "did you mean `width_c`?" in info.value.help
+
+
+def test_unknown_layer_has_did_you_mean():
+    with pytest.raises(CnnNameError) as info:
+        build("input 8x8x3\nCONV - RELUU")
+    assert "unknown layer or block `RELUU`" in info.value.message
+    assert "did you mean `RELU`?" in info.value.help
+
+
+def test_defs_nest_take_defaults_and_keywords():
+    text = """
+    input 56x56x64
+    def conv_bn(c, k=3, s=1) = CONV(c, k, s=s, pad=same, bias=false) - BN - RELU
+    def pair(c) = conv_bn(c) - conv_bn(c, k=1)
+    def down(c) = conv_bn(c, s=2, k=3)
+    pair(64) - down(128) - pair(c=128)
+    """
+    graph = build(text, rounding="floor")
+    convs = [d for d in layers_of(graph) if d["kind"] == "CONV"]
+    assert [str(d["shape"]) for d in convs] == ["56x56x64", "56x56x64", "28x28x128",
+                                                "28x28x128", "28x28x128"]
+    assert [d["params"]["kernel"] for d in convs] == [(3, 3), (1, 1), (3, 3), (3, 3), (1, 1)]
+    blocks = [[f.name for f in d["path"] if f.kind == "block"] for d in convs]
+    assert blocks[0] == ["pair", "conv_bn"] and blocks[2] == ["down", "conv_bn"]
+
+
+def test_block_parameters_can_be_layers():
+    graph = build("input 8x8x4\ndef twice(body) = body - body\ntwice(CONV(4, 3, pad=1) - RELU)")
+    assert [d["kind"] for d in layers_of(graph)] == ["CONV", "RELU", "CONV", "RELU"]
+
+
+def test_repeats_record_their_iteration_in_the_path():
+    graph = build("input 8x8x4\n(CONV(4, 3, pad=1) - RELU) * 3")
+    frames = [d["path"][-1] for d in layers_of(graph)]
+    assert [(f.kind, f.index, f.count) for f in frames] == [
+        ("repeat", 0, 3), ("repeat", 0, 3), ("repeat", 1, 3), ("repeat", 1, 3),
+        ("repeat", 2, 3), ("repeat", 2, 3)]
+    assert len({f.id for f in frames}) == 1
+
+
+def test_nodes_keep_their_source_span():
+    graph = build("input 8x8x3\nCONV(4, 3)\n  - RELU")
+    conv, relu = layers_of(graph)
+    assert (conv["span"].line, conv["span"].column) == (2, 1)
+    assert (relu["span"].line, relu["span"].column) == (3, 5)
+
+
+RESNET_STAGE = """
+input 56x56x64
+def basic(c, s=1) = residual(CONV(c, 3, s=s, pad=1, bias=false) - BN - RELU
+                              - CONV(c, 3, pad=1, bias=false) - BN) - RELU
+basic(64) - basic(64) - basic(128, 2) - basic(128)
+"""
+
+
+def test_resnet_stage_with_identity_and_projection_shortcuts():
+    graph = build(RESNET_STAGE, rounding="floor")
+    adds = [v for v in graph if graph.nodes[v]["kind"] == "ADD"]
+    assert len(adds) == 4
+    assert str(graph.graph["totals"]["output"]) == "28x28x128"
+    # the downsampling block gets torchvision's projection: 1x1 conv, stride 2, no bias, BN
+    implicit = [graph.nodes[v] for v in graph if graph.nodes[v].get("implicit")]
+    assert [(d["kind"], str(d["shape"])) for d in implicit] == [("CONV", "28x28x128"),
+                                                                ("BN", "28x28x128")]
+    assert implicit[0]["params"]["stride"] == (2, 2) and not implicit[0]["params"]["bias"]
+    assert implicit[0]["n_params"] == 64 * 128
+    # each ADD joins two real branches
+    assert all(graph.in_degree(v) == 2 for v in adds)
+
+
+def test_resnet18_parameter_count_equals_torchvision():
+    text = RESNET_STAGE.replace("input 56x56x64", "input 224x224x3").replace(
+        "basic(64) - basic(64) - basic(128, 2) - basic(128)",
+        "CONV(64, 7, s=2, pad=3, bias=false) - BN - RELU - MAXPOOL(3, 2, pad=1)"
+        " - basic(64)*2 - basic(128, 2) - basic(128) - basic(256, 2) - basic(256)"
+        " - basic(512, 2) - basic(512) - GAP - FC(1000)")
+    assert build(text, rounding="floor").graph["totals"]["params"] == 11_689_512
+
+
+INCEPTION_3A = """
+input 28x28x192
+def inception(c1, c3r, c3, c5r, c5, pp) = concat(
+    CONV(c1, 1) - RELU,
+    CONV(c3r, 1) - RELU - CONV(c3, 3, pad=1) - RELU,
+    CONV(c5r, 1) - RELU - CONV(c5, 5, pad=2) - RELU,
+    MAXPOOL(3, 1, pad=1) - CONV(pp, 1) - RELU)
+inception(64, 96, 128, 16, 32, 32)
+"""
+
+
+def test_inception_module_concatenates_depthwise():
+    # GoogLeNet table: inception (3a) output 28x28x256 (64 + 128 + 32 + 32).
+    graph = build(INCEPTION_3A)
+    assert str(graph.graph["totals"]["output"]) == "28x28x256"
+    concat = graph.graph["output"]
+    assert graph.nodes[concat]["kind"] == "CONCAT" and graph.in_degree(concat) == 4
+
+
+def test_mismatched_concat_is_a_located_error():
+    with pytest.raises(CnnShapeError) as info:
+        build("input 28x28x16\nconcat(CONV(8, 1), CONV(8, 3, s=2, pad=1, round=floor))")
+    assert "CONCAT needs equal height and width" in info.value.message
+    assert (info.value.span.line, info.value.span.column) == (2, 1)
+
+
+def test_mismatched_add_is_a_located_error():
+    with pytest.raises(CnnShapeError) as info:
+        build("input 28x28x16\n  add(CONV(8, 1), CONV(16, 1))")
+    assert "ADD needs equal shapes" in info.value.message
+    assert (info.value.span.line, info.value.span.column) == (2, 3)
+
+
+def test_explicit_shortcut_and_add_branches():
+    graph = build("input 8x8x4\nresidual(CONV(8, 3, pad=1), CONV(8, 1))")
+    assert not any(d.get("implicit") for _, d in graph.nodes(data=True))
+    graph = build("input 8x8x4\nadd(CONV(4, 3, pad=1), identity) - RELU")
+    assert [d["kind"] for d in layers_of(graph)] == ["CONV", "ADD", "RELU"]
+
+
+def test_the_ir_is_a_dag_and_a_chain_has_one_path():
+    graph = build("input 8x8x3\nCONV(4,3) - RELU - FC(2)")
+    assert nx.is_directed_acyclic_graph(graph)
+    assert [graph.in_degree(v) for v in graph] == [0, 1, 1, 1]
+    graph = build(INCEPTION_3A)
+    assert nx.is_directed_acyclic_graph(graph)
+
+
+def test_separable_conv_expands_to_depthwise_and_pointwise():
+    graph = build("input 112x112x32\nSEPCONV(64)")
+    dw, pw = layers_of(graph)
+    assert (dw["kind"], pw["kind"]) == ("DWCONV", "CONV")
+    assert dw["n_params"] == 32 * 9 + 32 and pw["n_params"] == 32 * 64 + 64
+    assert str(pw["shape"]) == "112x112x64"
+
+
+def test_depthwise_groups_equal_channels():
+    node = layers_of(build("input 56x56x128\nDWCONV(3, s=2, pad=1, bias=false)",
+                           rounding="floor"))[0]
+    assert str(node["shape"]) == "28x28x128" and node["n_params"] == 128 * 9
+
+
+def test_grouped_conv_parameters():
+    # AlexNet's conv2 on two GPUs: 256 filters of 5x5x48 (groups=2) + biases.
+    node = layers_of(build("input 27x27x96\nCONV(256, 5, pad=2, groups=2)"))[0]
+    assert node["n_params"] == 256 * 5 * 5 * 48 + 256
+
+
+def test_dilation_and_nonsquare_kernels():
+    node = layers_of(build("input 32x32x3\nCONV(8, 3, d=2)"))[0]
+    assert str(node["shape"]) == "28x28x8" and node["rf"] == (5, 5)
+    node = layers_of(build("input 17x17x8\nCONV(8, 1x7, pad=0x3)"))[0]
+    assert str(node["shape"]) == "17x17x8"
+
+
+def test_global_average_pooling_and_batchnorm_on_vectors():
+    graph = build("input 7x7x512\nGAP - FC(100) - BN - RELU - DROPOUT(0.2) - FC(10)")
+    assert shapes_of(graph) == ["1x1x512", "100", "100", "100", "100", "10"]
+    bn = layers_of(graph)[2]
+    assert (bn["n_params"], bn["n_buffers"]) == (200, 200)
+
+
+def test_cli_options_and_statements_agree():
+    a = build("input 32x32x3\nclasses = 10\nCONV - FC")
+    b = build("CONV - FC", input="32x32x3", classes=10)
+    assert signature(a) == signature(b)
+
+
+def test_input_statement_forms():
+    for form in ("input 32x32x3", "input = 32x32x3", "input: 32 x 32 x 3", "INPUT 32x32x3"):
+        assert str(build(f"{form}\nCONV(4, 3)").graph["totals"]["output"]) == "30x30x4"
+    assert str(build("input 784\nFC(10)").graph["totals"]["output"]) == "10"
+    assert str(build("input 28x28\nCONV(4, 5)").graph["totals"]["output"]) == "24x24x4"
+
+
+def test_semicolons_and_line_continuations():
+    a = build("input 8x8x3; N = 2; (CONV(4, 3, pad=1) - RELU) * N")
+    b = build("input 8x8x3\nN = 2\n(CONV(4, 3, pad=1)\n  - RELU)\n  * N")
+    c = build("input 8x8x3\nN = 2\n(CONV(4, 3, pad=1) -\n RELU) *\n N")
+    assert signature(a) == signature(b) == signature(c)
+
+
+def test_api_errors_are_cnndsl_errors():
+    with pytest.raises(CnnDslError):
+        cnndsl.build_graph("input 8x8x3\nCONV(")
