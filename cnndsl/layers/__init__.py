@@ -1,13 +1,13 @@
 """The layer registry: the one place that knows what each layer kind is."""
 from __future__ import annotations
 
-from . import activation, conv, dense, merge, norm, pool
+from . import activation, bias, conv, dense, merge, norm, pool
 from .base import Context, LayerKind, Param, Recipe, Site, Symbol
 
 REGISTRY: dict[str, LayerKind] = {}
 _BY_NAME: dict[str, LayerKind] = {}
 
-for _module in (merge, conv, pool, dense, activation, norm):
+for _module in (merge, conv, pool, dense, activation, norm, bias):
     for _kind in _module.KINDS:
         REGISTRY[_kind.name] = _kind
         for _alias in (_kind.name, *_kind.aliases):

@@ -1,0 +1,28 @@
+"""Position-wise bias (BIAS): a learned bias per position and channel, AlphaGo's last layer."""
+from __future__ import annotations
+
+from .base import LayerKind, Recipe
+
+
+class PositionBias(LayerKind):
+    name = "BIAS"
+    aliases = ("POSITIONBIAS", "POSITION_BIAS", "POSBIAS")
+    family = "norm"
+    weighted = True
+    doc = ("Adds a learned bias tensor of the input's own shape: one bias per position and "
+           "channel (H*W*C parameters). AlphaGo's policy network ends in a 1x1 convolution "
+           "\"with a different bias for each position\": CONV(1, 1, bias=false) - BIAS.")
+
+    def count_params(self, p, ins, out):
+        return ins[0].numel, 0
+
+    def recipe(self, p, ins, out):
+        # torch.nn has no such module; backends map the name to their own small module
+        # holding nn.Parameter(torch.zeros(shape)) and returning x + bias.
+        return Recipe("PositionBias", dict(shape=tuple(ins[0].as_list())))
+
+    def label(self, p):
+        return "BIAS"
+
+
+KINDS = (PositionBias(),)
