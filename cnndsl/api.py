@@ -16,11 +16,15 @@ _DIMS = re.compile(r"^\s*(\d+)\s*(?:[x×]\s*(\d+)\s*(?:[x×]\s*(\d+))?)?\s*$", r
 
 
 def read_spec(spec: str | Path) -> tuple[str, str]:
-    """(text, name) for a spec given as a path, `-` (stdin) or the spec text itself."""
+    """(text, name) for a spec given as a path, `-` (stdin), `zoo:NAME` or the spec text."""
     if isinstance(spec, Path):
         return _read_file(spec), str(spec)
     if spec == "-":
         return sys.stdin.read(), "<stdin>"
+    if spec.startswith("zoo:") and "\n" not in spec:
+        from . import modelzoo
+
+        return modelzoo.read(spec), spec
     if "\n" not in spec and len(spec) < 4096:
         path = Path(spec)
         try:

@@ -1,0 +1,70 @@
+"""The bundled specs (the package cnndsl.zoo, from specs/): names, texts and one-line summaries."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+
+from .errors import UsageError, did_you_mean
+
+PREFIX = "zoo:"
+
+
+def _folder():
+    return resources.files("cnndsl.zoo")
+
+
+def names() -> list[str]:
+    """The bundled spec names, sorted (`resnet50` for zoo/resnet50.cnn)."""
+    return sorted(entry.name[:-4] for entry in _folder().iterdir()
+                  if entry.name.endswith(".cnn") and entry.is_file())
+
+
+def read(name: str) -> str:
+    """The text of a bundled spec; UsageError (with 'did you mean') for an unknown name."""
+    name = name.removeprefix(PREFIX).removesuffix(".cnn")
+    entry = _folder() / f"{name}.cnn"
+    if not name or "/" in name or "\\" in name or not entry.is_file():
+        hint = did_you_mean(name, names())
+        raise UsageError(f"no spec `{name}` in the zoo" +
+                         (f"; did you mean `{hint}`?" if hint else "") +
+                         " (`cnndsl zoo` lists them)")
+    return entry.read_text(encoding="utf-8")
+
+
+def description(text: str) -> str:
+    """A spec's one-line description: its first comment line."""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            return stripped.lstrip("#").strip().rstrip(":").rstrip()
+        if stripped:
+            break
+    return ""
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    description: str
+    layers: int
+    params: int
+    macs: int
+    input: str
+    output: str
+
+
+def entry(name: str) -> Entry:
+    """One bundled spec, checked, with its totals."""
+    from .api import build_graph
+
+    text = read(name)
+    graph = build_graph(text)
+    totals = graph.graph["totals"]
+    return Entry(name=name, description=description(text), layers=totals["layers"],
+                 params=totals["params"], macs=totals["macs"],
+                 input=str(graph.graph["context"].input), output=str(totals["output"]))
+
+
+def entries() -> list[Entry]:
+    """Every bundled spec, checked, in name order (a spec error propagates)."""
+    return [entry(name) for name in names()]
