@@ -1,0 +1,330 @@
+"""Architecture analysis from the checked IR: per-layer costs, totals, grouped tables, JSON, CSV."""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from . import layers
+from .passes import inputs_of
+from .shapes import Shape
+
+BYTES_PER_VALUE = 4  # float32
+FLOPS_CONVENTION = ("FLOPs = 2 x MACs; MACs count the multiply-adds of CONV and FC layers "
+                    "only, as torchvision's published GFLOPS figures do (those are MACs)")
+CONNECTIONS_CONVENTION = ("connections = neurons x (inputs per neuron + bias), as the lecture "
+                          "counts them; see docs/summary.md for each kind")
+MEMORY_CONVENTION = ("float32; the input and every layer's output held at once (what training "
+                     "keeps for the backward pass), plus the parameters and buffers")
+
+
+@dataclass
+class LayerRow:
+    """One layer's numbers, as the lecture's analysis table lists them."""
+
+    id: int
+    name: str
+    kind: str
+    label: str
+    shape: Shape
+    neurons: int
+    params: int
+    buffers: int
+    macs: int
+    connections: int
+    rf: tuple[int, int]
+    inputs: list[str]
+    path: tuple
+    implicit: bool = False
+
+
+@dataclass
+class Summary:
+    name: str
+    rows: list[LayerRow]  # data-flow order, INPUT first
+    input: Shape
+    output: Shape
+    batch: int
+    totals: dict
+
+
+@dataclass
+class Group:
+    """A block call or a repeat (whose children are its iterations) in the grouped table."""
+
+    kind: str  # "root" | "block" | "repeat" | "iteration"
+    name: str
+    count: int = 1
+    key: int = -1  # the frame id (block, repeat) or iteration index that this group is
+    children: list = field(default_factory=list)
+
+
+# -- per-layer numbers ------------------------------------------------------------------------
+
+def inputs_per_neuron(kind: str, p: dict, ins: list[Shape], out: Shape, n_params: int) -> int:
+    """How many values (weights and bias included) one output neuron is connected to."""
+    spec = layers.get(kind)
+    if kind == "INPUT":
+        return 0
+    if spec.weighted:
+        # params = out channels x (weights per neuron + bias): CONV k*k*cin/groups (+1), FC n (+1)
+        return n_params // out.c
+    if kind == "BN":
+        return 2  # one input scaled by gamma, plus the shift beta (the layer's bias)
+    if kind == "LRN":
+        return p["size"]  # the neighbouring channels it normalises over
+    if kind == "SOFTMAX":
+        return ins[0].numel  # every output depends on every input through the sum
+    if kind == "ADD":
+        return len(ins)
+    window = spec.window(p, ins)
+    if window is not None:
+        (kh, kw), _, _ = window
+        return kh * kw  # pooling: one window of one channel, no bias
+    return 1  # elementwise (activations, DROPOUT) and copies (FLATTEN, CONCAT)
+
+
+def _label(d: dict) -> str:
+    label = layers.get(d["kind"]).label(d["params"])
+    return f"{label} (inserted)" if d.get("implicit") else label
+
+
+def layer_row(graph: nx.DiGraph, v: int) -> LayerRow:
+    d = graph.nodes[v]
+    preds = inputs_of(graph, v)
+    ins = d.get("in_shapes", [])
+    shape = d["shape"]
+    neurons = shape.numel  # for INPUT: the input values, as the lecture's tables list them
+    fan_in = inputs_per_neuron(d["kind"], d["params"], ins, shape, d["n_params"])
+    return LayerRow(
+        id=v, name=d["name"], kind=d["kind"], label=_label(d),
+        shape=shape, neurons=neurons, params=d["n_params"], buffers=d["n_buffers"],
+        macs=d["macs"], connections=neurons * fan_in, rf=tuple(d["rf"]),
+        inputs=[graph.nodes[u]["name"] for u in preds], path=tuple(d.get("path", ())),
+        implicit=bool(d.get("implicit")))
+
+
+def summarize(graph: nx.DiGraph, batch: int = 1) -> Summary:
+    """Every layer's numbers and the network's totals (independent of how they are shown)."""
+    rows = [layer_row(graph, v) for v in nx.lexicographical_topological_sort(graph)]
+    ctx = graph.graph["context"]
+    out = graph.nodes[graph.graph["output"]]["shape"]
+    params = sum(r.params for r in rows)
+    buffers = sum(r.buffers for r in rows)
+    macs = sum(r.macs for r in rows)
+    activations = sum(r.neurons for r in rows)
+    memory = {
+        "activations": activations * batch * BYTES_PER_VALUE,
+        "params": (params + buffers) * BYTES_PER_VALUE,
+    }
+    memory["total"] = sum(memory.values())
+    totals = {"layers": len(rows) - 1, "params": params, "buffers": buffers, "macs": macs,
+              "flops": 2 * macs, "connections": sum(r.connections for r in rows),
+              "activations": activations, "memory_bytes": memory}
+    return Summary(graph.graph["source"].name, rows, ctx.input, out, batch, totals)
+
+
+# -- grouping ---------------------------------------------------------------------------------
+
+def group_rows(rows: list[LayerRow]) -> Group:
+    """The layers as a tree of block calls and repeats, from the frames in node paths."""
+    root = Group("root", "")
+    for row in rows:
+        node = root
+        for frame in row.path:
+            if frame.kind == "branch":
+                continue  # branches are shown in data-flow order, not as groups
+            kind = "block" if frame.kind == "block" else "repeat"
+            node = _last_group(node, kind, frame.id, frame.name, frame.count)
+            if kind == "repeat":
+                node = _last_group(node, "iteration", frame.index, f"#{frame.index + 1}", 1)
+        node.children.append(row)
+    return root
+
+
+def _last_group(parent: Group, kind: str, key: int, name: str, count: int) -> Group:
+    last = parent.children[-1] if parent.children else None
+    if isinstance(last, Group) and last.kind == kind and last.key == key:
+        return last
+    group = Group(kind, name, count, key)
+    parent.children.append(group)
+    return group
+
+
+def leaves(item) -> list[LayerRow]:
+    if isinstance(item, LayerRow):
+        return [item]
+    return [row for child in item.children for row in leaves(child)]
+
+
+def _signature(item) -> tuple:
+    return tuple((r.label, str(r.shape), r.params) for r in leaves(item))
+
+
+@dataclass
+class DisplayRow:
+    depth: int
+    name: str
+    label: str
+    rows: list[LayerRow]  # the layers whose numbers this row adds up
+    is_group: bool
+
+
+def display_rows(summary: Summary, expand: bool = False) -> list[DisplayRow]:
+    """The table's rows: every layer (expand), or block and repeat groups with one copy shown."""
+    if expand:
+        return [DisplayRow(0, r.name, r.label, [r], False) for r in summary.rows]
+    out: list[DisplayRow] = []
+    for child in group_rows(summary.rows).children:
+        _walk(child, 0, out)
+    return out
+
+
+def _walk(item, depth: int, out: list[DisplayRow]) -> None:
+    if isinstance(item, LayerRow):
+        out.append(DisplayRow(depth, item.name, item.label, [item], False))
+        return
+    rows = leaves(item)
+    if item.kind == "block":
+        out.append(DisplayRow(depth, item.name, f"block, {len(rows)} layers", rows, True))
+        for child in item.children:
+            _walk(child, depth + 1, out)
+        return
+    iterations = item.children
+    same = len({_signature(it) for it in iterations}) == 1
+    per_copy = len(leaves(iterations[0]))
+    if same:
+        label = f"{item.count} x {per_copy} layer{'s' * (per_copy != 1)}, one copy shown"
+        out.append(DisplayRow(depth, f"x{item.count}", label, rows, True))
+        for child in iterations[0].children:
+            _walk(child, depth + 1, out)
+        return
+    out.append(DisplayRow(depth, f"x{item.count}", f"repeat, {len(rows)} layers", rows, True))
+    for it in iterations:  # the copies differ (shapes change): show each one
+        out.append(DisplayRow(depth + 1, it.name, f"copy {it.name[1:]} of {item.count}",
+                              leaves(it), True))
+        for child in it.children:
+            _walk(child, depth + 2, out)
+
+
+# -- formatting -------------------------------------------------------------------------------
+
+def rf_text(rf) -> str:
+    return str(rf[0]) if rf[0] == rf[1] else f"{rf[0]}x{rf[1]}"
+
+
+def human(n: float, unit: str = "") -> str:
+    """1234567 -> '1.23 M' (decimal prefixes, as torchvision and the papers quote)."""
+    for value, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= value:
+            return f"{n / value:.2f} {prefix}{unit}"
+    return f"{n:g} {unit}".rstrip()
+
+
+COLUMNS = ("name", "layer", "output", "neurons", "params", "MACs", "connections", "RF")
+NUMERIC = {"neurons", "params", "MACs", "connections", "RF"}
+
+
+def table_cells(row: DisplayRow) -> list[str]:
+    last = row.rows[-1]
+    return [row.name, row.label, str(last.shape), f"{sum(r.neurons for r in row.rows):,}",
+            f"{sum(r.params for r in row.rows):,}", f"{sum(r.macs for r in row.rows):,}",
+            f"{sum(r.connections for r in row.rows):,}", rf_text(last.rf)]
+
+
+def totals_lines(s: Summary) -> list[str]:
+    t, mem = s.totals, s.totals["memory_bytes"]
+    b = f"batch {s.batch}"
+    return [
+        f"input {s.input} ({s.input.numel:,} values) -> output {s.output}; {t['layers']:,} layers",
+        f"parameters: {t['params']:,} trainable ({human(t['params'])}); "
+        f"{t['buffers']:,} buffers (BN running mean and variance, not trained)",
+        f"MACs: {t['macs']:,} ({human(t['macs'])}); FLOPs: {t['flops']:,} ({human(t['flops'])})",
+        "  (FLOPs = 2 x MACs; MACs count CONV and FC multiply-adds, as torchvision's GFLOPS do)",
+        f"connections: {t['connections']:,}; activations: {t['activations']:,} values per image "
+        "(input included)",
+        f"memory estimate ({b}, float32, all activations kept): activations "
+        f"{human(mem['activations'], 'B')} + parameters and buffers {human(mem['params'], 'B')}"
+        f" = {human(mem['total'], 'B')} ({mem['total']:,} bytes)",
+    ]
+
+
+def format_table(s: Summary, expand: bool = False) -> str:
+    rows = display_rows(s, expand)
+    cells = [list(COLUMNS)] + [table_cells(r) for r in rows]
+    for r, line in zip(rows, cells[1:]):
+        line[0] = "  " * r.depth + line[0]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
+
+    def fmt(line):
+        return "  ".join(c.rjust(w) if COLUMNS[i] in NUMERIC else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(line, widths))).rstrip()
+
+    rule = "-" * len(fmt(cells[0]))
+    body = [fmt(cells[0]), rule, *(fmt(line) for line in cells[1:]), rule]
+    return "\n".join(body + totals_lines(s)) + "\n"
+
+
+def format_markdown(s: Summary, expand: bool = False) -> str:
+    rows = display_rows(s, expand)
+    align = ["---:" if c in NUMERIC else ":---" for c in COLUMNS]
+    lines = [f"**{s.name}**", "", "| " + " | ".join(COLUMNS) + " |",
+             "|" + "|".join(align) + "|"]
+    for r in rows:
+        cells = table_cells(r)
+        name = f"**{cells[0]}**" if r.is_group else f"`{cells[0]}`"
+        cells[0] = "&emsp;" * r.depth + name
+        cells[1] = cells[1].replace("|", "\\|")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.extend(f"- {line.strip()}" for line in totals_lines(s))
+    return "\n".join(lines) + "\n"
+
+
+def to_json(s: Summary) -> dict:
+    """The documented JSON schema (docs/summary.md); exact integers, every layer."""
+    return {
+        "spec": s.name,
+        "input": s.input.as_list(),
+        "output": s.output.as_list(),
+        "batch": s.batch,
+        "total_layers": s.totals["layers"],
+        "total_params": s.totals["params"],
+        "total_buffers": s.totals["buffers"],
+        "total_macs": s.totals["macs"],
+        "total_flops": s.totals["flops"],
+        "total_connections": s.totals["connections"],
+        "total_activations": s.totals["activations"],
+        "memory_bytes": dict(s.totals["memory_bytes"]),
+        "conventions": {"flops": FLOPS_CONVENTION, "connections": CONNECTIONS_CONVENTION,
+                        "memory": MEMORY_CONVENTION},
+        "layers": [_layer_json(r) for r in s.rows],
+    }
+
+
+def _layer_json(r: LayerRow) -> dict:
+    return {
+        "name": r.name, "kind": r.kind, "label": r.label, "output_shape": r.shape.as_list(),
+        "neurons": r.neurons, "params": r.params, "buffers": r.buffers, "macs": r.macs,
+        "connections": r.connections, "receptive_field": list(r.rf), "inputs": r.inputs,
+        "implicit": r.implicit,
+        "path": [{"kind": f.kind, "name": f.name, "id": f.id, "index": f.index, "count": f.count}
+                 for f in r.path],
+    }
+
+
+CSV_COLUMNS = ("name", "kind", "label", "output_shape", "neurons", "params", "buffers", "macs",
+               "connections", "receptive_field", "inputs")
+
+
+def to_csv(s: Summary) -> str:
+    """One line per layer, exact integers; shapes as HxWxC and receptive fields as HxW."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for r in s.rows:
+        writer.writerow([r.name, r.kind, r.label, str(r.shape), r.neurons, r.params, r.buffers,
+                         r.macs, r.connections, f"{r.rf[0]}x{r.rf[1]}", " ".join(r.inputs)])
+    return buf.getvalue()
