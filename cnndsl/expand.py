@@ -485,7 +485,8 @@ class Expander:
         if self.network is None:
             what = "the spec is empty" if not self.program.statements else \
                 "the spec has no network expression"
-            raise CnnSyntaxError(what, source.end_span(),
+            where = source.end_span() if self.program.statements else Span(source, 1, 1, 1, 2)
+            raise CnnSyntaxError(what, where,
                                  help="write the layers, e.g. `CONV(6, 5) - RELU - POOL`")
         dims = self.options.input or (self.input_stmt.dims if self.input_stmt else None)
         self.graph.graph.update(source=source, input_dims=dims, input_span=(

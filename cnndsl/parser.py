@@ -124,11 +124,15 @@ _FRIENDLY = {
     "_COMMA": "`,`", "_EQ": "`=`", "_COLON": "`:`", "_QMARK": "`?`", "_SEMI": "`;`",
     "_LPAR": "`(`", "_RPAR": "`)`", "_LSQB": "`[`", "_RSQB": "`]`", "_LBRACE": "`{`",
     "_RBRACE": "`}`", "_NL": "a new line", "$END": "the end of the spec", "INPUT": "`input`",
-    "DEF": "`def`", "VGG_CONV": "a layer", "VGG_FC": "a layer", "SOFTMAX_ALIAS": "a layer",
+    "DEF": "`def`", "OPERAND": "a layer, a block or a number", "VGG_CONV": "a layer", "VGG_FC": "a layer", "SOFTMAX_ALIAS": "a layer",
 }
 
 
 def _expected(names) -> str:
+    names = set(names)
+    if {"NAME", "INT"} <= names:  # an operand is missing: don't list every token that starts one
+        names = (names - {"NAME", "INT", "FLOAT", "SHAPE", "INPUT", "VGG_CONV", "VGG_FC",
+                          "SOFTMAX_ALIAS", "_LSQB", "_LBRACE", "MINUS"}) | {"OPERAND"}
     words = sorted({_FRIENDLY.get(n, n) for n in names})
     return ", ".join(words[:-1]) + (" or " if len(words) > 1 else "") + words[-1] if words else ""
 

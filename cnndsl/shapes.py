@@ -78,8 +78,9 @@ def out_size(n: int, k: int, s: int, p: int, d: int = 1, *, rounding: str = "str
         if pool and (out - 1) * s >= n + p:
             out -= 1
         return out
+    article = "an" if str(k).startswith("8") or k in (11, 18) else "a"
     raise CnnShapeError(
-        f"{what}: a {k}x{k} window with stride {s} and pad {p} doesn't fit the {n}-wide "
+        f"{what}: {article} {k}x{k} window with stride {s} and pad {p} doesn't fit the {n}-wide "
         f"input{where}: {_formula(n, k, s, p, d)} = {_fmt(exact)} is not an integer",
         span, help=_fit_help(n, eff, s, p, pool, round_hint))
 
@@ -89,10 +90,10 @@ def _fit_help(n: int, eff: int, s: int, p: int, pool: bool, round_hint: str) -> 
     pads = [q for q in range(0, eff) if (n + 2 * q - eff) % s == 0 and n + 2 * q >= eff]
     if pads and (not pool or pads[0] <= eff // 2):
         ideas.append(f"pad={pads[0]}")
-    strides = [t for t in range(1, max(s, 4) + 1) if t != s and (n + 2 * p - eff) % t == 0]
+    # Only neighbouring strides: "stride 1" always fits and is never what the author meant.
+    strides = [t for t in (s - 1, s + 1) if t >= 2 and (n + 2 * p - eff) % t == 0]
     if strides:
-        near = sorted(strides, key=lambda t: (abs(t - s), t))[0]
-        ideas.append(f"stride {near}")
+        ideas.append(" or ".join(f"stride {t}" for t in strides))
     floor = (n + 2 * p - eff) // s + 1
     ideas.append(f"{round_hint or 'round=floor'} (PyTorch's rule: {floor})")
     return "use " + ", or ".join(ideas)

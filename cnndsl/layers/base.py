@@ -109,11 +109,8 @@ class LayerKind:
         """Cross-argument checks that need no shapes (override)."""
 
     def signature(self) -> str:
-        parts = []
-        for p in self.params:
-            alias = f" (or {', '.join(p.aliases)})" if p.aliases else ""
-            parts.append(f"{p.name}{alias}")
-        return f"{self.name}({', '.join(parts)})" if parts else f"{self.name} takes no arguments"
+        names = ", ".join(p.name for p in self.params)
+        return f"{self.name}({names})" if names else f"{self.name} takes no arguments"
 
     def coerce(self, param: Param, value, span: Span):
         return coerce(self.name, param, value, span)
@@ -205,7 +202,10 @@ def coerce(kind: str, param: Param, value, span: Span):
         if t == "pad" and isinstance(value, Symbol):
             if value.lower() in ("same", "valid"):
                 return Symbol(value.lower())
-            _type_error(kind, param, value, span, "a number, HxW, `same` or `valid`")
+            hint = did_you_mean(value.lower(), ("same", "valid"))
+            raise CnnArgumentError(
+                f"{kind}: `{param.name}` must be a number, HxW, `same` or `valid`, not `{value}`",
+                span, help=f"did you mean `{hint}`?" if hint else None)
         if isinstance(value, tuple):
             if len(value) != 2:
                 _type_error(kind, param, value, span, "a number or HxW")
@@ -233,5 +233,7 @@ def coerce(kind: str, param: Param, value, span: Span):
     if t == "rounding":
         if isinstance(value, Symbol) and value.lower() in ROUNDING_MODES:
             return value.lower()
-        _type_error(kind, param, value, span, "strict, floor or ceil")
+        hint = did_you_mean(str(value).lower(), ROUNDING_MODES)
+        raise CnnArgumentError(f"{kind}: `{param.name}` must be strict, floor or ceil, not "
+                               f"`{value}`", span, help=f"did you mean `{hint}`?" if hint else None)
     raise AssertionError(t)
