@@ -54,6 +54,22 @@ class Recipe:
     flatten: bool = False  # flatten a volume to (N, C*H*W) before the module
 
 
+# How each family is drawn by `cnndsl render` (graphviz node attributes, one colour per
+# family); a kind adds to its family's style with its `draw` attribute.
+DRAW_STYLES: dict[str, dict[str, str]] = {
+    "input": {"shape": "invhouse", "fillcolor": "#d5d8dc"},
+    "conv": {"shape": "box", "fillcolor": "#aed6f1"},
+    "pool": {"shape": "box", "fillcolor": "#f5b7b1"},
+    "dense": {"shape": "box", "fillcolor": "#d2b4de"},
+    "activation": {"shape": "box", "fillcolor": "#fdebd0"},
+    "norm": {"shape": "box", "fillcolor": "#abebc6"},
+    "regularize": {"shape": "box", "fillcolor": "#eaeded"},
+    "reshape": {"shape": "box", "fillcolor": "#eaeded"},
+    "merge": {"shape": "ellipse", "fillcolor": "#f9e79f"},
+    "other": {"shape": "box", "fillcolor": "#ffffff"},
+}
+
+
 class LayerKind:
     """One layer kind. Subclasses set the class attributes and override what differs."""
 
@@ -67,6 +83,7 @@ class LayerKind:
     passive_tail: bool = False  # may follow the classifier (softmax, dropout, flatten)
     min_inputs = 1
     max_inputs = 1
+    draw: dict = {}  # graphviz attributes over the family's DRAW_STYLES ("label": a glyph)
 
     # -- binding arguments -----------------------------------------------------------
     def bind(self, args: list[tuple[Any, Span]], kwargs: list[tuple[str, Any, Span, Span]],
@@ -144,6 +161,10 @@ class LayerKind:
 
     def label(self, p: dict) -> str:
         return self.name
+
+    def style(self) -> dict:
+        """How render draws this kind: its family's style with `draw` on top."""
+        return {**DRAW_STYLES.get(self.family, DRAW_STYLES["other"]), **self.draw}
 
     def macro(self, values: dict) -> list[tuple[str, dict]] | None:
         """Kinds that stand for several layers (SEPCONV) return them here."""

@@ -29,6 +29,8 @@ class Add(LayerKind):
     callable = False
     min_inputs, max_inputs = 2, None
     doc = "Elementwise sum of branches of equal shape (`add(...)`, `residual(...)`)."
+    draw = {"shape": "circle", "label": "+", "fontsize": "14", "width": "0.3",
+            "height": "0.3", "fixedsize": "true"}
 
     def insertions(self, p, ins, ctx, site, attrs):
         idx = attrs.get("shortcut")
