@@ -1,0 +1,90 @@
+"""The command line: exit statuses, spec sources, -D, and a torch-free start-up."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LENET = str(ROOT / "specs" / "lenet5.cnn")
+
+
+def cnndsl(*args, stdin=None, cwd=None):
+    return subprocess.run([sys.executable, "-m", "cnndsl", *args], input=stdin,
+                          capture_output=True, text=True, cwd=cwd or ROOT, timeout=120)
+
+
+def test_check_prints_one_line_with_layers_output_and_params():
+    r = cnndsl("check", LENET)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("\n") == 1
+    assert "12 layers" in r.stdout and "output 10" in r.stdout
+    assert "61,706 parameters" in r.stdout  # LeNet-5: 156 + 2,416 + 48,120 + 10,164 + 850
+
+
+def test_check_reads_stdin_and_spec_text():
+    text = "input 32x32x3\nCONV(10, 5, pad=2)\n"
+    r = cnndsl("check", "-", stdin=text)
+    assert r.returncode == 0 and "output 32x32x10" in r.stdout and "760 parameters" in r.stdout
+    r = cnndsl("check", text)
+    assert r.returncode == 0 and "760 parameters" in r.stdout
+
+
+def test_defines_input_and_classes_options():
+    r = cnndsl("check", "[(CONV-RELU)*N-POOL]*M-(FC-RELU)*K-SOFTMAX", "-D", "N=2", "-D", "M=3",
+               "-D", "K=1", "--input", "32x32x3", "--classes", "10")
+    assert r.returncode == 0, r.stderr
+    assert "output 10" in r.stdout
+
+
+def test_spec_error_exits_1_with_a_diagnostic_and_no_traceback():
+    r = cnndsl("check", "input 7x7x3\nCONV(10, 3, s=3)")
+    assert r.returncode == 1
+    assert r.stderr.startswith("<spec>:2:1: error: ")
+    assert "2.33 is not an integer" in r.stderr and "help:" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ["check"],
+    ["check", "missing-file.cnn"],
+    ["check", LENET, "-D", "N"],
+    ["check", LENET, "--input", "axb"],
+    ["check", LENET, "--classes", "0"],
+    ["frobnicate", LENET],
+])
+def test_usage_errors_exit_2(args):
+    r = cnndsl(*args)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+
+
+def test_expand_lists_every_layer_with_its_shape():
+    r = cnndsl("expand", LENET)
+    assert r.returncode == 0
+    lines = r.stdout.strip().split("\n")
+    assert len(lines) == 13  # the input and 12 layers
+    assert lines[1].split()[0] == "conv1" and lines[1].split()[-1] == "28x28x6"
+    assert lines[-1].split()[-1] == "10"
+
+
+def test_check_does_not_import_torch():
+    code = ("import sys\nfrom cnndsl.cli import main\n"
+            f"rc = main(['check', {LENET!r}])\n"
+            "assert rc == 0\n"
+            "heavy = [m for m in ('torch', 'graphviz', 'numpy') if m in sys.modules]\n"
+            "print('HEAVY', heavy)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "HEAVY []" in r.stdout
+
+
+def test_console_script_is_installed():
+    import shutil
+
+    exe = shutil.which("cnndsl")
+    assert exe, "the cnndsl console script is not on PATH"
+    r = subprocess.run([exe, "check", LENET], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "61,706" in r.stdout

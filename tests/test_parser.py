@@ -1,0 +1,69 @@
+"""The grammar and parser: LALR without conflicts, positions, and awkward source text."""
+from __future__ import annotations
+
+import pytest
+
+from cnndsl import ast
+from cnndsl.errors import CnnSyntaxError
+from cnndsl.parser import _grammar_text, parse
+
+from conftest import build
+
+
+def test_grammar_is_conflict_free_lalr_in_strict_mode():
+    from lark import Lark
+
+    Lark(_grammar_text(), parser="lalr", lexer="basic", strict=True)
+
+
+def test_statements_and_expression():
+    program = parse("input 32x32x3\nN = 2\ndef b(c, k=3) = CONV(c, k)\nb(8) * N")
+    kinds = [type(s) for s in program.statements]
+    assert kinds == [ast.InputStmt, ast.Assign, ast.Def, ast.Product]
+    assert program.statements[0].dims == (32, 32, 3)
+    assert [p.name for p in program.statements[2].params] == ["c", "k"]
+
+
+def test_precedence_repeat_binds_tighter_than_then():
+    expr = parse("CONV - RELU * 2 - POOL").statements[0]
+    assert isinstance(expr, ast.Chain) and len(expr.items) == 3
+    assert isinstance(expr.items[1], ast.Product)
+
+
+def test_vgg_tokens_are_single_tokens():
+    expr = parse("conv3-64 - conv1-256 - FC-4096 - soft-max").statements[0]
+    calls = expr.items
+    assert [(c.name, c.alias) for c in calls] == [("CONV", "conv3-64"), ("CONV", "conv1-256"),
+                                                  ("FC", "FC-4096"), ("SOFTMAX", "soft-max")]
+
+
+def test_crlf_bom_and_tabs_keep_columns_right():
+    text = "\ufeffinput 7x7x3\r\n\tCONV(10, 3, s=3)\r\n"
+    with pytest.raises(Exception) as info:
+        build(text)
+    err = info.value
+    assert (err.span.line, err.span.column) == (2, 2)
+    rendered = err.render().split("\n")
+    assert rendered[1] == " 2 | \tCONV(10, 3, s=3)"
+    assert rendered[2] == "   | \t^^^^^^^^^^^^^^^^"
+
+
+def test_unicode_in_comments_is_fine_and_elsewhere_is_located():
+    assert build("# größe: 32×32\ninput 8x8x3\nCONV(4, 3)")
+    with pytest.raises(CnnSyntaxError) as info:
+        build("input 8x8x3\nCONV(4, 3) - ReLÜ")
+    assert (info.value.span.line, info.value.span.column) == (2, 17)
+
+
+def test_end_of_input_is_reported_at_the_last_character_not_minus_one():
+    with pytest.raises(CnnSyntaxError) as info:
+        parse("input 8x8x3\nCONV(4, 3) -")
+    assert info.value.span.line == 2 and info.value.span.column == 13
+
+
+def test_deep_nesting_is_refused_before_recursion():
+    from cnndsl.errors import CnnLimitError
+
+    with pytest.raises(CnnLimitError) as info:
+        parse("(" * 100_000 + "CONV" + ")" * 100_000)
+    assert "nested deeper" in info.value.message

@@ -1,0 +1,36 @@
+"""The grammar ships inside the wheel: build it, install it in a venv outside the tree, check."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_wheel_installs_and_checks_outside_the_source_tree(tmp_path):
+    dist = tmp_path / "dist"
+    subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir",
+                    str(dist), str(ROOT)], check=True, capture_output=True, timeout=300)
+    wheel = next(dist.glob("cnndsl-*.whl"))
+    env_dir = tmp_path / "venv"
+    # system site-packages provide lark/networkx/torch; the wheel itself must bring the grammar
+    venv.EnvBuilder(system_site_packages=True, with_pip=True).create(env_dir)
+    py = env_dir / "bin" / "python"
+    subprocess.run([str(py), "-m", "pip", "install", "--no-deps", "--no-index", "-q",
+                    str(wheel)], check=True, capture_output=True, timeout=300)
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    (work / "net.cnn").write_text("input 32x32x3\nCONV(10, 5, pad=2) - RELU - POOL - FC(10)\n")
+    probe = ("import cnndsl, sys; print(cnndsl.__file__)")
+    where = subprocess.run([str(py), "-c", probe], cwd=work, capture_output=True, text=True,
+                           check=True).stdout.strip()
+    assert str(env_dir) in where, where  # the installed wheel, not the source checkout
+    r = subprocess.run([str(env_dir / "bin" / "cnndsl"), "check", "net.cnn"], cwd=work,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "net.cnn: ok: 4 layers, output 10" in r.stdout
+    listing = subprocess.run([str(py), "-m", "zipfile", "-l", str(wheel)], capture_output=True,
+                             text=True, check=True).stdout
+    assert "cnndsl/grammar/cnn.lark" in listing
