@@ -1,0 +1,287 @@
+"""The canonical formatter: a spec's syntax tree and comments printed in one style (docs/fmt.md)."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from . import ast, layers
+from .expand import BUILTINS
+from .parser import parse
+
+WIDTH = 88  # wrap chains whose lines would be longer than this
+CONTINUATION = 2  # indent of a statement's continuation lines (`  - POOL`)
+BRACKET = 4  # indent of exploded bracket contents, relative to the line that opens them
+_COMMENT = re.compile(r"#[^\n]*")
+
+
+@dataclass
+class Line:
+    """One output line and the range of source offsets it prints (for placing comments)."""
+
+    indent: int
+    text: str = ""
+    lo: int | None = None
+    hi: int | None = None
+    starts_statement: bool = False
+    leading: list[tuple[int, str]] = field(default_factory=list)  # (source offset, comment)
+    trailing: list[str] = field(default_factory=list)
+
+    def cover(self, lo: int, hi: int) -> None:
+        self.lo = lo if self.lo is None else min(self.lo, lo)
+        self.hi = hi if self.hi is None else max(self.hi, hi)
+
+
+def format_text(text: str, name: str = "<spec>") -> str:
+    """The canonical form of spec text; raises CnnDslError when it does not parse."""
+    return Formatter(parse(text, name)).run()
+
+
+class Formatter:
+    def __init__(self, program: ast.Program):
+        self.text = program.source.text
+        self.statements = [s.expr if isinstance(s, ast.ExprStmt) else s
+                           for s in program.statements]
+        self.line_starts = [0] + [m.end() for m in re.finditer("\n", self.text)]
+        self.defs = {s.name for s in self.statements if isinstance(s, ast.Def)}
+        self.params: frozenset[str] = frozenset()  # parameters of the def being printed
+        self.lines: list[Line] = []
+
+    # -- source positions -----------------------------------------------------------------
+    def offset(self, line: int, column: int) -> int:
+        return self.line_starts[line - 1] + column - 1
+
+    def start(self, node: ast.Node) -> int:
+        return self.offset(node.span.line, node.span.column)
+
+    def end(self, node: ast.Node) -> int:
+        return self.offset(node.span.end_line, node.span.end_column)
+
+    # -- what an expression is, syntactically --------------------------------------------
+    def is_layer(self, e: ast.Expr) -> bool:
+        """True only where `e` can never evaluate to a number (see docs/fmt.md, separators)."""
+        if isinstance(e, (ast.Call, ast.InputRef, ast.Optional)):
+            return True  # value mode rejects all three
+        if isinstance(e, ast.Group):
+            return self.is_layer(e.inner)
+        if isinstance(e, ast.Product):
+            return any(self.is_layer(item) for item in e.items)
+        if isinstance(e, ast.Chain):
+            return all(self.is_layer(item) for item in e.items)
+        if isinstance(e, ast.Name):
+            if e.id in self.params:
+                return False  # a parameter may be bound to a number
+            return bool(layers.lookup(e.id)) or e.id.lower() in BUILTINS or e.id in self.defs
+        return False
+
+    def chain_items(self, e: ast.Chain) -> tuple[list[ast.Expr], list[str]]:
+        """Items and operators; a chain of layers is flattened and joined with `-`."""
+        if not self.is_layer(e):
+            return list(e.items), list(e.ops)
+        items: list[ast.Expr] = []
+        for item in e.items:
+            items.extend(self.chain_items(item)[0] if isinstance(item, ast.Chain) else [item])
+        return items, ["-"] * (len(items) - 1)
+
+    def name_text(self, name: str) -> str:
+        upper = name.upper()
+        if name in self.params or upper in self.params or name.lower() in self.params:
+            return name  # re-casing could make it refer to (or away from) a parameter
+        if name.lower() in BUILTINS:
+            return name.lower()
+        return upper if layers.lookup(name) else name
+
+    # -- one-line text ----------------------------------------------------------------------
+    def flat(self, e) -> str:
+        if isinstance(e, ast.Num):
+            if isinstance(e.value, int):
+                return str(e.value)
+            return self.text[self.start(e):self.end(e)].strip()
+        if isinstance(e, ast.Dims):
+            return "x".join(map(str, e.values))
+        if isinstance(e, ast.Name):
+            return self.name_text(e.id)
+        if isinstance(e, ast.InputRef):
+            return "INPUT"
+        if isinstance(e, ast.Keyword):
+            return f"{e.name}={self.flat(e.value)}"
+        if isinstance(e, ast.Call):
+            if e.alias is not None:
+                return e.alias
+            args = ", ".join(self.flat(a) for a in (*e.args, *e.kwargs))
+            return f"{self.name_text(e.name)}({args})"
+        if isinstance(e, ast.Chain):
+            items, ops = self.chain_items(e)
+            return self.flat(items[0]) + "".join(
+                f" {op} {self.flat(item)}" for op, item in zip(ops, items[1:]))
+        if isinstance(e, ast.Product):
+            return self.flat(e.items[0]) + "".join(
+                f" {op} {self.flat(item)}" for op, item in zip(e.ops, e.items[1:]))
+        if isinstance(e, ast.Neg):
+            return "-" + self.flat(e.operand)
+        if isinstance(e, ast.Optional):
+            return self.flat(e.operand) + "?"
+        if isinstance(e, ast.Group):
+            return e.bracket + self.flat(e.inner) + _CLOSE[e.bracket]
+        raise TypeError(f"cannot format {type(e).__name__}")
+
+    # -- layout -------------------------------------------------------------------------------
+    @property
+    def line(self) -> Line:
+        return self.lines[-1]
+
+    def emit(self, text: str, node: ast.Node | None = None) -> None:
+        self.line.text += text
+        if node is not None:
+            self.line.cover(self.start(node), self.end(node))
+
+    def newline(self, indent: int) -> None:
+        self.lines.append(Line(indent))
+
+    def column(self) -> int:
+        return self.line.indent + len(self.line.text)
+
+    def put(self, e: ast.Expr) -> None:
+        """Print `e` from the current column, exploding brackets when it does not fit."""
+        text = self.flat(e)
+        if self.column() + len(text) <= WIDTH and not self.magic_comma(e):
+            self.emit(text, e)
+        elif isinstance(e, ast.Chain):
+            items, ops = self.chain_items(e)
+            self.put_chain(items, ops, self.line.indent)
+        elif isinstance(e, ast.Call) and e.alias is None and (e.args or e.kwargs):
+            self.put_call(e)
+        elif isinstance(e, ast.Group):
+            base = self.line.indent
+            self.emit(e.bracket, e)
+            self.newline(base + BRACKET)
+            self.put(e.inner)
+            self.newline(base)
+            self.emit(_CLOSE[e.bracket])
+            self.line.cover(self.end(e) - 1, self.end(e))
+        elif isinstance(e, ast.Product):
+            self.put(e.items[0])
+            for op, item in zip(e.ops, e.items[1:]):
+                self.emit(f" {op} ")
+                self.put(item)
+        elif isinstance(e, ast.Optional):
+            self.put(e.operand)
+            self.emit("?", e)
+        elif isinstance(e, ast.Neg):
+            self.emit("-", e)
+            self.put(e.operand)
+        else:
+            self.emit(text, e)
+
+    def put_call(self, e: ast.Call) -> None:
+        base = self.line.indent
+        self.emit(f"{self.name_text(e.name)}(")
+        self.line.cover(self.start(e), self.offset(e.name_span.end_line, e.name_span.end_column))
+        for arg in (*e.args, *e.kwargs):
+            self.newline(base + BRACKET)
+            if isinstance(arg, ast.Keyword):
+                self.emit(f"{arg.name}=", arg)
+                self.put(arg.value)
+            else:
+                self.put(arg)
+            self.emit(",")
+        self.newline(base)
+        self.emit(")")
+        self.line.cover(self.end(e) - 1, self.end(e))
+
+    def magic_comma(self, e: ast.Expr) -> bool:
+        """A call written with a comma after its last argument stays one argument per line."""
+        if not isinstance(e, ast.Call) or e.alias is not None or not (e.args or e.kwargs):
+            return False
+        last = (*e.args, *e.kwargs)[-1]
+        between = _COMMENT.sub("", self.text[self.end(last):self.end(e) - 1])
+        return between.strip() == ","
+
+    def put_chain(self, items, ops, indent: int) -> None:
+        """Items joined by their operators, breaking (to `indent`) where the source did and
+        where the next item does not fit. Only called for chains that need several lines or
+        that a statement holds, so a chain that fits is still joined onto one line."""
+        self.put(items[0])
+        for prev, op, item in zip(items, ops, items[1:]):
+            written_break = "\n" in self.text[self.end(prev):self.start(item)]
+            if written_break or self.column() + len(f" {op} {self.flat(item)}") > WIDTH:
+                self.newline(indent)
+                self.emit(f"{op} ")
+            else:
+                self.emit(f" {op} ")
+            self.put(item)
+
+    def put_value(self, e: ast.Expr) -> None:
+        if isinstance(e, ast.Chain):
+            items, ops = self.chain_items(e)
+            self.put_chain(items, ops, CONTINUATION)
+        else:
+            self.put(e)
+
+    def put_statement(self, stmt) -> None:
+        self.newline(0)
+        self.line.starts_statement = True
+        self.line.cover(self.start(stmt), self.start(stmt) + 1)
+        if isinstance(stmt, ast.InputStmt):
+            self.emit("input " + "x".join(map(str, stmt.dims)), stmt)
+        elif isinstance(stmt, ast.Assign):
+            self.emit(f"{stmt.name} = ")
+            self.put_value(stmt.value)
+        elif isinstance(stmt, ast.Def):
+            params = ", ".join(p.name if p.default is None else f"{p.name}={self.flat(p.default)}"
+                               for p in stmt.params)
+            self.emit(f"def {stmt.name}" + (f"({params})" if stmt.params else "") + " = ")
+            self.params = frozenset(p.name for p in stmt.params)
+            try:
+                self.put_value(stmt.body)
+            finally:
+                self.params = frozenset()
+        else:
+            self.put_value(stmt)
+
+    # -- comments and the whole file -----------------------------------------------------
+    def place_comments(self) -> list[tuple[int, str]]:
+        """Attach each comment to a line; return those after the last line."""
+        tail: list[tuple[int, str]] = []
+        for m in _COMMENT.finditer(self.text):
+            pos, comment = m.start(), m.group().rstrip()
+            own_line = not self.text[self.text.rfind("\n", 0, pos) + 1:pos].strip()
+            if own_line:
+                target = next((ln for ln in self.lines if ln.hi is not None and ln.hi > pos),
+                              None)
+                (target.leading if target else tail).append((pos, comment))
+            else:
+                before = [ln for ln in self.lines if ln.lo is not None and ln.lo <= pos]
+                if before:
+                    before[-1].trailing.append(comment)
+                else:  # only a `;` precedes it
+                    tail.append((pos, comment))
+        return tail
+
+    def blank_before(self, pos: int) -> bool:
+        """Whether the source has an empty line right before this position."""
+        before = self.text[:pos]
+        gap = before[len(before.rstrip()):]
+        return gap.count("\n") >= 2 and bool(before.strip())
+
+    def run(self) -> str:
+        for stmt in self.statements:
+            self.put_statement(stmt)
+        tail = self.place_comments()
+        out: list[str] = []
+        for ln in self.lines:
+            for pos, comment in ln.leading:
+                if ln.starts_statement and self.blank_before(pos) and out:
+                    out.append("")
+                out.append(" " * ln.indent + comment)
+            if ln.starts_statement and self.blank_before(ln.lo) and out and out[-1]:
+                out.append("")
+            text = " " * ln.indent + ln.text
+            out.append("  ".join([text.rstrip(), *ln.trailing]))
+        for pos, comment in tail:
+            if self.blank_before(pos) and out:
+                out.append("")
+            out.append(comment)
+        return "\n".join(out) + "\n" if out else ""
+
+
+_CLOSE = {"(": ")", "[": "]", "{": "}"}

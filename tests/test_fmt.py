@@ -1,0 +1,271 @@
+"""The formatter: canonical style, comments kept, idempotent, and the same IR before and after."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import networkx as nx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import cnndsl
+from cnndsl.errors import CnnDslError
+from cnndsl.fmt import WIDTH, format_text
+from cnndsl.parser import parse
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = sorted((ROOT / "specs").glob("*.cnn"))
+
+
+def ir_of(graph: nx.DiGraph):
+    """What a checked graph computes, without source positions: nodes in data-flow order with
+    kinds, resolved params, shapes and costs, the block/repeat structure, and the edges."""
+    order = list(nx.lexicographical_topological_sort(graph))
+    index = {v: i for i, v in enumerate(order)}
+    nodes = []
+    for v in order:
+        d = graph.nodes[v]
+        frames = tuple((f.kind, f.name, f.index, f.count) for f in d["path"])
+        nodes.append((d["kind"], d["params"], str(d["shape"]), d["n_params"], d["n_buffers"],
+                      d["macs"], d["rf"], d["name"], d.get("implicit", False),
+                      d.get("alias"), d.get("written"), frames))
+    edges = sorted((index[u], index[v], e["index"]) for u, v, e in graph.edges(data=True))
+    return nodes, edges, graph.graph["totals"], len(graph.graph["optional_sites"])
+
+
+def comments_of(text: str) -> list[str]:
+    # Trailing comments of one line may be joined into one: compare the pieces.
+    return sorted(piece.strip() for c in re.findall(r"#[^\n]*", text)
+                  for piece in c.split("#")[1:])
+
+
+def assert_same_meaning(text: str, formatted: str) -> None:
+    try:
+        before = cnndsl.build_graph(text)
+    except CnnDslError as exc:
+        with pytest.raises(type(exc)) as after:
+            cnndsl.build_graph(formatted)
+        assert after.value.message == exc.message
+        return
+    assert ir_of(cnndsl.build_graph(formatted)) == ir_of(before)
+
+
+def assert_round_trip(text: str) -> str:
+    formatted = format_text(text)
+    assert format_text(formatted) == formatted, formatted
+    parse(formatted)
+    assert_same_meaning(text, formatted)
+    assert comments_of(formatted) == comments_of(text)
+    return formatted
+
+
+# -- the canonical style ---------------------------------------------------------------------
+
+def test_spacing_case_separators_and_keywords():
+    text = "input: 32 x 32 x 3\nconv(6,5,s = 1) ->relu, maxpool( 2 )+ fc(10) → softmax\n"
+    assert format_text(text) == ("input 32x32x3\n"
+                                 "CONV(6, 5, s=1) - RELU - MAXPOOL(2) - FC(10) - SOFTMAX\n")
+
+
+def test_aliases_and_paper_tokens_stay_as_written_but_upper_case():
+    text = "input 224x224x3\nconv3-64 - relu - pool - norm - FC-4096 - soft-max\n"
+    assert format_text(text).splitlines()[1] == "conv3-64 - RELU - POOL - NORM - FC-4096 - soft-max"
+
+
+def test_arithmetic_keeps_its_operators():
+    text = "c=8\nN=c+1\ndef blk(a, b) = CONV(a+b, 3, pad=1) - RELU\ninput 8x8x3\nblk(c, N-2)*2\n"
+    assert format_text(text) == ("c = 8\nN = c + 1\n"
+                                 "def blk(a, b) = CONV(a + b, 3, pad=1) - RELU\n"
+                                 "input 8x8x3\nblk(c, N - 2) * 2\n")
+
+
+def test_plus_between_parameters_is_kept_because_they_may_be_numbers():
+    # `a + b` joins layers when blk gets layers, adds when it gets numbers: keep it.
+    text = "def blk(a, b) = a + b\ninput 8x8x3\nblk(CONV(4, 3, pad=1), RELU)\n"
+    assert "def blk(a, b) = a + b\n" in format_text(text)
+    assert_round_trip(text)
+
+
+def test_groups_brackets_repeats_and_optional_are_kept():
+    text = "input 32x32x3\n[ ( CONV(8,3,pad=1) -RELU ) *2 - POOL ] * 2 - {FC(10)}? - SOFTMAX\n"
+    assert format_text(text).splitlines()[1] == (
+        "[(CONV(8, 3, pad=1) - RELU) * 2 - POOL] * 2 - {FC(10)}? - SOFTMAX")
+
+
+def test_statements_semicolons_and_blank_lines():
+    text = "\n\nN = 2; M = 3\n\n\n\ninput 8x8x3\nCONV(4, 3, pad=1) * N\n\n"
+    assert format_text(text) == "N = 2\nM = 3\n\ninput 8x8x3\nCONV(4, 3, pad=1) * N\n"
+
+
+def test_long_chains_wrap_with_continuation_lines():
+    text = "input 32x32x3\n" + " - ".join(["CONV(64, 3, pad=1) - RELU"] * 8) + "\n"
+    lines = format_text(text).splitlines()
+    assert len(lines) > 2 and all(len(ln) <= WIDTH for ln in lines)
+    assert all(ln.startswith("  - ") for ln in lines[2:])
+    assert_round_trip(text)
+
+
+def test_written_line_breaks_of_a_chain_are_kept():
+    text = "input 32x32x3\nCONV(8, 3, pad=1) - RELU\n- POOL\n    - FC(10) - SOFTMAX\n"
+    assert format_text(text) == ("input 32x32x3\nCONV(8, 3, pad=1) - RELU\n  - POOL\n"
+                                 "  - FC(10) - SOFTMAX\n")
+
+
+def test_a_call_too_long_for_a_line_is_exploded_with_a_trailing_comma():
+    body = " - ".join(["CONV(64, 3, pad=1, bias=false) - BN"] * 3)
+    text = f"input 32x32x64\nresidual({body}) - RELU\n"
+    out = format_text(text)
+    assert out.splitlines()[1] == "residual("
+    assert out.splitlines()[-1] == ") - RELU"
+    assert all(len(ln) <= WIDTH for ln in out.splitlines())
+    assert_round_trip(text)
+
+
+def test_comments_are_kept_in_place():
+    text = ("# header\n\n# about the input\ninput 32x32x3   # CIFAR\n"
+            "CONV(8, 3, pad=1) - RELU  # stage 1\n  # then pool\n  - POOL\n# the end\n")
+    assert format_text(text) == ("# header\n\n# about the input\ninput 32x32x3  # CIFAR\n"
+                                 "CONV(8, 3, pad=1) - RELU  # stage 1\n  # then pool\n"
+                                 "  - POOL\n# the end\n")
+
+
+def test_comments_inside_a_joined_line_move_to_its_end():
+    text = "input 8x8x3\nresidual(CONV(3, 3, pad=1)  # body\n  - BN)\n"
+    assert format_text(text) == "input 8x8x3\nresidual(CONV(3, 3, pad=1) - BN)  # body\n"
+
+
+def test_parameter_names_are_never_recased():
+    text = "def f(pool) = CONV(4, 3, pad=1) - pool\ninput 8x8x3\nf(RELU)\n"
+    assert "- pool\n" in format_text(text)
+    assert_round_trip(text)
+
+
+# -- specs/ ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
+def test_every_spec_round_trips(path):
+    assert_round_trip(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
+def test_every_spec_is_formatted(path):
+    text = path.read_text(encoding="utf-8")
+    assert format_text(text) == text, f"run: cnndsl fmt {path.relative_to(ROOT)}"
+
+
+# -- random specs ----------------------------------------------------------------------------
+
+def layer_text(draw) -> str:
+    kind = draw(st.sampled_from(["conv", "relu", "bn", "pool", "vgg", "drop", "dw", "leaky"]))
+    name = lambda n: draw(st.sampled_from([n, n.lower(), n.capitalize()]))  # noqa: E731
+    if kind == "conv":
+        k = draw(st.sampled_from([1, 3, 5]))
+        pad = draw(st.sampled_from(["", ", pad=same", f", pad={k // 2}", ", pad=0"]))
+        stride = draw(st.sampled_from(["", "", ", s=2", ",s = 1"]))
+        filters = draw(st.sampled_from(["8", "C", "2*C", "C+4"]))
+        return f"{name('CONV')}({filters},{draw(st.sampled_from(['', ' ']))}{k}{stride}{pad})"
+    return {"relu": lambda: name("RELU"), "bn": lambda: name("BN") + draw(st.sampled_from(
+        ["", "()"])), "pool": lambda: draw(st.sampled_from(["POOL", "maxpool(2)", "AVGPOOL(2)"])),
+        "vgg": lambda: draw(st.sampled_from(["conv3-8", "conv1-16"])),
+        "drop": lambda: "DROPOUT(0.5)", "dw": lambda: "DWCONV(3, pad=1)",
+        "leaky": lambda: "LeakyReLU(0.1)"}[kind]()
+
+
+SEPARATORS = [" - ", "-", " -> ", "->", " + ", "  -  ", " -\n  ", "\n  - ", " ->  # c\n  ",
+              "  # note\n  - "]
+
+
+def expr_text(draw, depth: int, top: bool, defs: list[str]) -> str:
+    n = draw(st.integers(1, 4))
+    items = []
+    for _ in range(n):
+        choice = draw(st.integers(0, 9 if depth < 2 else 3))
+        if choice <= 3:
+            item = layer_text(draw)
+        elif choice == 4:
+            o, c = draw(st.sampled_from(["()", "[]", "{}"]))
+            item = f"{o}{expr_text(draw, depth + 1, False, defs)}{c}" + draw(st.sampled_from(
+                ["*2", " * N", "*1", "* (N - 1)", ""]))
+        elif choice == 5:
+            item = f"residual({expr_text(draw, depth + 1, False, defs)})"
+        elif choice == 6:
+            a, b = (expr_text(draw, depth + 1, False, defs) for _ in range(2))
+            item = f"concat({a},\n   {b})"
+        elif choice == 7:
+            item = layer_text(draw) + "?"
+        elif choice == 8 and defs:
+            item = draw(st.sampled_from(defs))
+        else:
+            item = f"identity - {layer_text(draw)}"
+        items.append(item)
+    seps = SEPARATORS + ([", "] if top else [])
+    out = items[0]
+    for item in items[1:]:
+        out += draw(st.sampled_from(seps)) + item
+    return out
+
+
+@st.composite
+def spec_texts(draw) -> str:
+    lines = [draw(st.sampled_from(["input 16x16x3", "input: 16 x 16 x 3", "INPUT = 16x16x3"]))]
+    lines.append(draw(st.sampled_from(["N = 2", "N=1+1", "N = 4 / 2"])) +
+                 draw(st.sampled_from(["", "  # two", ";C = 8"])))
+    if "C =" not in lines[-1]:
+        lines.append("C=8")
+    defs = []
+    if draw(st.booleans()):
+        lines.append(f"def blk(c, n=1) = (CONV(c, 3, pad=1) -> relu)*n - {layer_text(draw)}")
+        defs = ["blk(8)", "blk(C, n=N)", "blk(4 + 4)"]
+    if draw(st.booleans()):
+        lines.append(f"def small = {expr_text(draw, 1, False, [])}")
+        defs.append("small")
+    if draw(st.booleans()):
+        lines.insert(draw(st.integers(0, len(lines))), draw(st.sampled_from(
+            ["# a comment", "", "  # indented comment", "\n"])))
+    lines.append(draw(st.sampled_from(["", "INPUT -> "])) + expr_text(draw, 0, True, defs))
+    return "\n".join(lines) + draw(st.sampled_from(["\n", "", "\n# end\n", "\n\n"]))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(spec_texts())
+def test_random_specs_round_trip(text):
+    assert_round_trip(text)
+
+
+# -- the command -----------------------------------------------------------------------------
+
+def run_cli(*args, stdin=None):
+    return subprocess.run([sys.executable, "-m", "cnndsl", "fmt", *args], input=stdin,
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+
+
+def test_cli_rewrites_files_and_check_reports_a_diff(tmp_path):
+    messy, clean = tmp_path / "messy.cnn", tmp_path / "clean.cnn"
+    messy.write_text("input 32x32x1\nconv(6,5)->relu\n")
+    clean.write_text("input 32x32x1\nCONV(6, 5) - RELU\n")
+    r = run_cli("--check", str(messy), str(clean))
+    assert r.returncode == 1
+    assert "-conv(6,5)->relu\n+CONV(6, 5) - RELU\n" in r.stdout
+    assert messy.read_text() == "input 32x32x1\nconv(6,5)->relu\n"  # --check changes nothing
+    r = run_cli(str(messy), str(clean))
+    assert r.returncode == 0, r.stderr
+    assert messy.read_text() == clean.read_text()
+    assert not list(tmp_path.glob(".*.tmp"))
+    assert run_cli("--check", str(messy)).returncode == 0
+
+
+def test_cli_stdin_to_stdout():
+    r = run_cli("-", stdin="input 8x8x3\nrelu,gap\n")
+    assert r.returncode == 0 and r.stdout == "input 8x8x3\nRELU - GAP\n"
+
+
+def test_cli_syntax_error_leaves_the_file_untouched(tmp_path):
+    bad = tmp_path / "bad.cnn"
+    bad.write_text("input 8x8x3\nCONV(8, 3\n")
+    r = run_cli(str(bad))
+    assert r.returncode == 1
+    assert "bad.cnn:2:5: error: unclosed `(`" in r.stderr
+    assert bad.read_text() == "input 8x8x3\nCONV(8, 3\n"
