@@ -85,9 +85,12 @@ def build_graph(spec: str | Path, *, input=None, classes: int | None = None,
 
 
 def check_text(text: str, name: str, options: Options) -> nx.DiGraph:
-    program = parse(text, name)
-    graph = expand(program, options)
-    return passes.check(graph)
+    return check_program(parse(text, name), options)
+
+
+def check_program(program, options: Options) -> nx.DiGraph:
+    """Expand and check an already parsed spec (sweeps parse once, check many times)."""
+    return passes.check(expand(program, options))
 
 
 def layer_rows(graph: nx.DiGraph) -> list[dict]:
