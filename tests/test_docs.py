@@ -1,0 +1,56 @@
+"""Every example in docs/language.md runs and says what the page says it does."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from cnndsl import layers
+from cnndsl.errors import CnnDslError
+
+from conftest import build
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "language.md"
+BLOCK = re.compile(r"```(cnn|cnn-error)\n(.*?)```", re.S)
+
+
+def examples():
+    text = DOC.read_text()
+    return [(kind, body) for kind, body in BLOCK.findall(text)]
+
+
+def expectation(body: str, key: str) -> str:
+    found = [line.split(f"# {key}:", 1)[1].strip() for line in body.split("\n")
+             if line.startswith(f"# {key}:")]
+    assert len(found) == 1, f"example needs exactly one `# {key}:` line:\n{body}"
+    return found[0]
+
+
+def check_line(graph) -> str:
+    t = graph.graph["totals"]
+    noun = "layer" if t["layers"] == 1 else "layers"
+    return f"{t['layers']} {noun}, output {t['output']}, {t['params']:,} parameters"
+
+
+def test_the_page_has_examples_of_both_kinds():
+    kinds = [k for k, _ in examples()]
+    assert kinds.count("cnn") >= 15 and kinds.count("cnn-error") >= 5
+
+
+@pytest.mark.parametrize("index", range(len(examples())))
+def test_example(index):
+    kind, body = examples()[index]
+    if kind == "cnn":
+        assert check_line(build(body)) == expectation(body, "check")
+    else:
+        with pytest.raises(CnnDslError) as info:
+            build(body)
+        assert expectation(body, "error") in info.value.message
+
+
+def test_every_layer_kind_is_documented():
+    text = DOC.read_text()
+    for kind in layers.REGISTRY.values():
+        if kind.callable:
+            assert f"`{kind.name}`" in text, kind.name
