@@ -8,5 +8,16 @@ from .shapes import Shape
 
 __version__ = "0.1.0"
 
-__all__ = ["build_graph", "CnnDslError", "CnnSyntaxError", "CnnNameError", "CnnArgumentError",
-           "CnnShapeError", "CnnLimitError", "Shape", "__version__"]
+__all__ = ["build_graph", "compile", "load", "CnnDslError", "CnnSyntaxError", "CnnNameError",
+           "CnnArgumentError", "CnnShapeError", "CnnLimitError", "Shape", "__version__"]
+
+
+def __getattr__(name: str):
+    # compile and load need torch; importing cnndsl (for check, summary, render) must not.
+    if name == "compile":
+        from .torch_backend import compile
+        return compile
+    if name == "load":
+        from .artifacts import load
+        return load
+    raise AttributeError(f"module 'cnndsl' has no attribute {name!r}")

@@ -1,0 +1,83 @@
+"""`cnndsl compile`: a spec as PyTorch source (.py), weights (.pt), ONNX or TorchScript."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..cli import add_spec_args, defines_from_args
+from ..errors import UsageError
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "compile", help="compile a spec to PyTorch: .py source, .pt, .onnx or .ts",
+        description="Compile a spec to a standalone PyTorch source file (.py, also printed "
+                    "when -o is left out), a state_dict with its spec (.pt, for cnndsl.load), "
+                    "an ONNX model checked with onnxruntime (.onnx) or TorchScript (.ts).")
+    add_spec_args(p)
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="model.py | model.pt | model.onnx | model.ts (default: source to stdout)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where to build the model (auto: cuda when available)")
+    p.add_argument("--dtype", choices=("float32", "bfloat16", "float16", "float64"),
+                   default="float32")
+    p.add_argument("--seed", type=int, metavar="N", help="seed the weights (reproducible)")
+    p.add_argument("--logits", action="store_true",
+                   help="drop a trailing SOFTMAX: the model returns logits (CrossEntropyLoss)")
+    p.add_argument("--optimize", action="store_true",
+                   help="for inference: fold BatchNorm into convolutions, channels_last, eval")
+    p.add_argument("--class-name", metavar="NAME", help="the generated class's name")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..api import read_spec
+
+    if args.classes is not None and args.classes <= 0:
+        raise UsageError("--classes must be positive")
+    out = Path(args.output) if args.output else None
+    suffix = out.suffix.lower() if out else ".py"
+    if suffix not in (".py", ".pt", ".onnx", ".ts"):
+        raise UsageError(f"-o {args.output}: the suffix must be .py, .pt, .onnx or .ts")
+    if out is not None and not out.parent.is_dir():
+        raise UsageError(f"-o {args.output}: no such directory: {out.parent}")
+    text, name = read_spec(args.spec)
+    if suffix == ".py":
+        return write_source(args, text, name, out)
+    return write_model(args, text, name, out, suffix)
+
+
+def write_source(args, text: str, name: str, out: Path | None) -> int:
+    from ..api import check_text, make_options
+    from ..codegen import to_source
+    from ..torch_backend import class_name_for
+
+    if args.optimize:
+        raise UsageError("--optimize folds weights; it applies to .pt, .onnx and .ts outputs")
+    graph = check_text(text, name, make_options(defines_from_args(args), input=args.input,
+                                                classes=args.classes,
+                                                max_layers=args.max_layers))
+    source = to_source(graph, logits=args.logits,
+                       class_name=args.class_name or class_name_for(name))
+    if out is None:
+        sys.stdout.write(source)
+        return 0
+    from ..artifacts import write_text
+
+    write_text(out, source)
+    print(f"{out}: {graph.graph['totals']['params']:,} parameters, PyTorch source")
+    return 0
+
+
+def write_model(args, text: str, name: str, out: Path, suffix: str) -> int:
+    from .. import artifacts
+    from ..torch_backend import compile_text
+
+    model = compile_text(text, name, input=args.input, classes=args.classes,
+                         device=args.device, dtype=args.dtype, seed=args.seed,
+                         logits=args.logits, optimize=args.optimize, **defines_from_args(args))
+    result = artifacts.save_onnx(model, out) if suffix == ".onnx" else \
+        artifacts.save(model, out)
+    extra = f", onnxruntime agrees to {result:.1g}" if suffix == ".onnx" else ""
+    print(f"{out}: {model.cnndsl_info['params']:,} parameters, {suffix[1:]}{extra}")
+    return 0

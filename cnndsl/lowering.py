@@ -1,0 +1,117 @@
+"""Checked IR -> a list of torch steps read from the registry's recipes (no torch imported).
+
+Both backends (cnndsl.torch_backend builds an nn.Module, cnndsl.codegen writes Python source)
+walk the same plan, so the in-memory model and the generated file cannot drift apart.
+"""
+from __future__ import annotations
+
+import keyword
+import re
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from . import layers
+from .passes import inputs_of
+from .shapes import Shape
+
+# Modules whose output may be their input tensor itself (eval dropout, flatten views, in-place
+# activations): an in-place activation after them would also overwrite that input.
+_ALIASING = {"Dropout", "Flatten", "Identity"}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One node of the network as torch sees it."""
+
+    node: int  # the graph node id
+    name: str  # identifier: the submodule's attribute name (conv1, bn1, add1)
+    op: str  # "module" | "add" | "concat" | "flatten"
+    inputs: tuple[int, ...]  # node ids, in argument order
+    shape: Shape  # the static output shape (per sample)
+    module: str | None = None  # torch.nn (or cnndsl.torch_modules) class name
+    kwargs: dict = field(default_factory=dict)
+    flatten: bool = False  # flatten (N, C, H, W) -> (N, C*H*W) before the module
+    label: str = ""  # "CONV 3x3/1, 64"
+    block: str = ""  # the innermost `def` block the node comes from
+
+
+@dataclass(frozen=True)
+class Plan:
+    input: int  # the INPUT node id
+    input_shape: Shape
+    output: int  # the node whose value the model returns
+    steps: tuple[Step, ...]
+
+
+def safe_identifier(text: str, default: str = "x") -> str:
+    """A legal, non-keyword Python identifier made from any text."""
+    name = re.sub(r"\W", "_", text, flags=re.ASCII).strip("_") or default
+    if name[0].isdigit():
+        name = f"{default}_{name}"
+    if keyword.iskeyword(name) or keyword.issoftkeyword(name):
+        name += "_"
+    return name
+
+
+def _block_of(data: dict) -> str:
+    for frame in reversed(data.get("path", ())):
+        if frame.kind == "block":
+            return safe_identifier(frame.name, "block")
+    return ""
+
+
+def _step(graph: nx.DiGraph, v: int, names: dict[int, str]) -> Step:
+    data = graph.nodes[v]
+    kind = layers.get(data["kind"])
+    common = dict(node=v, name=names[v], inputs=tuple(inputs_of(graph, v)), shape=data["shape"],
+                  label=kind.label(data["params"]), block=_block_of(data))
+    if data["kind"] in ("ADD", "CONCAT"):
+        return Step(op=data["kind"].lower(), **common)
+    recipe = kind.recipe(data["params"], data["in_shapes"], data["shape"])
+    if recipe.module is None or not re.fullmatch(r"[A-Z][A-Za-z0-9_]*", recipe.module):
+        raise ValueError(f"layer kind {kind.name} has no torch recipe ({recipe.module!r})")
+    return Step(op="module", module=recipe.module, kwargs=dict(recipe.kwargs),
+                flatten=recipe.flatten, **common)
+
+
+def _owner_is_shared(graph: nx.DiGraph, steps: dict[int, Step], v: int, start: int) -> bool:
+    """Whether the tensor node v outputs may be seen by anyone but its one consumer."""
+    while True:
+        if v == start or graph.out_degree(v) > 1:
+            return True
+        step = steps.get(v)
+        if step is None or not (step.op == "flatten" or step.module in _ALIASING
+                                or step.kwargs.get("inplace")):
+            return False
+        v = step.inputs[0]
+
+
+def plan(graph: nx.DiGraph, *, logits: bool = False) -> Plan:
+    """The torch steps of a checked graph, in data-flow order.
+
+    logits=True drops a trailing SOFTMAX (keeping its flatten, so the output shape holds).
+    An activation runs in place only where no other node can see the tensor it overwrites.
+    """
+    order = list(nx.lexicographical_topological_sort(graph))
+    start = next(v for v in order if graph.nodes[v]["kind"] == "INPUT")
+    names = {v: safe_identifier(graph.nodes[v]["name"], "layer") for v in order}
+    if len(set(names.values())) != len(names):
+        raise ValueError("node names are not unique")
+    output = graph.graph["output"]
+    steps: dict[int, Step] = {}
+    for v in order:
+        if v == start:
+            continue
+        step = _step(graph, v, names)
+        if v == output and logits and graph.nodes[v]["kind"] == "SOFTMAX":
+            if not step.flatten:
+                output = step.inputs[0]
+                continue
+            step = Step(node=v, name=step.name, op="flatten", inputs=step.inputs,
+                        shape=step.shape, label="FLATTEN (logits)", block=step.block)
+        if step.kwargs.get("inplace") and _owner_is_shared(graph, steps, step.inputs[0], start):
+            step = Step(**{**step.__dict__, "kwargs": {**step.kwargs, "inplace": False}})
+        steps[v] = step
+    return Plan(input=start, input_shape=graph.nodes[start]["shape"], output=output,
+                steps=tuple(steps.values()))

@@ -1,0 +1,167 @@
+"""Checked IR -> a runnable torch.nn.Module (a torch.fx GraphModule), and cnndsl.compile."""
+from __future__ import annotations
+
+import operator
+from pathlib import Path
+
+import torch
+from torch import fx, nn
+
+from . import lowering, torch_modules
+from .api import check_text, make_options, read_spec
+from .errors import UsageError
+from .layers import Symbol
+
+DTYPES = {"float32": torch.float32, "float": torch.float32, "bfloat16": torch.bfloat16,
+          "float16": torch.float16, "half": torch.float16, "float64": torch.float64,
+          "double": torch.float64}
+
+
+def make_layer(step: lowering.Step) -> nn.Module:
+    """The module a step's recipe names, from torch.nn or cnndsl.torch_modules."""
+    cls = getattr(nn, step.module, None) or getattr(torch_modules, step.module, None)
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise ValueError(f"{step.name}: no torch module named {step.module}")
+    return cls(**step.kwargs)
+
+
+def to_module(graph, *, logits: bool = False, class_name: str = "Net") -> fx.GraphModule:
+    """The network as a GraphModule: one submodule per layer, named after its node.
+
+    forward is straight-line code (chains, ADD as +, CONCAT as torch.cat on channels), so
+    the module works with torch.compile, torch.jit.script/trace, torch.export and ONNX.
+    """
+    plan = lowering.plan(graph, logits=logits)
+    g = fx.Graph()
+    values = {plan.input: g.placeholder("x")}
+    modules: dict[str, nn.Module] = {}
+    for step in plan.steps:
+        args = [values[u] for u in step.inputs]
+        if step.op == "module":
+            x = args[0]
+            if step.flatten:
+                x = g.call_function(torch.flatten, (x, 1))
+            modules[step.name] = make_layer(step)
+            out = g.create_node("call_module", step.name, (x,), name=step.name)
+        elif step.op == "add":
+            out = args[0]
+            for i, other in enumerate(args[1:], 1):
+                last = i == len(args) - 1
+                out = g.create_node("call_function", operator.add, (out, other),
+                                    name=step.name if last else None)
+        elif step.op == "concat":
+            out = g.create_node("call_function", torch.cat, (args, 1), name=step.name)
+        elif step.op == "flatten":
+            out = g.create_node("call_function", torch.flatten, (args[0], 1), name=step.name)
+        else:
+            raise AssertionError(step.op)
+        out.meta["cnndsl_node"] = step.node
+        values[step.node] = out
+    g.output(values[plan.output])
+    g.lint()
+    return fx.GraphModule(modules, g, class_name=class_name)
+
+
+def fold_batchnorm(model: fx.GraphModule) -> fx.GraphModule:
+    """Fold each eval-mode BN into the conv or linear layer before it (in place)."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
+
+    pairs = ((nn.Conv2d, nn.BatchNorm2d, fuse_conv_bn_eval),
+             (nn.Linear, nn.BatchNorm1d, fuse_linear_bn_eval))
+    modules = dict(model.named_modules())
+    for node in list(model.graph.nodes):
+        if node.op != "call_module" or not node.args:
+            continue
+        prev = node.args[0]
+        if not (isinstance(prev, fx.Node) and prev.op == "call_module" and len(prev.users) == 1):
+            continue
+        layer, norm = modules[prev.target], modules[node.target]
+        for layer_cls, norm_cls, fuse in pairs:
+            if type(layer) is layer_cls and type(norm) is norm_cls:
+                setattr(model, prev.target, fuse(layer.eval(), norm.eval()))
+                node.replace_all_uses_with(prev)
+                model.graph.erase_node(node)
+                model.delete_submodule(node.target)
+                break
+    model.recompile()
+    return model
+
+
+def optimize_for_inference(model: fx.GraphModule) -> fx.GraphModule:
+    """Eval mode, BatchNorm folded into the layer before it, convolutions in channels_last."""
+    model = fold_batchnorm(model.eval())
+    if any(isinstance(m, nn.Conv2d) for m in model.modules()):
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def resolve_device(device) -> torch.device:
+    if device is None or device == "cpu":
+        return torch.device("cpu")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError("CUDA was asked for, but torch sees no CUDA device")
+    return device
+
+
+def resolve_dtype(dtype) -> torch.dtype:
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    name = str(dtype).removeprefix("torch.")
+    if name not in DTYPES:
+        raise UsageError(f"unknown dtype {dtype!r}: use one of float32, bfloat16, float16, "
+                         "float64")
+    return DTYPES[name]
+
+
+def class_name_for(spec_name: str) -> str:
+    """`specs/resnet50.cnn` -> `Resnet50`; anything odd -> a legal identifier."""
+    stem = Path(spec_name).stem if not spec_name.startswith("<") else "net"
+    words = [w for w in lowering.safe_identifier(stem, "net").split("_") if w]
+    name = "".join(w[:1].upper() + w[1:] for w in words) or "Net"
+    return lowering.safe_identifier(name if name[0].isalpha() else "Net" + name, "Net")
+
+
+def spec_variables(variables: dict) -> dict:
+    """Keyword variables as the expander wants them: words (str) become Symbols."""
+    return {k: Symbol(v) if isinstance(v, str) else v for k, v in variables.items()}
+
+
+def compile(spec, *, input=None, classes: int | None = None, device=None, dtype=None,
+            seed: int | None = None, logits: bool = False, optimize: bool = False,
+            **variables) -> nn.Module:
+    """Parse, check and build a spec as a torch.nn.Module (see docs/compile.md)."""
+    text, name = read_spec(spec)
+    return compile_text(text, name, input=input, classes=classes, device=device, dtype=dtype,
+                        seed=seed, logits=logits, optimize=optimize, **variables)
+
+
+def compile_text(text: str, name: str, *, input=None, classes=None, device=None, dtype=None,
+                 seed=None, logits=False, optimize=False, **variables) -> nn.Module:
+    """compile() for spec text already read (`name` is what errors call it)."""
+    variables = spec_variables(variables)
+    graph = check_text(text, name, make_options(variables, input=input, classes=classes))
+    device, dtype = resolve_device(device), resolve_dtype(dtype)
+    if seed is None:
+        model = to_module(graph, logits=logits, class_name=class_name_for(name))
+    else:
+        # A private RNG stream: the weights depend on the seed alone, the caller's RNG is kept.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = to_module(graph, logits=logits, class_name=class_name_for(name))
+    if optimize:
+        model = optimize_for_inference(model)
+    model = model.to(device=device, dtype=dtype)
+    model.cnndsl_info = {
+        "spec": text, "spec_name": name, "variables": dict(variables),
+        "input": list(input) if isinstance(input, (tuple, list)) else input,
+        "classes": classes, "logits": bool(logits), "optimize": bool(optimize),
+        "dtype": str(dtype).removeprefix("torch."),
+        "input_shape": graph.graph["context"].input.as_list(),
+        "params": graph.graph["totals"]["params"],
+    }
+    return model
