@@ -1,0 +1,240 @@
+"""Architecture families: every combination of variable ranges and optional layers, checked."""
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import math
+import re
+from dataclasses import dataclass, field
+
+from . import ast, passes
+from .errors import CnnDslError, UsageError
+from .expand import DEFAULT_MAX_LAYERS, Options, expand
+
+DEFAULT_LIMIT = 10_000  # combinations; more needs --limit
+_RANGE = re.compile(r"^(-?\d+)\.\.(-?\d+)(?:\.\.(\d+))?$")
+_COUNT = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]?)$", re.I)
+_SUFFIX = {"": 1, "k": 10 ** 3, "m": 10 ** 6, "g": 10 ** 9, "t": 10 ** 12}
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One swept variable and its values (ranges stay lazy until the size is checked)."""
+
+    name: str
+    parts: tuple  # range objects and single values, in the order written
+
+    def __len__(self) -> int:
+        return sum(len(p) if isinstance(p, range) else 1 for p in self.parts)
+
+    def values(self) -> list:
+        out: list = []
+        for p in self.parts:
+            out.extend(p if isinstance(p, range) else [p])
+        return out
+
+
+@dataclass(frozen=True)
+class Site:
+    """An `X?` in the spec: where it is and what it says."""
+
+    line: int
+    column: int
+    text: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.text}@{self.line}:{self.column}"
+
+
+@dataclass
+class Row:
+    variables: dict
+    dropped: tuple[str, ...] = ()  # labels of the optional sites left out
+    error: str | None = None  # the CnnDslError in one phrase
+    location: str | None = None
+    layers: int | None = None
+    params: int | None = None
+    macs: int | None = None
+    output: object = None  # Shape
+    graph: object = field(default=None, repr=False)
+
+    @property
+    def valid(self) -> bool:
+        return self.error is None
+
+
+def parse_axis(text: str) -> Axis:
+    """`N=1..5`, `N=1..9..2`, `N=1,2,4`, `N=3`, `rounding=floor,ceil` -> an Axis."""
+    from .cli import parse_define
+
+    name, sep, raw = text.partition("=")
+    name = name.strip()
+    if not sep or not raw.strip():
+        raise UsageError(f"-D expects NAME=VALUES, e.g. -D N=1..5 or -D N=1,2,4 (got {text!r})")
+    parts = []
+    for piece in raw.split(","):
+        piece = piece.strip()
+        m = _RANGE.match(piece)
+        if m:
+            start, stop, step = int(m[1]), int(m[2]), int(m[3] or 1)
+            if step <= 0 or start > stop:
+                raise UsageError(f"-D {name}: the range {piece} is empty (write low..high"
+                                 f"[..step] with low <= high and step >= 1)")
+            parts.append(range(start, stop + 1, step))
+        else:
+            parts.append(parse_define(f"{name}={piece}")[1])
+    return Axis(parse_define(f"{name}=0")[0], tuple(parts))
+
+
+def parse_count(text: str) -> int:
+    """`5M` -> 5,000,000; `250k`, `1.5G`, `1200` (decimal suffixes K M G T)."""
+    m = _COUNT.match(str(text).strip().replace(",", "").replace("_", ""))
+    if not m:
+        raise UsageError(f"not a count: {text!r} (write e.g. 5M, 250K, 1.5G or 1200000)")
+    return int(float(m[1]) * _SUFFIX[m[2].lower()])
+
+
+def optional_sites(program: ast.Program) -> list[Site]:
+    """Every `X?` written in the spec, in source order (reached or not)."""
+    sites: dict[tuple[int, int], Site] = {}
+    text = program.source.text.split("\n")
+
+    def walk(node) -> None:
+        if isinstance(node, ast.Optional):
+            span = node.span
+            line = text[span.line - 1]
+            shown = line[span.column - 1:span.end_column - 1] if span.end_line == span.line \
+                else line[span.column - 1:] + "...?"
+            sites.setdefault((span.line, span.column), Site(span.line, span.column, shown))
+        if isinstance(node, ast.Node):
+            for value in vars(node).values():
+                walk(value)
+        elif isinstance(node, tuple):
+            for item in node:
+                walk(item)
+
+    walk(program.statements)
+    return [sites[k] for k in sorted(sites)]
+
+
+def short_error(exc: CnnDslError) -> str:
+    """A diagnostic in one phrase: `POOL #6 on 1x1x512: the 2x2 window is larger than its
+    padded input` (the message without its formula, and the volume the layer got)."""
+    head, *rest = exc.message.split(": ")
+    phrase = ": ".join([head, *rest[:1]])
+    got = next((n[len(_GOT):] for n in exc.notes if n.startswith(_GOT)), None)
+    if got and re.fullmatch(r"\S+ #\d+", head) and rest:
+        return f"{head} on {got}: {rest[0]}"
+    return phrase
+
+
+_GOT = "the input to this layer is "
+
+
+def combinations(axes: list[Axis], sites: list[Site], optional: str, limit: int):
+    """The (values, dropped sites) to check, after refusing sweeps larger than `limit`.
+
+    `optional`: "keep" every X?, "drop" every X?, or "both": each site kept and dropped.
+    """
+    drops = [()] if optional == "keep" else [tuple(sites)]
+    if optional == "both":
+        drops = [tuple(s for s, drop in zip(sites, mask) if drop)
+                 for mask in itertools.product((False, True), repeat=len(sites))]
+    total = math.prod(len(a) for a in axes) * len(drops)
+    if total > limit:
+        raise UsageError(f"the sweep has {total:,} combinations; the limit is {limit:,} "
+                         f"(narrow the ranges or raise it with --limit {total})")
+    names = [a.name for a in axes]
+    for values in itertools.product(*(a.values() for a in axes)):
+        for dropped in drops:
+            yield dict(zip(names, values)), dropped
+
+
+def run_sweep(program: ast.Program, axes: list[Axis], *, input=None, classes=None,
+              max_layers: int | None = None, optional: str = "keep",
+              limit: int = DEFAULT_LIMIT, keep_graphs: bool = False) -> list[Row]:
+    """Expand and check the parsed spec once per combination: one Row each.
+
+    With optional="both", each `X?` is kept and dropped; a combination dropping a site its
+    network never reaches (say, inside a block repeated 0 times) repeats another: skipped.
+    """
+    sites = optional_sites(program)
+    rows = []
+    for variables, dropped in combinations(axes, sites, optional, limit):
+        options = Options(defines=dict(variables), input=input, classes=classes,
+                          max_layers=max_layers or DEFAULT_MAX_LAYERS,
+                          drop_optional=frozenset((s.line, s.column) for s in dropped))
+        row = Row(variables, tuple(s.label for s in dropped))
+        graph = None
+        try:
+            graph = expand(program, options)
+            passes.check(graph)
+        except CnnDslError as exc:
+            row.error, row.location = short_error(exc), exc.location
+        reached = graph.graph.get("optional_sites") if graph is not None else None
+        if optional == "both" and reached is not None and not options.drop_optional <= set(
+                reached):
+            continue  # the same network as the combination keeping that site
+        if row.valid:
+            t = graph.graph["totals"]
+            row.layers, row.params, row.macs, row.output = (t["layers"], t["params"], t["macs"],
+                                                            t["output"])
+            row.graph = graph if keep_graphs else None
+        rows.append(row)
+    return rows
+
+
+def select(rows: list[Row], *, max_params=None, max_macs=None, valid_only=False,
+           sort: str | None = None, top: int | None = None) -> list[Row]:
+    """Filter (budgets apply to valid rows), sort (valid rows by the key, then the invalid)."""
+    out = [r for r in rows if not (valid_only and not r.valid)
+           and not (r.valid and max_params is not None and r.params > max_params)
+           and not (r.valid and max_macs is not None and r.macs > max_macs)]
+    if sort:
+        out.sort(key=lambda r: (not r.valid, getattr(r, sort) if r.valid else 0))
+    return out[:top] if top is not None else out
+
+
+# -- output ----------------------------------------------------------------------------------
+
+def _value_text(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def to_records(rows: list[Row]) -> list[dict]:
+    """Rows as plain data (the JSON schema in docs/sweep.md)."""
+    return [{"variables": r.variables, "dropped": list(r.dropped), "valid": r.valid,
+             "error": r.error, "location": r.location, "layers": r.layers, "params": r.params,
+             "macs": r.macs, "output": r.output.as_list() if r.valid else None} for r in rows]
+
+
+def format_csv(rows: list[Row], names: list[str]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow([*names, "dropped", "valid", "layers", "params", "macs", "output", "error",
+                     "location"])
+    for r in rows:
+        writer.writerow([*(_value_text(r.variables[n]) for n in names), " ".join(r.dropped),
+                         "yes" if r.valid else "no", r.layers, r.params, r.macs,
+                         str(r.output) if r.valid else "", r.error or "", r.location or ""])
+    return buf.getvalue()
+
+
+def format_table(rows: list[Row], names: list[str], show_dropped: bool) -> str:
+    head = ["#", *names, *(["dropped"] if show_dropped else []), "layers", "params", "MACs",
+            "output", "result"]
+    numeric = {"#", "layers", "params", "MACs", *names}
+    cells = [head]
+    for i, r in enumerate(rows, 1):
+        cells.append([str(i), *(_value_text(r.variables[n]) for n in names),
+                      *([" ".join(r.dropped) or "-"] if show_dropped else []),
+                      *((f"{r.layers:,}", f"{r.params:,}", f"{r.macs:,}", str(r.output), "ok")
+                        if r.valid else ("", "", "", "", r.error))])
+    widths = [max(len(line[i]) for line in cells) for i in range(len(head))]
+    lines = ["  ".join(c.rjust(w) if head[i] in numeric else c.ljust(w)
+                       for i, (c, w) in enumerate(zip(line, widths))).rstrip() for line in cells]
+    valid = sum(r.valid for r in rows)
+    lines.append(f"{len(rows)} networks: {valid} valid, {len(rows) - valid} with errors")
+    return "\n".join(lines) + "\n"

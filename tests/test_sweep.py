@@ -1,0 +1,182 @@
+"""`cnndsl sweep`: rows agree with single checks, ranges, the size guard, optional sites, formats."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import cnndsl
+from cnndsl.errors import CnnDslError, UsageError
+from cnndsl.layers import Symbol
+from cnndsl.parser import parse
+from cnndsl.sweep import (combinations, format_csv, format_table, optional_sites, parse_axis,
+                          parse_count, run_sweep, select, to_records)
+
+ROOT = Path(__file__).resolve().parent.parent
+# The lecture's pattern: "N is usually up to ~5, M is large, 0 <= K <= 2".
+LECTURE = "input 32x32x3\nclasses = 10\n[(CONV - RELU)*N - POOL]*M - (FC - RELU)*K - SOFTMAX\n"
+OPTIONAL = "input 32x32x3\nclasses = 10\n[(CONV - BN? - RELU)*N - POOL]*M - DROPOUT(0.5)? - SOFTMAX\n"
+
+
+def lecture_rows(**kw):
+    axes = [parse_axis("N=1..5"), parse_axis("M=1..6"), parse_axis("K=0..2")]
+    return run_sweep(parse(LECTURE), axes, **kw)
+
+
+def test_every_row_matches_a_single_check():
+    rows = lecture_rows()
+    assert len(rows) == 5 * 6 * 3
+    for row in rows:
+        try:
+            g = cnndsl.build_graph(LECTURE, **row.variables)
+        except CnnDslError as exc:
+            assert not row.valid and row.location == exc.location
+            assert row.error.split(" ")[:2] == exc.message.split(":")[0].split(" ")
+            continue
+        t = g.graph["totals"]
+        assert row.valid, row.error
+        assert (row.layers, row.params, row.macs, row.output) == (
+            t["layers"], t["params"], t["macs"], t["output"])
+
+
+def test_validity_follows_the_halving_arithmetic():
+    # Each 2x2/2 pool halves 32x32: 16, 8, 4, 2, 1; a sixth pool has nothing left to pool.
+    for row in lecture_rows():
+        assert row.valid == (row.variables["M"] <= 5), row
+    bad = next(r for r in lecture_rows() if not r.valid)
+    assert bad.error.startswith("POOL #6 on 1x1x")
+
+
+def test_the_lecture_sweep_is_fast():
+    program = parse(LECTURE)
+    axes = [parse_axis("N=1..5"), parse_axis("M=1..6"), parse_axis("K=0..2")]
+    run_sweep(program, axes)  # warm caches
+    started = time.perf_counter()
+    rows = run_sweep(program, axes)
+    assert len(rows) == 90 and time.perf_counter() - started < 1.0
+
+
+@pytest.mark.parametrize("text, values", [
+    ("N=1..5", [1, 2, 3, 4, 5]), ("N=1..9..2", [1, 3, 5, 7, 9]), ("N=1..10..4", [1, 5, 9]),
+    ("N=1,2,4", [1, 2, 4]), ("N=3", [3]), ("N=1..3,8", [1, 2, 3, 8]), ("p=0.1,0.5", [0.1, 0.5]),
+    ("N=-1..1", [-1, 0, 1]), (" N = 2..3 ", [2, 3])])
+def test_ranges(text, values):
+    axis = parse_axis(text)
+    assert axis.values() == values and len(axis) == len(values)
+
+
+def test_words_are_values_too():
+    axis = parse_axis("rounding=floor,ceil")
+    assert axis.name == "rounding" and axis.values() == ["floor", "ceil"]
+    assert all(isinstance(v, Symbol) for v in axis.values())
+
+
+@pytest.mark.parametrize("text", ["N", "N=", "N=5..1", "N=1..5..0", "N=1..x", "1N=3", "N=a b"])
+def test_bad_ranges_are_usage_errors(text):
+    with pytest.raises(UsageError):
+        parse_axis(text)
+
+
+@pytest.mark.parametrize("text, count", [("5M", 5_000_000), ("250k", 250_000), ("1.5G", 1_500_000_000),
+                                         ("1200", 1200), ("61,706", 61706)])
+def test_counts(text, count):
+    assert parse_count(text) == count
+
+
+def test_bad_count():
+    with pytest.raises(UsageError):
+        parse_count("5 million")
+
+
+def test_the_guard_refuses_absurd_sweeps_before_checking_anything():
+    axes = [parse_axis("N=1..1000"), parse_axis("M=1..1000")]
+    with pytest.raises(UsageError, match=r"1,000,000 combinations; the limit is 10,000"):
+        run_sweep(parse(LECTURE), axes)
+    assert len(list(combinations([parse_axis("N=1..200")], [], "keep", limit=200))) == 200
+    with pytest.raises(UsageError, match="--limit 200"):
+        list(combinations([parse_axis("N=1..200")], [], "keep", limit=199))
+
+
+def test_optional_both_tries_each_site_kept_and_dropped():
+    program = parse(OPTIONAL)
+    sites = optional_sites(program)
+    assert [(s.text, s.line) for s in sites] == [("BN?", 3), ("DROPOUT(0.5)?", 3)]
+    axes = [parse_axis("N=1..2"), parse_axis("M=1..2")]
+    kept = run_sweep(program, axes)
+    both = run_sweep(program, axes, optional="both")
+    assert len(both) == 4 * len(kept)
+    for row in both:
+        drop = frozenset((s.line, s.column) for s in sites if s.label in row.dropped)
+        g = cnndsl.build_graph(OPTIONAL, drop_optional=drop, **row.variables)
+        assert (row.params, row.layers) == (g.graph["totals"]["params"], g.graph["totals"]["layers"])
+    one_site = "input 8x8x3\nCONV(4, 3, pad=1) - BN? - RELU\n"
+    assert len(run_sweep(parse(one_site), [], optional="both")) == 2  # doubles the rows
+    dropped = run_sweep(parse(one_site), [], optional="drop")
+    assert len(dropped) == 1 and dropped[0].layers == 2
+
+
+def test_a_site_that_is_never_reached_is_not_tried_twice():
+    rows = run_sweep(parse(OPTIONAL), [parse_axis("N=0"), parse_axis("M=1")], optional="both")
+    assert [r.dropped for r in rows] == [(), ("DROPOUT(0.5)?@3:36",)]
+
+
+def test_filters_and_sorting():
+    rows = lecture_rows()
+    small = select(rows, max_params=parse_count("500k"), sort="params")
+    valid = [r for r in small if r.valid]
+    assert valid and all(r.params <= 500_000 for r in valid)
+    assert [r.params for r in valid] == sorted(r.params for r in valid)
+    assert not small[-1].valid  # networks with errors come last
+    assert all(r.valid for r in select(rows, valid_only=True))
+    by_macs = select(rows, valid_only=True, sort="macs", top=3)
+    assert len(by_macs) == 3 and by_macs[0].macs == min(r.macs for r in rows if r.valid)
+
+
+def test_formats():
+    rows = lecture_rows()
+    records = json.loads(json.dumps(to_records(rows)))
+    assert records[0] == {"variables": {"N": 1, "M": 1, "K": 0}, "dropped": [], "valid": True,
+                          "error": None, "location": None, "layers": rows[0].layers,
+                          "params": rows[0].params, "macs": rows[0].macs, "output": [10]}
+    table = list(csv.DictReader(io.StringIO(format_csv(rows, ["N", "M", "K"]))))
+    assert len(table) == 90 and table[0]["params"] == str(rows[0].params)
+    assert sum(r["valid"] == "no" for r in table) == 15
+    text = format_table(rows, ["N", "M", "K"], show_dropped=False)
+    assert text.splitlines()[0].split() == ["#", "N", "M", "K", "layers", "params", "MACs",
+                                            "output", "result"]
+    assert text.splitlines()[-1] == "90 networks: 75 valid, 15 with errors"
+
+
+def cli(*args, stdin=None):
+    return subprocess.run([sys.executable, "-m", "cnndsl", "sweep", *args], input=stdin,
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+
+
+def test_cli_sweep(tmp_path):
+    spec = tmp_path / "family.cnn"
+    spec.write_text(LECTURE)
+    r = cli(str(spec), "-D", "N=1..5", "-D", "M=1..6", "-D", "K=0..2", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads(r.stdout)) == 90 and "checked 90 networks" in r.stderr
+    r = cli("-", "-D", "N=1..1000", "-D", "M=1..100", stdin=LECTURE)
+    assert r.returncode == 2 and "the limit is 10,000" in r.stderr
+    r = cli(str(spec), "-D", "N=1..5", "-D", "M=5..6", "--max-params", "5M", "--valid-only")
+    assert r.returncode == 0 and "M" in r.stdout.splitlines()[0]
+
+
+def test_cli_pick_compiles_the_chosen_row(tmp_path):
+    out = tmp_path / "model.py"
+    r = cli("-", "-D", "N=1..2", "-D", "M=1..2", "-D", "K=0", "--sort", "params", "--pick", "1",
+            "-o", str(out), stdin=LECTURE)
+    assert r.returncode == 0, r.stderr
+    smallest = min((cnndsl.build_graph(LECTURE, N=n, M=m, K=0).graph["totals"]["params"], n, m)
+                   for n in (1, 2) for m in (1, 2))
+    assert f"{smallest[0]:,} parameters" in out.read_text()
+    assert cli("-", "-D", "M=6", "-D", "N=1", "-D", "K=0", "--pick", "1",
+               stdin=LECTURE).returncode == 2  # that row does not check
