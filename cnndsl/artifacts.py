@@ -84,6 +84,7 @@ def save_torchscript(model, path: str | Path) -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # torch.jit's deprecation notice
+            warnings.filterwarnings("ignore", "The TorchScript type system", UserWarning)
             scripted = torch.jit.script(model.eval())
             with atomic_path(path) as tmp:
                 torch.jit.save(scripted, str(tmp))

@@ -1,0 +1,82 @@
+"""torchvision as the oracle: our specs build the same networks, parameter for parameter.
+
+Each spec in specs/ that names a torchvision model is compiled at 224x224x3 with 1000 classes;
+its parameter count must equal torchvision's (the figures torchvision documents), and with
+torchvision's randomly initialised parameters and buffers copied in, in order, it must
+compute the same outputs in eval mode.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+
+import cnndsl
+
+SPECS = Path(__file__).resolve().parents[1] / "specs"
+
+# name -> (torchvision constructor keywords, parameter count from torchvision's model docs)
+MODELS = {
+    "alexnet": ({}, 61_100_840),
+    "vgg11": ({}, 132_863_336),
+    "vgg16": ({}, 138_357_544),
+    "vgg16_bn": ({}, 138_365_992),
+    "vgg19": ({}, 143_667_240),
+    "resnet18": ({}, 11_689_512),
+    "resnet34": ({}, 21_797_672),
+    "resnet50": ({}, 25_557_032),
+    "googlenet": ({"aux_logits": False, "init_weights": False}, 6_624_904),
+    "mobilenet_v2": ({}, 3_504_872),
+}
+
+
+def count(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.fixture(scope="module", params=list(MODELS))
+def pair(request):
+    """(name, torchvision's model, ours), both freshly and randomly initialised, eval mode."""
+    name = request.param
+    kwargs, _ = MODELS[name]
+    torch.manual_seed(0)
+    theirs = getattr(torchvision.models, name)(weights=None, **kwargs).eval()
+    ours = cnndsl.compile(SPECS / f"{name}.cnn", input="224x224x3", classes=1000,
+                          logits=True, seed=0).eval()
+    yield name, theirs, ours
+
+
+def test_parameter_count_equals_torchvision(pair):
+    name, theirs, ours = pair
+    assert count(ours) == count(theirs) == MODELS[name][1]
+    graph = cnndsl.build_graph(SPECS / f"{name}.cnn", input="224x224x3", classes=1000)
+    assert graph.graph["totals"]["params"] == MODELS[name][1]
+
+
+def test_same_outputs_with_torchvision_weights(pair):
+    name, theirs, ours = pair
+    source, target = theirs.state_dict(), ours.state_dict()
+    assert len(source) == len(target)
+    for (their_key, value), (our_key, slot) in zip(source.items(), target.items()):
+        assert value.shape == slot.shape, (their_key, our_key)
+    ours.load_state_dict(dict(zip(target, source.values())))
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected, got = theirs(x), ours(x)
+    assert got.shape == expected.shape == (2, 1000)
+    scale = expected.abs().max().item()
+    assert scale > 0
+    assert (got - expected).abs().max().item() <= 1e-5 * scale
+
+
+def test_softmax_head_is_kept_unless_logits():
+    """The specs end in SOFTMAX (the lecture's output layer); logits=True drops it."""
+    probs = cnndsl.compile(SPECS / "resnet18.cnn", input="64x64x3", classes=10, seed=0).eval()
+    logits = cnndsl.compile(SPECS / "resnet18.cnn", input="64x64x3", classes=10, seed=0,
+                            logits=True).eval()
+    assert isinstance(list(probs.children())[-1], torch.nn.Softmax)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(probs(x), torch.softmax(logits(x), dim=1))
