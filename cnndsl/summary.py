@@ -192,21 +192,35 @@ def _walk(item, depth: int, out: list[DisplayRow]) -> None:
         for child in item.children:
             _walk(child, depth + 1, out)
         return
-    iterations = item.children
-    same = len({_signature(it) for it in iterations}) == 1
-    per_copy = len(leaves(iterations[0]))
-    if same:
+    runs = _identical_runs(item.children)
+    if len(runs) == 1:
+        per_copy = len(leaves(item.children[0]))
         label = f"{item.count} x {per_copy} layer{'s' * (per_copy != 1)}, one copy shown"
         out.append(DisplayRow(depth, f"x{item.count}", label, rows, True))
-        for child in iterations[0].children:
+        for child in item.children[0].children:
             _walk(child, depth + 1, out)
         return
     out.append(DisplayRow(depth, f"x{item.count}", f"repeat, {len(rows)} layers", rows, True))
-    for it in iterations:  # the copies differ (shapes change): show each one
-        out.append(DisplayRow(depth + 1, it.name, f"copy {it.name[1:]} of {item.count}",
-                              leaves(it), True))
-        for child in it.children:
+    for run in runs:  # the copies differ (a first copy that changes the shape): one per run
+        first, last = run[0].key + 1, run[-1].key + 1
+        name = f"#{first}" if len(run) == 1 else f"#{first}-{last}"
+        label = f"copy {first} of {item.count}" if len(run) == 1 else \
+            f"copies {first}-{last} of {item.count}, one shown"
+        out.append(DisplayRow(depth + 1, name, label, [r for it in run for r in leaves(it)],
+                              True))
+        for child in run[0].children:
             _walk(child, depth + 2, out)
+
+
+def _identical_runs(iterations: list[Group]) -> list[list[Group]]:
+    """Consecutive copies with the same layers, shapes and parameter counts, grouped."""
+    runs: list[list[Group]] = []
+    for it in iterations:
+        if runs and _signature(runs[-1][0]) == _signature(it):
+            runs[-1].append(it)
+        else:
+            runs.append([it])
+    return runs
 
 
 # -- formatting -------------------------------------------------------------------------------

@@ -1,0 +1,35 @@
+"""`cnndsl render`: draw a spec's layer graph with Graphviz (SVG, PNG, PDF or DOT)."""
+from __future__ import annotations
+
+from ..cli import add_spec_args, graph_from_args
+
+FORMATS = ("svg", "png", "pdf", "dot")
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "render", help="draw the network with Graphviz (repeats folded into `x N` boxes)",
+        description="Draw a spec: one node per layer with its key parameters, edges labelled "
+                    "with the volume that flows, a colour per layer family. Repeats are "
+                    "folded into one copy in an `x N` box unless --expand. The format comes "
+                    "from the file name (.svg .png .pdf .dot); .dot needs no Graphviz program.")
+    add_spec_args(p)
+    p.add_argument("-o", "--output", required=True, metavar="FILE",
+                   help="where to write the drawing (.svg, .png, .pdf or .dot)")
+    p.add_argument("--expand", action="store_true",
+                   help="draw every layer (repeats stay boxed)")
+    p.add_argument("--rankdir", choices=("TB", "LR"), default="TB",
+                   help="top to bottom (default) or left to right")
+    p.add_argument("--format", choices=FORMATS, help="override the format the file name implies")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..render import format_for, render_file
+    from pathlib import Path
+
+    format_for(Path(args.output), args.format)  # a bad file name fails before any work
+    path = render_file(graph_from_args(args), args.output, args.format, expand=args.expand,
+                       rankdir=args.rankdir)
+    print(f"wrote {path}")
+    return 0

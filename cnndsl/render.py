@@ -1,0 +1,281 @@
+"""Graphviz diagrams of the checked IR: one node per layer, repeats folded into `x N` clusters."""
+from __future__ import annotations
+
+import html
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import networkx as nx
+
+from . import layers
+from .errors import UsageError
+from .passes import inputs_of
+
+FORMATS = ("svg", "png", "pdf", "dot")
+EXTENSIONS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
+FONT = "Helvetica"
+SHORTCUT_COLOR = "#5d6d7e"
+CLUSTER_STYLES = {
+    "repeat": dict(style="rounded,filled", fillcolor="#f4f6f7", color="#85929e", penwidth="1.2",
+                   fontsize="12", fontname=f"{FONT} Bold", labeljust="r"),
+    "iteration": dict(style="rounded,dashed", color="#b3b6b7", fontsize="9", labeljust="r"),
+    "block": dict(style="rounded,dashed", color="#aab7b8", fontsize="10", fontcolor="#566573",
+                  labeljust="l"),
+}
+
+
+@dataclass
+class Cluster:
+    """A box in the drawing: a block call, a repeat, or (expanded) one repeat iteration."""
+
+    key: tuple
+    label: str
+    kind: str
+    items: list = field(default_factory=list)  # node ids and Clusters, in data-flow order
+    boxes: dict = field(default_factory=dict)  # key -> Cluster among the items
+
+    def box(self, key: tuple, label: str, kind: str) -> "Cluster":
+        if key not in self.boxes:
+            self.boxes[key] = Cluster(key, label, kind)
+            self.items.append(self.boxes[key])
+        return self.boxes[key]
+
+
+@dataclass
+class FrameFacts:
+    """What the drawing needs to know about each block call and repeat of the spec."""
+
+    layers: dict = field(default_factory=dict)  # frame id -> layers inside
+    params: dict = field(default_factory=dict)  # frame id -> parameters inside
+    structured: set = field(default_factory=set)  # blocks holding a branch, repeat or block
+
+    @classmethod
+    def of(cls, graph: nx.DiGraph) -> "FrameFacts":
+        facts = cls()
+        for _, d in graph.nodes(data=True):
+            path = d.get("path", ())
+            for depth, frame in enumerate(path):
+                facts.layers[frame.id] = facts.layers.get(frame.id, 0) + 1
+                facts.params[frame.id] = facts.params.get(frame.id, 0) + d["n_params"]
+                if frame.kind == "block" and (depth + 1 < len(path) or d["kind"] in MERGES):
+                    facts.structured.add(frame.id)
+        return facts
+
+    def boxed(self, frame) -> bool:
+        """Short straight blocks (CONV - BN - RELU) are not boxed: the box would be clutter."""
+        return frame.id in self.structured or self.layers[frame.id] >= MIN_BOXED_CHAIN
+
+
+MERGES = ("ADD", "CONCAT")
+MIN_BOXED_CHAIN = 4
+
+
+def cluster_keys(path: tuple, expand: bool, facts: FrameFacts) -> list[tuple]:
+    """(key, label, kind) of each box a node sits in, outermost first; branches get none."""
+    keys = []
+    for frame in path:
+        if frame.kind == "block" and facts.boxed(frame):
+            keys.append((("block", frame.id), frame.name, "block"))
+        elif frame.kind == "repeat" and frame.count > 1:
+            params = facts.params[frame.id]
+            note = f" · {params:,} params in all" if params else ""
+            label = f'<<b>x {frame.count}</b><font point-size="8">{note}</font>>'
+            keys.append((("repeat", frame.id), label, "repeat"))
+            if expand:
+                keys.append((("iteration", frame.id, frame.index),
+                             f"{frame.index + 1}/{frame.count}", "iteration"))
+    return keys
+
+
+def is_hidden(data: dict) -> bool:
+    """Whether a collapsed drawing leaves the node out: it is not in the first copy of a repeat."""
+    return any(f.kind == "repeat" and f.index > 0 for f in data.get("path", ()))
+
+
+def first_copy_exits(graph: nx.DiGraph, order: dict[int, int]) -> dict[int, int]:
+    """Repeat frame id -> the last node of its first copy (what the second copy reads)."""
+    members: dict[int, set[int]] = {}
+    for v, d in graph.nodes(data=True):
+        for f in d.get("path", ()):
+            if f.kind == "repeat" and f.index == 0 and f.count > 1:
+                members.setdefault(f.id, set()).add(v)
+    exits = {}
+    for fid, nodes in members.items():
+        outward = [v for v in nodes if any(s not in nodes for s in graph.successors(v))]
+        exits[fid] = max(outward or nodes, key=order.__getitem__)
+    return exits
+
+
+def stand_in(graph: nx.DiGraph, v: int, exits: dict[int, int]) -> int:
+    """The drawn node that stands for a folded one: the end of its repeat's first copy."""
+    while is_hidden(graph.nodes[v]):
+        frame = next(f for f in graph.nodes[v]["path"] if f.kind == "repeat" and f.index > 0)
+        v = exits[frame.id]
+    return v
+
+
+def shortcut_nodes(graph: nx.DiGraph) -> set[int]:
+    """Layers residual() inserted on a shortcut (the 1x1 projection and its BN)."""
+    found = set()
+    for v, d in graph.nodes(data=True):
+        if not d.get("residual"):
+            continue
+        u = inputs_of(graph, v)[d.get("shortcut", 1)]
+        while graph.nodes[u].get("implicit") and graph.nodes[u]["kind"] != "INPUT":
+            found.add(u)
+            u = inputs_of(graph, u)[0]
+    return found
+
+
+def node_label(d: dict) -> tuple[str, dict]:
+    """An HTML-like label (kind and key parameters, then name and parameters) and the style."""
+    kind = layers.get(d["kind"])
+    style = dict(kind.style())
+    glyph = style.pop("label", None)
+    if glyph is not None:
+        return glyph, style
+    if d["kind"] == "INPUT":
+        return f"<<b>input</b><br/>{d['shape']}>", style
+    title = html.escape(kind.label(d["params"]))
+    detail = d["name"] + (f" · {d['n_params']:,} params" if d["n_params"] else "")
+    return (f'<<b>{title}</b><br/><font point-size="8" color="#4d5656">'
+            f"{html.escape(detail)}</font>>", style)
+
+
+def build_diagram(graph: nx.DiGraph, *, expand: bool = False, rankdir: str = "TB",
+                  title: str | None = None):
+    """The graphviz.Digraph of a checked graph (repeats folded to one copy unless `expand`)."""
+    import graphviz
+
+    order = {v: i for i, v in enumerate(nx.lexicographical_topological_sort(graph))}
+    exits = first_copy_exits(graph, order)
+    shortcuts = shortcut_nodes(graph)
+    shown = [v for v in sorted(order, key=order.__getitem__)
+             if expand or not is_hidden(graph.nodes[v])]
+    dot = graphviz.Digraph("cnn", graph_attr=dict(
+        rankdir=rankdir, fontname=FONT, nodesep="0.3", ranksep="0.3", newrank="true",
+        labelloc="t", label=title or "", fontsize="14"), node_attr=dict(
+        fontname=FONT, fontsize="10", style="filled,rounded", penwidth="0.8", margin="0.12,0.04",
+        height="0.3"), edge_attr=dict(fontname=FONT, fontsize="8", fontcolor="#4d5656",
+                                      arrowsize="0.6", color="#34495e"))
+    facts = FrameFacts.of(graph)
+    root = Cluster((), "", "root")
+    for v in shown:
+        box = root
+        for key, label, kind in cluster_keys(graph.nodes[v].get("path", ()), expand, facts):
+            box = box.box(key, label, kind)
+        box.items.append(v)
+    _emit_cluster(dot, root, graph, shortcuts)
+    _emit_edges(dot, graph, shown, exits, shortcuts, expand)
+    _emit_output(dot, graph)
+    return dot
+
+
+def _emit_cluster(dot, box: Cluster, graph, shortcuts) -> None:
+    for item in box.items:
+        if isinstance(item, Cluster):
+            with dot.subgraph(name="cluster_" + "_".join(map(str, item.key))) as sub:
+                sub.attr(label=item.label, **CLUSTER_STYLES[item.kind])
+                _emit_cluster(sub, item, graph, shortcuts)
+            continue
+        label, style = node_label(graph.nodes[item])
+        if item in shortcuts:
+            style["style"] = "filled,rounded,dashed"
+        dot.node(f"n{item}", label, **style)
+
+
+def _emit_edges(dot, graph, shown, exits, shortcuts, expand) -> None:
+    visible = set(shown)
+    for v in shown:
+        d = graph.nodes[v]
+        for index, u in enumerate(inputs_of(graph, v)):
+            src = u if expand else stand_in(graph, u, exits)
+            if src not in visible:
+                continue
+            attrs = {"label": f" {graph.nodes[u]['shape']} "}
+            on_shortcut = v in shortcuts or (d.get("residual") and index == d.get("shortcut"))
+            if on_shortcut:
+                attrs.update(style="dashed", color=SHORTCUT_COLOR, penwidth="1.2")
+            dot.edge(f"n{src}", f"n{v}", **attrs)
+
+
+def _emit_output(dot, graph) -> None:
+    out = graph.graph["output"]
+    shape = graph.nodes[out]["shape"]
+    dot.node("output", f"<<b>output</b><br/>{shape}>", shape="house", fillcolor="#d5d8dc")
+    dot.edge(f"n{out}", "output", label=f" {shape} ")
+
+
+def diagram_title(graph: nx.DiGraph) -> str:
+    t = graph.graph["totals"]
+    name = Path(graph.graph["source"].name).name
+    from .summary import human
+
+    return (f"{name}: {t['params']:,} parameters, {human(t['macs'])}MACs, "
+            f"{t['layers']:,} layers")
+
+
+def format_for(path: Path, fmt: str | None) -> str:
+    if fmt:
+        return fmt
+    try:
+        return EXTENSIONS[path.suffix.lower()]
+    except KeyError:
+        raise UsageError(f"cannot tell the format from {path.name!r}: name the file .svg, .png, "
+                         ".pdf or .dot, or pass --format") from None
+
+
+def render_bytes(dot, fmt: str) -> bytes:
+    """The drawing in `fmt`; DOT text needs no Graphviz program, the others need `dot`."""
+    if fmt == "dot":
+        return dot.source.encode("utf-8")
+    if shutil.which("dot") is None:
+        raise UsageError(f"rendering {fmt.upper()} needs the Graphviz `dot` program, which is not "
+                         "on PATH: install the Debian package `graphviz` (apt-get install "
+                         "graphviz), or write a .dot file")
+    import graphviz
+
+    try:
+        return dot.pipe(format=fmt)
+    except (graphviz.ExecutableNotFound, graphviz.backend.CalledProcessError) as exc:
+        raise UsageError(f"Graphviz `dot` failed to render {fmt.upper()}: {exc}") from None
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write through a temporary file in the same folder, so no half-written file is left."""
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give it a normal file's mode
+        os.replace(tmp, path)
+    except OSError as exc:
+        os.unlink(tmp)
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def render_file(graph: nx.DiGraph, path: str | Path, fmt: str | None = None, *,
+                expand: bool = False, rankdir: str = "TB") -> Path:
+    """Draw a checked graph into `path` (format from the extension unless `fmt`)."""
+    path = Path(path)
+    fmt = format_for(path, fmt)
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    dot = build_diagram(graph, expand=expand, rankdir=rankdir, title=diagram_title(graph))
+    write_atomic(path, render_bytes(dot, fmt))
+    return path
+
+
+def render_dot(graph: nx.DiGraph, *, expand: bool = False, rankdir: str = "TB") -> str:
+    """The DOT source of the drawing (no Graphviz program needed)."""
+    return build_diagram(graph, expand=expand, rankdir=rankdir,
+                         title=diagram_title(graph)).source

@@ -1,0 +1,231 @@
+"""`cnndsl render`: DOT nodes, edges, labels and clusters; SVG output; missing Graphviz."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+import cnndsl
+from cnndsl import layers, render
+from cnndsl.layers.base import DRAW_STYLES
+from cnndsl.cli import main
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+NODE = re.compile(r"^\t+(n\d+|output) \[label=(.*)\]$", re.M)
+EDGE = re.compile(r"^\t+(n\d+) -> (n\d+|output) \[(.*)\]$", re.M)
+CLUSTER = re.compile(r"subgraph (cluster_\w+) \{\n\t+(.*)$", re.M)
+
+SMALL_RESNET = """
+input 32x32x16
+rounding = floor
+def block(c, s=1) = residual(CONV(c, 3, s=s, pad=1, bias=false) - BN - RELU
+                             - CONV(c, 3, pad=1, bias=false) - BN) - RELU
+block(16) * 3 - block(32, 2) - GAP - FC(10)
+"""
+
+
+def dot_of(spec, **kw):
+    return render.render_dot(cnndsl.build_graph(spec), **kw)
+
+
+def nodes_of(dot):
+    return dict(NODE.findall(dot))
+
+
+def edges_of(dot):
+    return EDGE.findall(dot)
+
+
+def by_name(dot, name):
+    """The DOT id of the node drawn for the layer called `name`."""
+    return next(n for n, label in nodes_of(dot).items() if f">{name}" in label)
+
+
+def test_lenet5_nodes_edges_and_labels():
+    dot = dot_of(SPECS / "lenet5.cnn")
+    nodes = nodes_of(dot)
+    assert len(nodes) == 13 + 1  # input + 12 layers, + the output marker
+    labels = " ".join(nodes.values())
+    for text in ("CONV 5x5/1, 6", "CONV 5x5/1, 16", "AVGPOOL 2x2/2", "FC 120", "FC 84",
+                 "FC 10", "SOFTMAX", "conv1 · 156 params", "fc1 · 48,120 params"):
+        assert text in labels
+    edges = edges_of(dot)
+    assert len(edges) == 13  # a chain: 12 layers fed, plus the edge to the output marker
+    flows = [re.search(r'label=" ([^ ]+) "', attrs).group(1) for _, _, attrs in edges]
+    assert flows[:5] == ["32x32x1", "28x28x6", "28x28x6", "14x14x6", "10x10x16"]
+    assert flows[-1] == "10"
+    assert "cluster" not in dot  # no blocks or repeats
+
+
+def test_input_and_output_shapes_are_marked():
+    dot = dot_of(SPECS / "vgg16.cnn")
+    nodes = nodes_of(dot)
+    assert "<b>input</b><br/>224x224x3" in nodes["n0"]
+    assert "<b>output</b><br/>1000" in nodes["output"]
+
+
+def test_each_family_has_its_colour():
+    dot = dot_of(SPECS / "lenet5.cnn")
+    conv = re.search(r"n1 \[.*fillcolor=\"([^\"]+)\"", dot).group(1)
+    pool = re.search(r"n3 \[.*fillcolor=\"([^\"]+)\"", dot).group(1)
+    assert conv == DRAW_STYLES["conv"]["fillcolor"] == layers.get("CONV").style()[
+        "fillcolor"]
+    assert pool == DRAW_STYLES["pool"]["fillcolor"] != conv
+    families = ("input", "conv", "pool", "dense", "activation", "norm", "merge")
+    assert len({DRAW_STYLES[f]["fillcolor"] for f in families}) == len(families)
+    assert {kind.family for kind in layers.REGISTRY.values()} <= set(DRAW_STYLES)
+
+
+def test_vgg16_repeats_fold_into_one_copy_in_x_n_clusters():
+    dot = dot_of(SPECS / "vgg16.cnn")
+    clusters = CLUSTER.findall(dot)
+    repeats = [attrs for name, attrs in clusters if name.startswith("cluster_repeat")]
+    blocks = [attrs for name, attrs in clusters if name.startswith("cluster_block")]
+    assert len(blocks) == 5 and all("label=stage" in b for b in blocks)
+    assert [re.search(r"<b>(x \d)</b>", r).group(1) for r in repeats] == \
+        ["x 2", "x 2", "x 3", "x 3", "x 3", "x 2"]
+    labels = " ".join(nodes_of(dot).values())
+    assert ">conv1 " in labels and ">conv2 " not in labels  # the second copy is folded
+    assert labels.count("CONV 3x3/1") == 5
+    # One edge into and one out of the folded stage-1 repeat, carrying the real volumes.
+    conv1, relu1, pool1 = (by_name(dot, n) for n in ("conv1", "relu1", "maxpool1"))
+    assert (relu1, pool1, 'label=" 224x224x64 "') in edges_of(dot)
+    assert [e for e in edges_of(dot) if e[1] == conv1] == [("n0", conv1, 'label=" 224x224x3 "')]
+
+
+def test_expand_draws_every_layer_with_repeats_still_boxed():
+    dot = dot_of(SPECS / "vgg16.cnn", expand=True)
+    labels = " ".join(nodes_of(dot).values())
+    assert labels.count("CONV 3x3/1") == 13 and ">conv2 " in labels
+    assert len(nodes_of(dot)) == 39 + 2
+    names = [name for name, _ in CLUSTER.findall(dot)]
+    assert sum(n.startswith("cluster_repeat") for n in names) == 6
+    assert sum(n.startswith("cluster_iteration") for n in names) == 2 + 2 + 3 + 3 + 3 + 2
+
+
+def test_residual_shortcuts_are_drawn_as_dashed_branches():
+    dot = dot_of(SMALL_RESNET, expand=True)
+    edges = edges_of(dot)
+    adds = [n for n, label in nodes_of(dot).items() if label.startswith('"+"')]
+    assert len(adds) == 4
+    for add in adds:
+        into = [attrs for _, dst, attrs in edges if dst == add]
+        assert len(into) == 2 and sum("dashed" in attrs for attrs in into) == 1
+    # The stride-2 block's projection (1x1 conv and BN, inserted) sits on the dashed branch.
+    proj = by_name(dot, "conv9")
+    assert "CONV 1x1/2, 32" in nodes_of(dot)[proj]
+    assert re.search(rf"\t{proj} \[.*style=\"filled,rounded,dashed\"", dot)
+    assert all("dashed" in attrs for _, dst, attrs in edges if dst == proj)
+
+
+def test_inception_branches_meet_at_a_concat():
+    dot = dot_of(SPECS / "googlenet.cnn")
+    nodes = nodes_of(dot)
+    concats = [n for n, label in nodes.items() if "CONCAT" in label]
+    assert len(concats) == 9
+    edges = edges_of(dot)
+    for c in concats:
+        assert len([e for e in edges if e[1] == c]) == 4
+    first = concats[0]
+    flows = [re.search(r'" (\S+) "', attrs).group(1) for _, dst, attrs in edges if dst == first]
+    assert flows == ["28x28x64", "28x28x128", "28x28x32", "28x28x32"]  # Table 1, 3a
+
+
+def test_resnet50_collapsed_has_far_fewer_nodes_than_expanded():
+    graph = cnndsl.build_graph(SPECS / "resnet50.cnn")
+    collapsed = nodes_of(render.render_dot(graph))
+    expanded = nodes_of(render.render_dot(graph, expand=True))
+    assert len(expanded) == graph.graph["totals"]["layers"] + 2
+    assert len(collapsed) < 0.6 * len(expanded)
+    # Each stage: its first block, then one copy of the rest in an `x N` box (N = 2, 3, 5, 2).
+    dot = render.render_dot(graph)
+    repeats = [a for name, a in CLUSTER.findall(dot) if name.startswith("cluster_repeat")]
+    assert [re.search(r"<b>x (\d+)</b>", a).group(1) for a in repeats] == ["2", "3", "5", "2"]
+
+
+def test_rankdir_lr():
+    assert "rankdir=LR" in dot_of(SPECS / "lenet5.cnn", rankdir="LR")
+
+
+def run_cli(capsys, *argv):
+    code = main(["render", *map(str, argv)])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_svg_is_valid_xml_with_the_labels(tmp_path, capsys):
+    out = tmp_path / "vgg.svg"
+    code, _, _ = run_cli(capsys, SPECS / "vgg16.cnn", "-o", out)
+    assert code == 0
+    root = ET.parse(out).getroot()
+    assert root.tag.endswith("svg")
+    texts = {t.text.strip() for t in root.iter() if t.tag.endswith("text") and t.text}
+    assert {"CONV 3x3/1, 64", "MAXPOOL 2x2/2", "FC 4096", "224x224x64", "x 2", "stage",
+            "input", "output"} <= texts
+
+
+def test_png_and_format_override(tmp_path, capsys):
+    png = tmp_path / "lenet.png"
+    assert run_cli(capsys, SPECS / "lenet5.cnn", "-o", png)[0] == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    raw = tmp_path / "lenet.out"
+    assert run_cli(capsys, SPECS / "lenet5.cnn", "-o", raw, "--format", "dot")[0] == 0
+    assert raw.read_text().startswith("digraph")
+
+
+def without_dot(monkeypatch, tmp_path):
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+
+
+def test_missing_dot_program_names_the_package_and_leaves_no_file(tmp_path, monkeypatch,
+                                                                   capsys):
+    without_dot(monkeypatch, tmp_path)
+    out = tmp_path / "net.png"
+    code, _, err = run_cli(capsys, SPECS / "lenet5.cnn", "-o", out)
+    assert code == 2
+    assert "graphviz" in err and "dot" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty-bin"]
+
+
+def test_dot_needs_no_graphviz_program(tmp_path, monkeypatch, capsys):
+    without_dot(monkeypatch, tmp_path)
+    out = tmp_path / "net.dot"
+    assert run_cli(capsys, SPECS / "lenet5.cnn", "-o", out)[0] == 0
+    assert "CONV 5x5/1, 6" in out.read_text()
+
+
+def test_unknown_extension_is_a_usage_error(tmp_path, capsys):
+    code, _, err = run_cli(capsys, SPECS / "lenet5.cnn", "-o", tmp_path / "net.jpeg")
+    assert code == 2 and ".svg" in err
+    assert not list(tmp_path.iterdir())
+
+
+def test_an_existing_file_is_replaced_whole(tmp_path, capsys):
+    out = tmp_path / "net.dot"
+    out.write_text("old " * 10_000)
+    assert run_cli(capsys, SPECS / "lenet5.cnn", "-o", out)[0] == 0
+    assert out.read_text().startswith("digraph") and "old" not in out.read_text()
+    assert [p.name for p in tmp_path.iterdir()] == ["net.dot"]
+
+
+def test_render_to_dot_imports_neither_torch_nor_graphviz_at_load(tmp_path):
+    code = ("import sys; from cnndsl.cli import make_parser; make_parser(); "
+            "assert 'graphviz' not in sys.modules and 'torch' not in sys.modules; "
+            "from cnndsl.cli import main; main(['render', %r, '-o', %r]); "
+            "assert 'torch' not in sys.modules" % (str(SPECS / "lenet5.cnn"),
+                                                  str(tmp_path / "x.dot")))
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+@pytest.mark.parametrize("name", ["lenet5", "vgg16", "resnet50", "googlenet"])
+def test_every_drawn_edge_joins_drawn_nodes(name):
+    dot = dot_of(SPECS / f"{name}.cnn")
+    drawn = set(nodes_of(dot))
+    assert all(src in drawn and dst in drawn for src, dst, _ in edges_of(dot))
+    assert len(edges_of(dot)) >= len(drawn) - 1  # connected: every node but input is fed
