@@ -14,29 +14,8 @@ from cnndsl.cli import main
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 
-# torchvision's resnet50 / resnet18 (v1.5: the stride sits on the 3x3 convolution).
-RESNET50 = """
-input 224x224x3
-classes = 1000
-rounding = floor
-def bottleneck(w, s=1) = residual(CONV(w, 1, bias=false) - BN - RELU
-    - CONV(w, 3, s=s, pad=1, bias=false) - BN - RELU - CONV(4*w, 1, bias=false) - BN) - RELU
-def stage(width, n, stride) = bottleneck(width, stride) - bottleneck(width) * (n - 1)
-CONV(64, 7, s=2, pad=3, bias=false) - BN - RELU - MAXPOOL(3, 2, pad=1)
-  - stage(64, 3, 1) - stage(128, 4, 2) - stage(256, 6, 2) - stage(512, 3, 2)
-  - GAP - FC(classes)
-"""
-RESNET18 = """
-input 224x224x3
-classes = 1000
-rounding = floor
-def basic(w, s=1) = residual(CONV(w, 3, s=s, pad=1, bias=false) - BN - RELU
-    - CONV(w, 3, pad=1, bias=false) - BN) - RELU
-def stage(width, stride) = basic(width, stride) - basic(width)
-CONV(64, 7, s=2, pad=3, bias=false) - BN - RELU - MAXPOOL(3, 2, pad=1)
-  - stage(64, 1) - stage(128, 2) - stage(256, 2) - stage(512, 2)
-  - GAP - FC(classes)
-"""
+RESNET50 = SPECS / "resnet50.cnn"  # torchvision's resnet50 (v1.5)
+RESNET18 = SPECS / "resnet18.cnn"  # torchvision's resnet18
 
 
 def summarize(spec, **kw):
