@@ -170,7 +170,8 @@ def build_diagram(graph: nx.DiGraph, *, expand: bool = False, rankdir: str = "TB
         box.items.append(v)
     _emit_cluster(dot, root, graph, shortcuts)
     _emit_edges(dot, graph, shown, exits, shortcuts, expand)
-    _emit_output(dot, graph)
+    out = graph.graph["output"]
+    _emit_output(dot, graph, out if expand else stand_in(graph, out, exits))
     return dot
 
 
@@ -202,11 +203,10 @@ def _emit_edges(dot, graph, shown, exits, shortcuts, expand) -> None:
             dot.edge(f"n{src}", f"n{v}", **attrs)
 
 
-def _emit_output(dot, graph) -> None:
-    out = graph.graph["output"]
-    shape = graph.nodes[out]["shape"]
+def _emit_output(dot, graph, drawn_last: int) -> None:
+    shape = graph.nodes[graph.graph["output"]]["shape"]
     dot.node("output", f"<<b>output</b><br/>{shape}>", shape="house", fillcolor="#d5d8dc")
-    dot.edge(f"n{out}", "output", label=f" {shape} ")
+    dot.edge(f"n{drawn_last}", "output", label=f" {shape} ")
 
 
 def diagram_title(graph: nx.DiGraph) -> str:

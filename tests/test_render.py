@@ -223,9 +223,20 @@ def test_render_to_dot_imports_neither_torch_nor_graphviz_at_load(tmp_path):
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
 
 
-@pytest.mark.parametrize("name", ["lenet5", "vgg16", "resnet50", "googlenet"])
-def test_every_drawn_edge_joins_drawn_nodes(name):
-    dot = dot_of(SPECS / f"{name}.cnn")
+ENDS_IN_A_REPEAT = [
+    "input 32x32x3\n(CONV(8, 3, pad=1) - RELU) * 3",
+    "input 8x8x4\nresidual(CONV(4, 3, pad=1) - RELU) * 3",
+    "input 32x32x3\nCONV(8, 3, pad=1) - ((CONV(8, 3, pad=1) - RELU) * 2) * 3",
+]
+
+
+@pytest.mark.parametrize("spec", [SPECS / f"{name}.cnn" for name in
+                                  ("lenet5", "vgg16", "resnet50", "googlenet")]
+                         + ENDS_IN_A_REPEAT, ids=str)
+@pytest.mark.parametrize("expand", [False, True])
+def test_every_drawn_edge_joins_drawn_nodes(spec, expand):
+    dot = dot_of(spec, expand=expand)
     drawn = set(nodes_of(dot))
-    assert all(src in drawn and dst in drawn for src, dst, _ in edges_of(dot))
-    assert len(edges_of(dot)) >= len(drawn) - 1  # connected: every node but input is fed
+    edges = edges_of(dot)
+    assert all(src in drawn and dst in drawn for src, dst, _ in edges)
+    assert {dst for _, dst, _ in edges} == drawn - {"n0"}  # all connected, output included
