@@ -259,9 +259,9 @@ def totals_lines(s: Summary) -> list[str]:
         "  (FLOPs = 2 x MACs; MACs count CONV and FC multiply-adds, as torchvision's GFLOPS do)",
         f"connections: {t['connections']:,}; activations: {t['activations']:,} values per image "
         "(input included)",
-        f"memory estimate ({b}, float32, all activations kept): activations "
-        f"{human(mem['activations'], 'B')} + parameters and buffers {human(mem['params'], 'B')}"
-        f" = {human(mem['total'], 'B')} ({mem['total']:,} bytes)",
+        f"memory ({b}, float32, every output kept): {human(mem['activations'], 'B')} "
+        f"activations + {human(mem['params'], 'B')} parameters = {human(mem['total'], 'B')} "
+        f"({mem['total']:,} bytes)",
     ]
 
 

@@ -192,3 +192,11 @@ def test_summary_does_not_import_torch():
             "assert 'torch' not in sys.modules and 'graphviz' not in sys.modules"
             % str(SPECS / "vgg16.cnn"))
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_the_docs_example_is_the_commands_output(capsys):
+    doc = (SPECS.parent / "docs" / "summary.md").read_text()
+    marker = "<!-- summary-example: specs/lenet5.cnn -->\n```text\n"
+    shown = doc[doc.index(marker) + len(marker):].split("```", 1)[0]
+    _, out, _ = run_cli(capsys, SPECS / "lenet5.cnn")
+    assert shown == out
