@@ -20,7 +20,7 @@ FONT = "Helvetica"
 SHORTCUT_COLOR = "#5d6d7e"
 CLUSTER_STYLES = {
     "repeat": dict(style="rounded,filled", fillcolor="#f4f6f7", color="#85929e", penwidth="1.2",
-                   fontsize="12", fontname=f"{FONT} Bold", labeljust="r"),
+                   fontsize="12", fontcolor="#34495e", labeljust="r"),
     "iteration": dict(style="rounded,dashed", color="#b3b6b7", fontsize="9", labeljust="r"),
     "block": dict(style="rounded,dashed", color="#aab7b8", fontsize="10", fontcolor="#566573",
                   labeljust="l"),

@@ -230,9 +230,8 @@ ENDS_IN_A_REPEAT = [
 ]
 
 
-@pytest.mark.parametrize("spec", [SPECS / f"{name}.cnn" for name in
-                                  ("lenet5", "vgg16", "resnet50", "googlenet")]
-                         + ENDS_IN_A_REPEAT, ids=str)
+@pytest.mark.parametrize("spec", sorted(SPECS.glob("*.cnn")) + ENDS_IN_A_REPEAT,
+                         ids=lambda s: getattr(s, "stem", s))
 @pytest.mark.parametrize("expand", [False, True])
 def test_every_drawn_edge_joins_drawn_nodes(spec, expand):
     dot = dot_of(spec, expand=expand)

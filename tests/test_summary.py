@@ -163,6 +163,14 @@ def test_grouping_never_changes_the_totals(capsys):
     assert sum(len(r.rows) for r in top) == len(s.rows)
 
 
+@pytest.mark.parametrize("spec", sorted(SPECS.glob("*.cnn")), ids=lambda p: p.stem)
+def test_grouped_rows_cover_every_layer_once(spec):
+    s = summarize(spec)
+    top = [r for r in summary.display_rows(s) if r.depth == 0]
+    assert [x.name for r in top for x in r.rows] == [x.name for x in s.rows]
+    assert sum(x.macs for r in top for x in r.rows) == s.totals["macs"]
+
+
 def test_identical_repeats_show_one_copy():
     s = summarize(RESNET50)
     rows = summary.display_rows(s)
