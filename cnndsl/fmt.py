@@ -143,11 +143,12 @@ class Formatter:
     def put(self, e: ast.Expr) -> None:
         """Print `e` from the current column, exploding brackets when it does not fit."""
         text = self.flat(e)
-        if self.column() + len(text) <= WIDTH and not self.magic_comma(e):
-            self.emit(text, e)
-        elif isinstance(e, ast.Chain):
+        if isinstance(e, ast.Chain) and (not self.line.text or self.column() + len(text) > WIDTH):
+            # on lines of its own (in exploded brackets) a chain keeps its written breaks
             items, ops = self.chain_items(e)
             self.put_chain(items, ops, self.line.indent)
+        elif self.column() + len(text) <= WIDTH and not self.magic_comma(e):
+            self.emit(text, e)
         elif isinstance(e, ast.Call) and e.alias is None and (e.args or e.kwargs):
             self.put_call(e)
         elif isinstance(e, ast.Group):
@@ -198,8 +199,8 @@ class Formatter:
 
     def put_chain(self, items, ops, indent: int) -> None:
         """Items joined by their operators, breaking (to `indent`) where the source did and
-        where the next item does not fit. Only called for chains that need several lines or
-        that a statement holds, so a chain that fits is still joined onto one line."""
+        where the next item does not fit. Only for chains that start a line (a statement's,
+        an exploded bracket's) or do not fit: one that fits mid-line is joined."""
         self.put(items[0])
         for prev, op, item in zip(items, ops, items[1:]):
             written_break = "\n" in self.text[self.end(prev):self.start(item)]

@@ -7,7 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..errors import CnnDslError
+from ..errors import CnnDslError, UsageError
 
 
 def register(sub) -> None:
@@ -26,7 +26,10 @@ def run(args) -> int:
             status = max(status, format_one(name, args.check))
         except CnnDslError as exc:  # report it, leave the file alone, go on with the others
             print(exc.render(), file=sys.stderr)
-            status = 1
+            status = max(status, 1)
+        except UsageError as exc:  # unreadable: the same, with main's usage-error status
+            print(f"cnndsl: error: {exc}", file=sys.stderr)
+            status = 2
     return status
 
 

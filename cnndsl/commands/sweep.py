@@ -70,7 +70,7 @@ def run(args) -> int:
     if args.pick is not None:
         return compile_row(args, shown, text)
     names = [a.name for a in axes]
-    write_rows(args.format, shown, names, show_dropped=args.optional == "both")
+    write_rows(args.format, shown, names, show_dropped=args.optional != "keep")
     print(f"checked {len(rows):,} networks in {elapsed:.2f} s", file=sys.stderr)
     return 0
 
