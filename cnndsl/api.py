@@ -1,6 +1,8 @@
 """The pipeline as functions: spec (path or text) -> parsed -> expanded -> checked IR."""
 from __future__ import annotations
 
+import contextlib
+import gc
 import re
 import sys
 from pathlib import Path
@@ -12,15 +14,23 @@ from .errors import UsageError
 from .expand import DEFAULT_MAX_LAYERS, Options, expand
 from .parser import parse
 
+MAX_SPEC_BYTES = 4 * 1024 * 1024  # a spec larger than this is refused before it is read
 _DIMS = re.compile(r"^\s*(\d+)\s*(?:[x×]\s*(\d+)\s*(?:[x×]\s*(\d+))?)?\s*$", re.I)
 
 
-def read_spec(spec: str | Path) -> tuple[str, str]:
-    """(text, name) for a spec given as a path, `-` (stdin), `zoo:NAME` or the spec text."""
+def read_spec(spec: str | Path, max_bytes: int | None = None) -> tuple[str, str]:
+    """(text, name) for a spec given as a path, `-` (stdin), `zoo:NAME` or the spec text.
+
+    Specs larger than `max_bytes` are refused before they are read.
+    """
+    limit = max_bytes or MAX_SPEC_BYTES
     if isinstance(spec, Path):
-        return _read_file(spec), str(spec)
+        return _read_file(spec, limit), str(spec)
     if spec == "-":
-        return sys.stdin.read(), "<stdin>"
+        data = sys.stdin.buffer.read(limit + 1) if hasattr(sys.stdin, "buffer") else \
+            sys.stdin.read(limit + 1).encode("utf-8")
+        _check_size(len(data), limit, "<stdin>")
+        return _decode(data, "<stdin>"), "<stdin>"
     if spec.startswith("zoo:") and "\n" not in spec:
         from . import modelzoo
 
@@ -29,23 +39,39 @@ def read_spec(spec: str | Path) -> tuple[str, str]:
         path = Path(spec)
         try:
             if path.is_file():
-                return _read_file(path), spec
+                return _read_file(path, limit), spec
         except OSError:
             pass
         if spec.endswith(".cnn"):
             raise UsageError(f"no such spec file: {spec}")
+    _check_size(len(spec.encode("utf-8", "surrogatepass")), limit, "the spec text")
     return spec, "<spec>"
 
 
-def _read_file(path: Path) -> str:
+def _check_size(size: int, limit: int, what: str) -> None:
+    if size > limit:
+        from .errors import CnnLimitError
+
+        raise CnnLimitError(f"{what} is larger than the limit of {limit:,} bytes",
+                            help="raise the limit with --max-bytes")
+
+
+def _read_file(path: Path, limit: int) -> str:
     try:
-        data = path.read_bytes()
+        _check_size(path.stat().st_size, limit, str(path))
+        with path.open("rb") as f:
+            data = f.read(limit + 1)
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    _check_size(len(data), limit, str(path))
+    return _decode(data, str(path))
+
+
+def _decode(data: bytes, name: str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise UsageError(f"{path} is not UTF-8 text (byte {exc.start})") from None
+        raise UsageError(f"{name} is not UTF-8 text (byte {exc.start})") from None
 
 
 def parse_dims(text: str) -> tuple[int, ...]:
@@ -72,25 +98,44 @@ def make_options(variables: dict | None = None, *, input=None, classes=None,
 
 def build_graph(spec: str | Path, *, input=None, classes: int | None = None,
                 max_layers: int | None = None, drop_optional=False,
-                **variables) -> nx.DiGraph:
+                max_bytes: int | None = None, **variables) -> nx.DiGraph:
     """Parse, expand and shape-check a spec: the checked layer graph.
 
     `spec` is a path, `-` or the spec text; keyword variables override the spec's
     (`N=3`, `rounding="floor"`). Raises CnnDslError with a located diagnostic.
     """
-    text, name = read_spec(spec)
+    text, name = read_spec(spec, max_bytes)
     options = make_options(variables, input=input, classes=classes, max_layers=max_layers,
                            drop_optional=drop_optional)
     return check_text(text, name, options)
 
 
+@contextlib.contextmanager
+def gc_paused():
+    """Pause Python's cyclic garbage collector while the pipeline builds a spec.
+
+    Parsing and expanding allocate millions of small objects that all stay alive, so each
+    full collection re-walks everything built so far for nothing: at 100,000 layers that
+    doubled the time (bench/scale.py). Cycles made meanwhile are collected afterwards.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def check_text(text: str, name: str, options: Options) -> nx.DiGraph:
-    return check_program(parse(text, name), options)
+    with gc_paused():
+        return check_program(parse(text, name), options)
 
 
 def check_program(program, options: Options) -> nx.DiGraph:
     """Expand and check an already parsed spec (sweeps parse once, check many times)."""
-    return passes.check(expand(program, options))
+    with gc_paused():
+        return passes.check(expand(program, options))
 
 
 def layer_rows(graph: nx.DiGraph) -> list[dict]:
