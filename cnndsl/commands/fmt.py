@@ -35,13 +35,10 @@ def run(args) -> int:
 
 def format_one(name: str, check: bool) -> int:
     """Format one file (or stdin); 1 when --check finds it unformatted."""
-    from ..api import _read_file
+    from ..api import read_spec
     from ..fmt import format_text
 
-    if name == "-":
-        text, shown = sys.stdin.read(), "<stdin>"
-    else:
-        text, shown = _read_file(Path(name)), name
+    text, shown = read_spec("-" if name == "-" else Path(name))
     formatted = format_text(text, shown)
     if check:
         if formatted == text:
