@@ -50,10 +50,11 @@ def read_spec(spec: str | Path, max_bytes: int | None = None) -> tuple[str, str]
 
 def _check_size(size: int, limit: int, what: str) -> None:
     if size > limit:
-        from .errors import CnnLimitError
+        from .errors import CnnLimitError, Source, Span
 
-        raise CnnLimitError(f"{what} is larger than the limit of {limit:,} bytes",
-                            help="raise the limit with --max-bytes")
+        where = Span(Source(what, ""), 1, 1, 1, 2)  # no text was read: just the file name
+        raise CnnLimitError(f"the spec is {size:,} bytes or more; the limit is {limit:,}",
+                            where, help="raise the limit with --max-bytes")
 
 
 def _read_file(path: Path, limit: int) -> str:

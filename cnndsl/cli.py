@@ -41,6 +41,8 @@ def add_spec_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--classes", type=int, metavar="N", help="number of classes")
     p.add_argument("--max-layers", type=int, metavar="N",
                    help="refuse networks with more layers (default 200,000)")
+    p.add_argument("--max-bytes", type=int, metavar="N",
+                   help="refuse spec files larger than this (default 4 MiB)")
 
 
 def defines_from_args(args) -> dict:
@@ -55,8 +57,11 @@ def graph_from_args(args):
         raise UsageError("--classes must be positive")
     if args.max_layers is not None and args.max_layers <= 0:
         raise UsageError("--max-layers must be positive")
+    if args.max_bytes is not None and args.max_bytes <= 0:
+        raise UsageError("--max-bytes must be positive")
     return build_graph(args.spec, input=args.input, classes=args.classes,
-                       max_layers=args.max_layers, **defines_from_args(args))
+                       max_layers=args.max_layers, max_bytes=args.max_bytes,
+                       **defines_from_args(args))
 
 
 def make_parser() -> argparse.ArgumentParser:

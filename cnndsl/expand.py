@@ -14,10 +14,10 @@ from . import ast, layers
 from .errors import (CnnArgumentError, CnnLimitError, CnnNameError, CnnSyntaxError, Span,
                      did_you_mean)
 from .layers import Symbol
+from .parser import MAX_NUMBER
 
 DEFAULT_MAX_LAYERS = 200_000
 MAX_DEPTH = 400  # nested blocks, calls and variable references
-MAX_NUMBER = 10 ** 12
 BUILTINS = ("residual", "concat", "add", "identity", "id")
 SETTINGS = ("classes", "width", "max_width", "fc_width", "rounding", "optional")
 

@@ -8,6 +8,7 @@ from . import ast
 from .errors import CnnLimitError, CnnSyntaxError, Source, Span
 
 MAX_NESTING = 200  # brackets deeper than this are refused before any recursion happens
+MAX_NUMBER = 10 ** 12  # literals above this are refused (the expander keeps results below it)
 
 _OPENERS = {"_LPAR": "_RPAR", "_LSQB": "_RSQB", "_LBRACE": "_RBRACE"}
 _CLOSERS = {v: k for k, v in _OPENERS.items()}
@@ -79,13 +80,41 @@ class _Continuations:
             yield pending
 
 
+def _cache_file(grammar: str) -> str | bool:
+    """Where lark keeps its grammar analysis between runs (it would take 0.7 s each start).
+
+    A per-user directory, not a shared temp file: lark's cache is a pickle, and a file
+    someone else could write must never be unpickled.
+    """
+    import hashlib
+    import os
+
+    import lark
+
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = os.path.join(base, "cnndsl")
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        if os.stat(folder).st_uid != os.getuid() or not os.access(folder, os.W_OK):
+            return False
+    except OSError:
+        return False
+    digest = hashlib.sha256(grammar.encode()).hexdigest()[:16]
+    return os.path.join(folder, f"grammar-{digest}-lark{lark.__version__}.cache")
+
+
 @functools.lru_cache(maxsize=1)
 def _lark():
     from lark import Lark
 
     post = _Continuations()
-    parser = Lark(_grammar_text(), parser="lalr", lexer="basic", postlex=post,
-                  propagate_positions=True, maybe_placeholders=False, cache=False)
+    grammar = _grammar_text()
+    options = dict(parser="lalr", lexer="basic", postlex=post, propagate_positions=True,
+                   maybe_placeholders=False)
+    try:
+        parser = Lark(grammar, cache=_cache_file(grammar), **options)
+    except Exception:  # an unreadable or corrupt cache file: build from the grammar
+        parser = Lark(grammar, cache=False, **options)
     return parser, post
 
 
@@ -197,9 +226,9 @@ def _make_transformer():
             value = children[-1]
             span = _span(self.source, meta)
             if value.type == "INT":
-                dims = (int(value),)
+                dims = (_whole(value, self.source),)
             else:
-                dims = _dims_of(value)
+                dims = _dims_of(value, self.source)
                 if len(dims) == 2:
                     dims = dims + (1,)
                 if len(dims) != 3:
@@ -251,13 +280,16 @@ def _make_transformer():
             return ast.Optional(_span(self.source, meta), children[0])
 
         def int(self, meta, children):
-            return ast.Num(_span(self.source, meta), int(children[0]))
+            return ast.Num(_span(self.source, meta), _whole(children[0], self.source))
 
         def float(self, meta, children):
-            return ast.Num(_span(self.source, meta), float(children[0]))
+            value = float(children[0])
+            if not value <= MAX_NUMBER:
+                raise _too_large(children[0], self.source)
+            return ast.Num(_span(self.source, meta), value)
 
         def dims(self, meta, children):
-            return ast.Dims(_span(self.source, meta), _dims_of(children[0]))
+            return ast.Dims(_span(self.source, meta), _dims_of(children[0], self.source))
 
         def name(self, meta, children):
             return ast.Name(_span(self.source, meta), str(children[0]))
@@ -317,10 +349,27 @@ def _make_transformer():
     return ToAst
 
 
-def _dims_of(token) -> tuple[int, ...]:
+def _too_large(token, source: Source) -> CnnLimitError:
+    return CnnLimitError(f"number too large (the limit is {MAX_NUMBER:.0e})",
+                         Span.of(source, token), help="sizes and counts are at most 10^12")
+
+
+def _whole(token, source: Source) -> int:
+    digits = str(token).strip()
+    if len(digits.lstrip("0")) > len(str(MAX_NUMBER)):  # before int(): 10^5 digits is slow
+        raise _too_large(token, source)
+    value = int(digits)
+    if value > MAX_NUMBER:
+        raise _too_large(token, source)
+    return value
+
+
+def _dims_of(token, source: Source) -> tuple[int, ...]:
     import re
 
-    return tuple(int(x) for x in re.split(r"[ \t]*[xX×][ \t]*", str(token).strip()))
+    parts = re.split(r"[ \t]*[xX×][ \t]*", str(token).strip())
+    return tuple(_whole(part, source) if len(part) <= 13 else _whole(token, source)
+                 for part in parts)
 
 
 _transformer_class = functools.lru_cache(maxsize=1)(_make_transformer)
