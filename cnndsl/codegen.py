@@ -17,7 +17,6 @@ _DEFAULTS = {"Conv2d": {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "
              "BatchNorm1d": {"eps": 1e-5, "momentum": 0.1},
              "MaxPool2d": {"padding": 0, "ceil_mode": False},
              "AvgPool2d": {"padding": 0, "ceil_mode": False, "count_include_pad": True}}
-_PAIRS = {"kernel_size", "stride", "padding", "dilation", "output_size"}
 # Characters that would hide, reorder or break lines of the text they sit in.
 _UNSAFE_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
 
@@ -73,8 +72,6 @@ def module_call(step: lowering.Step) -> str:
             if name in kwargs]
     defaults = _DEFAULTS.get(step.module, {})
     for key, value in kwargs.items():
-        if isinstance(value, tuple) and key in _PAIRS and len(set(value)) == 1:
-            value = value[0]  # torch reads 3 as (3, 3)
         if key in defaults and value == defaults[key] and type(value) is type(defaults[key]):
             continue
         args.append(f"{key}={literal(value)}")
@@ -115,14 +112,10 @@ def allocate_registers(plan: lowering.Plan) -> dict[int, str]:
             uses[u] -= 1
             if uses[u] == 0 and u != plan.output:
                 released.append(reg[u])
-        first = reg[step.inputs[0]]
-        if first in released:
-            target = first
-            released.remove(first)
-        elif free or released:
-            pool = sorted(free + released, key=_register_index)
-            target = pool[0]
-            (free if target in free else released).remove(target)
+        # The lowest register this step frees, else the lowest free one: the trunk stays x.
+        if released or free:
+            target = min(released or free, key=_register_index)
+            (released if released else free).remove(target)
         else:
             target, count = f"x{count}", count + 1
         free.extend(released)
@@ -136,7 +129,7 @@ def _register_index(name: str) -> int:
     return int(name[1:] or 0)
 
 
-def forward_line(step: lowering.Step, reg: dict[int, str]) -> str:
+def forward_line(step: lowering.Step, reg: dict[int, str], new_block: bool) -> str:
     args = [reg[u] for u in step.inputs]
     if step.op == "module":
         x = f"torch.flatten({args[0]}, 1)" if step.flatten else args[0]
@@ -148,7 +141,7 @@ def forward_line(step: lowering.Step, reg: dict[int, str]) -> str:
     else:
         code = f"torch.flatten({args[0]}, 1)"
     note = "" if step.op == "module" else f"{step.name}: "
-    where = f"  [{step.block}]" if step.block else ""
+    where = f"  [{step.block}]" if step.block and new_block else ""
     return f"{reg[step.node]} = {code}  # {note}-> {shape_text(step.shape)}{where}"
 
 
@@ -178,7 +171,10 @@ def to_source(graph, *, logits: bool = False, class_name: str = "Net") -> str:
             lines.append(f"        self.{step.name} = {module_call(step)}{note}")
     reg = allocate_registers(plan)
     lines += ["", "    def forward(self, x: torch.Tensor) -> torch.Tensor:"]
-    lines += [f"        {forward_line(step, reg)}" for step in plan.steps]
+    previous = 0
+    for step in plan.steps:
+        lines.append(f"        {forward_line(step, reg, step.block_id != previous)}")
+        previous = step.block_id
     lines += [f"        return {reg[plan.output]}", "", "",
               'if __name__ == "__main__":',
               f"    model = {class_name}().eval()",

@@ -13,11 +13,14 @@ import networkx as nx
 
 from . import layers
 from .passes import inputs_of
-from .shapes import Shape
+from .errors import CnnShapeError
+from .shapes import Shape, out_size
 
 # Modules whose output may be their input tensor itself (eval dropout, flatten views, in-place
 # activations): an in-place activation after them would also overwrite that input.
 _ALIASING = {"Dropout", "Flatten", "Identity"}
+# Window arguments torch reads alike as 3 or (3, 3): written as one number when square.
+_PAIRS = ("kernel_size", "stride", "padding", "dilation", "output_size")
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,8 @@ class Step:
     kwargs: dict = field(default_factory=dict)
     flatten: bool = False  # flatten (N, C, H, W) -> (N, C*H*W) before the module
     label: str = ""  # "CONV 3x3/1, 64"
-    block: str = ""  # the innermost `def` block the node comes from
+    block: str = ""  # the `def` blocks the node comes from, `stage.basic`
+    block_id: int = 0  # which call of it (0: none)
 
 
 @dataclass(frozen=True)
@@ -54,25 +58,45 @@ def safe_identifier(text: str, default: str = "x") -> str:
     return name
 
 
-def _block_of(data: dict) -> str:
-    for frame in reversed(data.get("path", ())):
-        if frame.kind == "block":
-            return safe_identifier(frame.name, "block")
-    return ""
+def _block_of(data: dict) -> tuple[str, int]:
+    """`stage.basic`: the `def` blocks around a node, outermost first; the innermost's id."""
+    frames = [f for f in data.get("path", ()) if f.kind == "block"]
+    if not frames:
+        return "", 0
+    return ".".join(safe_identifier(f.name, "block") for f in frames), frames[-1].id
 
 
 def _step(graph: nx.DiGraph, v: int, names: dict[int, str]) -> Step:
     data = graph.nodes[v]
     kind = layers.get(data["kind"])
     common = dict(node=v, name=names[v], inputs=tuple(inputs_of(graph, v)), shape=data["shape"],
-                  label=kind.label(data["params"]), block=_block_of(data))
+                  label=kind.label(data["params"]))
+    common["block"], common["block_id"] = _block_of(data)
     if data["kind"] in ("ADD", "CONCAT"):
         return Step(op=data["kind"].lower(), **common)
     recipe = kind.recipe(data["params"], data["in_shapes"], data["shape"])
+    if recipe.module == "Conv2d":
+        _check_conv_rounding(data)
     if recipe.module is None or not re.fullmatch(r"[A-Z][A-Za-z0-9_]*", recipe.module):
         raise ValueError(f"layer kind {kind.name} has no torch recipe ({recipe.module!r})")
-    return Step(op="module", module=recipe.module, kwargs=dict(recipe.kwargs),
+    kwargs = {k: v[0] if k in _PAIRS and isinstance(v, tuple) and len(set(v)) == 1 else v
+              for k, v in recipe.kwargs.items()}
+    return Step(op="module", module=recipe.module, kwargs=kwargs,
                 flatten=recipe.flatten, **common)
+
+
+def _check_conv_rounding(data: dict) -> None:
+    """torch's convolutions always round down; a conv that rounds up cannot be built."""
+    p, (ins,), out = data["params"], data["in_shapes"], data["shape"]
+    floor = [out_size(n, k, s, pad, d, rounding="floor")
+             for n, k, s, pad, d in zip((ins.h, ins.w), p["kernel"], p["stride"], p["pad"],
+                                        p["dilation"])]
+    if floor != [out.h, out.w]:
+        raise CnnShapeError(
+            f"{data['name']}: PyTorch's convolutions round down ({floor[0]}x{floor[1]}), but "
+            f"this one rounds up to {out.h}x{out.w}", data["span"],
+            help="write round=floor on this layer (or pad so that the window fits); "
+                 "ceil rounding is for pooling")
 
 
 def _owner_is_shared(graph: nx.DiGraph, steps: dict[int, Step], v: int, start: int) -> bool:
@@ -109,7 +133,8 @@ def plan(graph: nx.DiGraph, *, logits: bool = False) -> Plan:
                 output = step.inputs[0]
                 continue
             step = Step(node=v, name=step.name, op="flatten", inputs=step.inputs,
-                        shape=step.shape, label="FLATTEN (logits)", block=step.block)
+                        shape=step.shape, label="FLATTEN (logits)", block=step.block,
+                        block_id=step.block_id)
         if step.kwargs.get("inplace") and _owner_is_shared(graph, steps, step.inputs[0], start):
             step = Step(**{**step.__dict__, "kwargs": {**step.kwargs, "inplace": False}})
         steps[v] = step

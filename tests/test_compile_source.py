@@ -1,0 +1,164 @@
+"""Generated PyTorch source: standalone, readable, safe, and the same network as compile()."""
+from __future__ import annotations
+
+import ast
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import cnndsl
+from cnndsl.codegen import docstring_text, to_source
+from cnndsl.torch_backend import to_module
+
+from test_registry_torch import CASES
+
+SPECS = Path(__file__).resolve().parents[1] / "specs"
+ZOO = [pytest.param(f"{name}.cnn", size, id=name) for name, size in
+       [("resnet18", 64), ("googlenet", 96), ("mobilenet_v2", 64), ("lenet5", None),
+        ("alphago_policy", None)]]
+
+# Drives a generated file where cnndsl cannot be imported: isolated mode (-I: no
+# PYTHONPATH, no script or working directory on sys.path) and an import hook that refuses
+# cnndsl, which is installed in this environment.
+DRIVER = """
+import runpy, sys
+class NoCnndsl:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "cnndsl":
+            raise ImportError("cnndsl is not available here")
+sys.meta_path.insert(0, NoCnndsl())
+runpy.run_path(sys.argv[1], run_name="__main__")
+"""
+
+HOSTILE = '''# """ + __import__("os").system("touch PWNED") + """
+# \\""" \\\\ \\N{BULLET} \\x00 ''' + '"' + ''' a quote at the end"
+# odd characters: \u202e\u2066 bidi, \u2028 line separator, \x0c
+input 8x8x3
+classes = 4
+def import(c) = CONV(c, 3, pad=1) - RELU
+def self(c) = residual(import(c) - BN)
+def torch(n) = self(n) - self(n)
+def __import__(n) = torch(n)
+__import__(3) - GAP - FC(classes) - SOFTMAX
+'''
+
+
+def load_class(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(f"generated_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, name)
+
+
+def check_same_network(graph, tmp_path, *, logits=False):
+    """The generated class and to_module's module: same submodules, weights, outputs."""
+    path = tmp_path / "model.py"
+    path.write_text(to_source(graph, logits=logits, class_name="Generated"), encoding="utf-8")
+    generated = load_class(path, "Generated")().eval()
+    torch.manual_seed(0)
+    built = to_module(graph, logits=logits).eval()
+    assert [(n, repr(m)) for n, m in generated.named_children()] == \
+        [(n, repr(m)) for n, m in built.named_children()]
+    generated.load_state_dict(built.state_dict())  # strict: the same keys and shapes
+    start = next(v for v, d in graph.nodes(data=True) if d["kind"] == "INPUT")
+    x = torch.randn(2, *graph.nodes[start]["shape"].as_list())
+    with torch.no_grad():
+        assert torch.equal(generated(x.clone()), built(x.clone()))
+        built.load_state_dict({k: v * 0.9 if v.is_floating_point() else v
+                               for k, v in generated.state_dict().items()})
+        generated.load_state_dict(built.state_dict())
+        assert torch.equal(generated(x.clone()), built(x.clone()))
+    return path
+
+
+@pytest.mark.parametrize("kind, text", CASES)
+def test_generated_source_equals_the_module_for_every_kind(kind, text, tmp_path):
+    check_same_network(cnndsl.build_graph(text), tmp_path)
+
+
+@pytest.mark.parametrize("spec, size", ZOO)
+def test_generated_source_equals_the_module_for_zoo_specs(spec, size, tmp_path):
+    options = {"input": f"{size}x{size}x3", "classes": 10} if size else {}
+    graph = cnndsl.build_graph(SPECS / spec, **options)
+    check_same_network(graph, tmp_path, logits=spec.startswith("resnet"))
+
+
+def imported_modules(tree: ast.Module) -> set[str]:
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            names.add((node.module or "").split(".")[0])
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", "") in (
+                "__import__", "eval", "exec", "compile", "open", "getattr"):
+            names.add(f"call:{node.func.id}")
+    return names
+
+
+def test_generated_file_imports_only_torch_and_runs_without_cnndsl(tmp_path):
+    graph = cnndsl.build_graph(SPECS / "resnet18.cnn", input="32x32x3", classes=10)
+    source = to_source(graph, class_name="ResNet18")
+    assert imported_modules(ast.parse(source)) == {"torch"}
+    path = tmp_path / "resnet18.py"
+    path.write_text(source, encoding="utf-8")
+    result = subprocess.run([sys.executable, "-I", "-c", DRIVER, str(path)], cwd=tmp_path,
+                            capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "ResNet18: (1, 10)"
+    failing = subprocess.run([sys.executable, "-I", "-c", DRIVER + "\nimport cnndsl", str(path)],
+                             cwd=tmp_path, capture_output=True, text=True)
+    assert "cnndsl is not available here" in failing.stderr
+
+
+def test_generated_source_reads_like_pytorch():
+    graph = cnndsl.build_graph(SPECS / "resnet18.cnn")
+    source = to_source(graph, class_name="ResNet18")
+    assert "class ResNet18(nn.Module):" in source
+    assert "        self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, " \
+           "bias=False)" in source
+    assert "        x = self.conv1(x)  # -> 64x112x112" in source
+    assert "        x = self.maxpool1(x)  # -> 64x56x56  " not in source  # no empty block
+    forward = source[source.index("def forward"):source.index("if __name__")]
+    body = [line for line in forward.splitlines()[1:] if line.strip()]
+    nodes = graph.number_of_nodes() - 1  # every node but INPUT is one line
+    assert len(body) == nodes + 1  # and the return
+    assert all("->" in line.partition("  # ")[2] for line in body[:-1])
+    assert "        x = x1 + x  # add1: -> 64x56x56\n" in source
+    assert "        x1 = self.conv2(x)  # -> 64x56x56  [stage.basic]\n" in source
+    assert source.count("import") == 2
+
+
+def test_hostile_spec_text_and_names_stay_inert(tmp_path):
+    spec = tmp_path / 'evil"""; import os.cnn'
+    spec.write_text(HOSTILE, encoding="utf-8")
+    graph = cnndsl.build_graph(spec)
+    source = to_source(graph, class_name='Evil"); import os #')
+    tree = ast.parse(source)
+    assert [type(n).__name__ for n in tree.body] == ["Expr", "Import", "ImportFrom", "ClassDef",
+                                                     "If"]
+    assert imported_modules(tree) == {"torch"}
+    assert tree.body[3].name.isidentifier() and tree.body[3].name.startswith("Evil")
+    doc = ast.get_docstring(tree, clean=False)
+    assert "\n".join(f"    {line}" if line else "" for line in HOSTILE.split("\n")) in doc
+    assert f"Spec {spec}:" in doc
+    for ch in "\u202e\u2066\u2028\x0c":
+        assert ch not in source  # escaped, so the file shows what it means
+    path = check_same_network(graph, tmp_path)
+    subprocess.run([sys.executable, "-I", "-c", DRIVER, str(path)], cwd=tmp_path, check=True,
+                   capture_output=True)
+    assert not (tmp_path / "PWNED").exists() and not Path("PWNED").exists()
+
+
+@pytest.mark.parametrize("text", ['"""', '"', '""', 'a"b', '\\', '\\"""', '"\\"', "\x00\u2028"])
+def test_docstring_escaping_is_exact(text):
+    value = ast.literal_eval(f'"""{docstring_text(text)}"""')
+    assert value == text
+
+
+def test_same_seed_same_source_byte_for_byte():
+    graph = lambda: cnndsl.build_graph(SPECS / "googlenet.cnn")  # noqa: E731
+    assert to_source(graph()) == to_source(graph())
