@@ -13,3 +13,7 @@ demo: install
 # The test suite (what CI runs).
 test: install
 	$(PYTHON) -m pytest -q -p no:cacheprovider
+
+# The long fuzzing run: 10,000 hypothesis examples per property (not in CI).
+test-long: install
+	$(PYTHON) -m pytest -q -p no:cacheprovider --hypothesis-profile=long tests/test_robustness.py

@@ -152,7 +152,7 @@ class Expander:
             names = [n for _, n in self.stack[keys.index(id(binding)):]]
             chain = " -> ".join(names + [name])
             raise CnnLimitError(f"`{name}` refers to itself ({chain})", span,
-                                help="definitions cannot be recursive: unroll it with `*N`")
+                                help="a definition cannot use itself; to repeat a block write `BLOCK * N`")
         if len(self.stack) >= MAX_DEPTH:
             raise CnnLimitError(f"definitions nested deeper than {MAX_DEPTH} levels", span,
                                 help="flatten the definitions")
@@ -162,7 +162,7 @@ class Expander:
     def is_number(self, expr: ast.Expr, scope: Scope, depth: int = 0) -> bool:
         """Whether an expression denotes a number (so `X * it` repeats X)."""
         if depth > MAX_DEPTH:
-            return False
+            return True  # a cycle (N = M, M = N): evaluating it reports the recursion
         if isinstance(expr, ast.Num):
             return True
         if isinstance(expr, ast.Group):

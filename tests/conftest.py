@@ -24,3 +24,14 @@ def build(text, **kw):
 @pytest.fixture
 def build_graph():
     return build
+
+
+# Hypothesis: a few hundred examples in the default run; `make test-long` selects the
+# 10,000-example profile (pytest --hypothesis-profile=long).
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile("default", max_examples=200, deadline=None, database=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("long", max_examples=10_000, deadline=None, database=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("default")

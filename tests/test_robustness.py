@@ -1,0 +1,145 @@
+"""Bad input never crashes, hangs or corrupts: fuzzing, limits, safety, determinism."""
+from __future__ import annotations
+
+import ast as pyast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, strategies as st
+
+import cnndsl
+from cnndsl.errors import CnnDslError, CnnLimitError
+from cnndsl.parser import _lark
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = sorted((ROOT / "specs").glob("*.cnn"))
+TOKENS = ["CONV", "conv3-64", "FC", "FC-10", "soft-max", "POOL", "RELU", "BN", "SOFTMAX",
+          "input", "def", "residual", "concat", "add", "identity", "N", "M", "x", "(", ")",
+          "[", "]", "{", "}", "-", "->", "+", ",", "*", "/", "?", "=", ";", "\n", " ", "1",
+          "0", "3", "32x32x3", "2.5", "s=2", "pad=same", "same", "floor", "round=ceil", "#c",
+          "\t", "GAP", "DWCONV", "SEPCONV", "LRN", "DROPOUT", "k", "c", "FLATTEN", "INPUT",
+          "-1", "99999999999999", "1x7", "\r\n", "\ufeff", "→", "é"]
+
+any_text = st.one_of(
+    st.text(max_size=80),
+    st.lists(st.sampled_from(TOKENS), max_size=30).map("".join),
+    st.lists(st.sampled_from(TOKENS), max_size=30).map(" ".join),
+)
+
+
+def only_cnndsl_errors(text: str, **kw) -> None:
+    try:
+        cnndsl.build_graph(text, **kw)
+    except CnnDslError as exc:
+        exc.render()  # rendering a diagnostic must not fail either
+
+
+@given(any_text)
+def test_arbitrary_text_raises_nothing_but_cnndsl_errors(text):
+    only_cnndsl_errors(text, input="32x32x3", classes=10, N=2, M=1)
+
+
+def _token_spans(text):
+    parser, _ = _lark()
+    return [(t.start_pos, t.end_pos) for t in parser.lex(text, dont_ignore=False)]
+
+
+SPEC_TEXTS = [p.read_text() for p in SPECS]
+SPEC_TOKENS = [_token_spans(t) for t in SPEC_TEXTS]
+
+
+@st.composite
+def mutated_spec(draw):
+    """A zoo spec with 1-3 tokens deleted, duplicated, swapped or replaced by a number."""
+    i = draw(st.integers(0, len(SPEC_TEXTS) - 1))
+    text, spans = SPEC_TEXTS[i], SPEC_TOKENS[i]
+    for _ in range(draw(st.integers(1, 3))):
+        j = draw(st.integers(0, len(spans) - 1))
+        a, b = spans[j]
+        op = draw(st.sampled_from(["delete", "duplicate", "swap", "number"]))
+        if op == "delete":
+            text = text[:a] + text[b:]
+        elif op == "duplicate":
+            text = text[:b] + " " + text[a:b] + text[b:]
+        elif op == "swap":
+            c, d = spans[draw(st.integers(0, len(spans) - 1))]
+            if b <= c:
+                text = text[:a] + text[c:d] + text[b:c] + text[a:b] + text[d:]
+        else:
+            text = text[:a] + str(draw(st.sampled_from([0, 1, 2, 7, 10 ** 13]))) + text[b:]
+        try:
+            spans = _token_spans(text)
+        except Exception:
+            break
+    return text
+
+
+@given(mutated_spec())
+def test_mutated_zoo_specs_never_crash(text):
+    only_cnndsl_errors(text)
+
+
+# -- limits: fast, clear refusals that name the limit and how to raise it -------------------
+
+@pytest.mark.parametrize("text, words", [
+    ("input 8x8x3\nCONV * 1000000000", "--max-layers"),
+    ("input 8x8x3\n((CONV * 1000) * 1000) * 1000", "--max-layers"),
+    ("input 8x8x3\ndef a = CONV - b\ndef b = RELU - a\na", "recursive"),
+    ("input 8x8x3\nCONV(" + "9" * 5000 + ")", "10^12"),
+    ("input 8x8x3\n" + "(" * 100_000 + "CONV" + ")" * 100_000, "def"),
+    ("input 8x8x3\nN = M\nM = N\nCONV * N", "recursive"),
+])
+def test_limits_are_refused_with_a_way_out(text, words):
+    with pytest.raises(CnnLimitError) as info:
+        cnndsl.build_graph(text)
+    assert words in info.value.render()
+
+
+def test_layer_limit_can_be_raised():
+    text = "input 8x8x3\nRELU * 300000"
+    with pytest.raises(CnnLimitError):
+        cnndsl.build_graph(text)
+    assert cnndsl.build_graph("input 8x8x3\nRELU * 1000", max_layers=1000)
+
+
+def test_a_50_mb_spec_is_refused_before_it_is_read(tmp_path):
+    big = tmp_path / "big.cnn"
+    with big.open("w") as f:
+        f.write("input 8x8x3\n")
+        f.write("RELU - " * 7_000_000 + "RELU\n")
+    assert big.stat().st_size > 48_000_000
+    r = subprocess.run([sys.executable, "-m", "cnndsl", "check", str(big)], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 1
+    size = big.stat().st_size
+    assert r.stderr.startswith(f"{big}:1:1: error: the spec is {size:,} bytes or more")
+    assert "--max-bytes" in r.stderr
+
+
+# -- safety ----------------------------------------------------------------------------------
+
+def test_no_eval_exec_or_pickle_in_the_package():
+    banned_calls = {"eval", "exec", "__import__"}
+    for path in (ROOT / "cnndsl").rglob("*.py"):
+        tree = pyast.parse(path.read_text(), str(path))
+        for node in pyast.walk(tree):
+            if isinstance(node, pyast.Call) and isinstance(node.func, pyast.Name):
+                assert node.func.id not in banned_calls, f"{path}:{node.lineno}"
+            if isinstance(node, (pyast.Import, pyast.ImportFrom)):
+                names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
+                assert not any(n.split(".")[0] in ("pickle", "marshal", "shelve", "dill")
+                               for n in names), f"{path}:{node.lineno}"
+
+
+def test_same_spec_gives_the_same_graph_in_fresh_processes():
+    outputs = set()
+    for seed in ("1", "2", "3"):
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        r = subprocess.run([sys.executable, "-m", "cnndsl", "expand", str(ROOT / "specs" /
+                            "vgg16.cnn")], capture_output=True, text=True, env=env, timeout=60)
+        assert r.returncode == 0, r.stderr
+        outputs.add(r.stdout)
+    assert len(outputs) == 1
