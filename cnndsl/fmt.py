@@ -1,6 +1,8 @@
 """The canonical formatter: a spec's syntax tree and comments printed in one style (docs/fmt.md)."""
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
 from dataclasses import dataclass, field
 
@@ -241,21 +243,25 @@ class Formatter:
 
     # -- comments and the whole file -----------------------------------------------------
     def place_comments(self) -> list[tuple[int, str]]:
-        """Attach each comment to a line; return those after the last line."""
+        """Attach each comment to a line; return those after the last line.
+
+        Lines print source in order, so their ranges only grow: an own-line comment goes
+        before the first line reaching past it, an end-of-line comment after the last line
+        starting before it."""
+        starts = list(itertools.accumulate((ln.lo or 0 for ln in self.lines), max))
+        ends = list(itertools.accumulate((ln.hi or 0 for ln in self.lines), max))
         tail: list[tuple[int, str]] = []
         for m in _COMMENT.finditer(self.text):
             pos, comment = m.start(), m.group().rstrip()
-            own_line = not self.text[self.text.rfind("\n", 0, pos) + 1:pos].strip()
-            if own_line:
-                target = next((ln for ln in self.lines if ln.hi is not None and ln.hi > pos),
-                              None)
-                (target.leading if target else tail).append((pos, comment))
-            else:
-                before = [ln for ln in self.lines if ln.lo is not None and ln.lo <= pos]
-                if before:
-                    before[-1].trailing.append(comment)
-                else:  # only a `;` precedes it
-                    tail.append((pos, comment))
+            if not self.text[self.text.rfind("\n", 0, pos) + 1:pos].strip():  # own line
+                i = bisect.bisect_right(ends, pos)
+                (self.lines[i].leading if i < len(self.lines) else tail).append((pos, comment))
+                continue
+            i = bisect.bisect_right(starts, pos) - 1
+            if i >= 0:
+                self.lines[i].trailing.append(comment)
+            else:  # only a `;` precedes it
+                tail.append((pos, comment))
         return tail
 
     def blank_before(self, pos: int) -> bool:

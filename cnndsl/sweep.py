@@ -58,7 +58,7 @@ class Row:
     params: int | None = None
     macs: int | None = None
     output: object = None  # Shape
-    graph: object = field(default=None, repr=False)
+    options: Options | None = field(default=None, repr=False)  # to check this row again
 
     @property
     def valid(self) -> bool:
@@ -154,7 +154,7 @@ def combinations(axes: list[Axis], sites: list[Site], optional: str, limit: int)
 
 def run_sweep(program: ast.Program, axes: list[Axis], *, input=None, classes=None,
               max_layers: int | None = None, optional: str = "keep",
-              limit: int = DEFAULT_LIMIT, keep_graphs: bool = False) -> list[Row]:
+              limit: int = DEFAULT_LIMIT) -> list[Row]:
     """Expand and check the parsed spec once per combination: one Row each.
 
     With optional="both", each `X?` is kept and dropped; a combination dropping a site its
@@ -166,7 +166,7 @@ def run_sweep(program: ast.Program, axes: list[Axis], *, input=None, classes=Non
         options = Options(defines=dict(variables), input=input, classes=classes,
                           max_layers=max_layers or DEFAULT_MAX_LAYERS,
                           drop_optional=frozenset((s.line, s.column) for s in dropped))
-        row = Row(variables, tuple(s.label for s in dropped))
+        row = Row(variables, tuple(s.label for s in dropped), options=options)
         graph = None
         try:
             graph = expand(program, options)
@@ -181,7 +181,6 @@ def run_sweep(program: ast.Program, axes: list[Axis], *, input=None, classes=Non
             t = graph.graph["totals"]
             row.layers, row.params, row.macs, row.output = (t["layers"], t["params"], t["macs"],
                                                             t["output"])
-            row.graph = graph if keep_graphs else None
         rows.append(row)
     return rows
 

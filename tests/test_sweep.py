@@ -180,3 +180,16 @@ def test_cli_pick_compiles_the_chosen_row(tmp_path):
     assert f"{smallest[0]:,} parameters" in out.read_text()
     assert cli("-", "-D", "M=6", "-D", "N=1", "-D", "K=0", "--pick", "1",
                stdin=LECTURE).returncode == 2  # that row does not check
+
+
+def test_cli_pick_compiles_a_row_without_its_optional_layers(tmp_path):
+    out = tmp_path / "model.py"
+    r = cli("-", "-D", "N=1", "-D", "M=2", "--optional", "both", "--sort", "params", "--pick",
+            "1", "-o", str(out), stdin=OPTIONAL)
+    assert r.returncode == 0, r.stderr
+    without_bn = cnndsl.build_graph(OPTIONAL, N=1, M=2, drop_optional=True)
+    with_bn = cnndsl.build_graph(OPTIONAL, N=1, M=2)
+    assert with_bn.graph["totals"]["params"] > without_bn.graph["totals"]["params"]
+    source = out.read_text()
+    assert f"{without_bn.graph['totals']['params']:,} parameters" in source
+    assert "BatchNorm2d" not in source

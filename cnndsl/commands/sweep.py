@@ -63,12 +63,12 @@ def run(args) -> int:
     started = time.perf_counter()
     rows = run_sweep(program, axes, input=_input(args.input), classes=args.classes,
                      max_layers=args.max_layers, optional=args.optional,
-                     limit=args.limit or DEFAULT_LIMIT, keep_graphs=args.pick is not None)
+                     limit=args.limit or DEFAULT_LIMIT)
     elapsed = time.perf_counter() - started
     shown = select(rows, max_params=max_params, max_macs=max_macs, valid_only=args.valid_only,
                    sort=args.sort, top=args.top)
     if args.pick is not None:
-        return compile_row(args, shown, text)
+        return compile_row(args, shown, program, text)
     names = [a.name for a in axes]
     write_rows(args.format, shown, names, show_dropped=args.optional != "keep")
     print(f"checked {len(rows):,} networks in {elapsed:.2f} s", file=sys.stderr)
@@ -93,7 +93,7 @@ def write_rows(fmt: str, rows, names, show_dropped: bool) -> None:
         sys.stdout.write(format_table(rows, names, show_dropped))
 
 
-def compile_row(args, rows, text: str) -> int:
+def compile_row(args, rows, program, text: str) -> int:
     """Compile one row: PyTorch source from its checked graph, or a model via `compile`."""
     if args.pick > len(rows):
         raise UsageError(f"--pick {args.pick}: the sweep shows only {len(rows)} rows")
@@ -104,10 +104,12 @@ def compile_row(args, rows, text: str) -> int:
     suffix = out.suffix.lower() if out else ".py"
     if suffix != ".py":
         return compile_model(args, row, text)
+    from ..api import check_program
     from ..codegen import to_source
     from ..torch_backend import class_name_for
 
-    source = to_source(row.graph, class_name=class_name_for(row.graph.graph["source"].name))
+    graph = check_program(program, row.options)  # only the picked row's graph is kept
+    source = to_source(graph, class_name=class_name_for(program.source.name))
     if out is None:
         sys.stdout.write(source)
         return 0
