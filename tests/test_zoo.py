@@ -312,3 +312,31 @@ def test_unknown_zoo_name_is_a_usage_error_with_a_suggestion(capsys):
     assert "no spec `resnet1O1` in the zoo" in err and "did you mean `resnet101`" in err
     with pytest.raises(cnndsl.errors.UsageError):
         modelzoo.read("../pyproject")
+
+
+# -- compiled to torch: a forward pass ----------------------------------------------------------
+
+# The ResNets and MobileNet end in global average pooling, so a 64x64 input runs the same
+# modules (same parameters) in a fraction of the time; the others' FC layers fix their input.
+SMALL_INPUT = {"resnet101": "64x64x3", "resnet152": "64x64x3", "mobilenet_v1": "64x64x3"}
+
+
+@pytest.mark.parametrize("name", MINE)
+def test_compiled_spec_runs_a_forward_pass(name):
+    import torch
+
+    _, t = totals(name)
+    model = cnndsl.compile(f"zoo:{name}", input=SMALL_INPUT.get(name), seed=0).eval()
+    assert sum(p.numel() for p in model.parameters()) == t["params"]
+    with torch.no_grad():
+        out = model(torch.randn(2, *model.cnndsl_info["input_shape"]))
+    classes = 361 if name == "alphago_policy" else 1000
+    assert tuple(out.shape) == (2, classes)
+    # every one of these specs ends in a softmax: two probability distributions
+    assert torch.allclose(out.sum(dim=1), torch.ones(2), atol=1e-4)
+
+
+def test_alphago_compiles_a_learned_bias_per_board_point():
+    model = cnndsl.compile("zoo:alphago_policy", k=16, seed=0)
+    shapes = [tuple(p.shape) for p in model.parameters()]
+    assert (1, 19, 19) in shapes and shapes.count((16,)) == 12  # the 1x1 conv has no bias
