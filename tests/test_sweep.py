@@ -193,3 +193,10 @@ def test_cli_pick_compiles_a_row_without_its_optional_layers(tmp_path):
     source = out.read_text()
     assert f"{without_bn.graph['totals']['params']:,} parameters" in source
     assert "BatchNorm2d" not in source
+
+
+def test_cli_warns_about_a_variable_the_spec_never_uses():
+    r = cli("-", "-D", "N=1", "-D", "M=1", "-D", "K=0", "-D", "Q=1..2", stdin=LECTURE)
+    assert r.returncode == 0
+    assert "the spec never uses `Q`" in r.stderr
+    assert "never uses `N`" not in r.stderr

@@ -45,7 +45,8 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..api import read_spec
     from ..parser import parse
-    from ..sweep import DEFAULT_LIMIT, parse_axis, parse_count, run_sweep, select
+    from ..sweep import (DEFAULT_LIMIT, parse_axis, parse_count, run_sweep, select,
+                         unused_names)
 
     for flag in ("classes", "max_layers", "limit", "top", "pick"):
         value = getattr(args, flag)
@@ -60,6 +61,9 @@ def run(args) -> int:
     max_macs = parse_count(args.max_macs) if args.max_macs else None
     text, name = read_spec(args.spec)
     program = parse(text, name)
+    for unused in unused_names(program, [a.name for a in axes]):
+        print(f"cnndsl: warning: the spec never uses `{unused}`; -D {unused} changes nothing",
+              file=sys.stderr)
     started = time.perf_counter()
     rows = run_sweep(program, axes, input=_input(args.input), classes=args.classes,
                      max_layers=args.max_layers, optional=args.optional,
