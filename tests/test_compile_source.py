@@ -109,8 +109,10 @@ def test_generated_file_imports_only_torch_and_runs_without_cnndsl(tmp_path):
     result = subprocess.run([sys.executable, "-I", "-c", DRIVER, str(path)], cwd=tmp_path,
                             capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "ResNet18: (1, 10)"
-    failing = subprocess.run([sys.executable, "-I", "-c", DRIVER + "\nimport cnndsl", str(path)],
-                             cwd=tmp_path, capture_output=True, text=True)
+    (tmp_path / "empty.py").write_text("", encoding="utf-8")  # the hook itself, checked
+    failing = subprocess.run([sys.executable, "-I", "-c", DRIVER + "\nimport cnndsl",
+                              str(tmp_path / "empty.py")], cwd=tmp_path, capture_output=True,
+                             text=True)
     assert "cnndsl is not available here" in failing.stderr
 
 

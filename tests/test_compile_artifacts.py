@@ -1,0 +1,160 @@
+"""Saved models: .pt round trips, ONNX checked with onnxruntime, TorchScript, atomic writes, CLI."""
+from __future__ import annotations
+
+import ast
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+import cnndsl
+from cnndsl import artifacts
+from cnndsl.cli import main
+from cnndsl.errors import UsageError
+
+SPECS = Path(__file__).resolve().parents[1] / "specs"
+TINY = """input 12x12x3
+classes = 4
+def unit(c) = CONV(c, 3, pad=p, bias=false) - BN - RELU
+unit(8) - residual(unit(8) - unit(8)) - MAXPOOL(2) - GAP - FC(classes) - SOFTMAX
+"""
+
+
+def tiny(**kw):
+    return cnndsl.compile(TINY, seed=kw.pop("seed", 1), p="same", **kw)
+
+
+def test_pt_round_trip_with_spec_and_variables(tmp_path):
+    model = tiny(logits=True).eval()
+    with torch.no_grad():
+        model.bn1.running_mean.uniform_()  # state beyond the initialisation must survive
+    path = tmp_path / "model.pt"
+    artifacts.save(model, path)
+    payload = torch.load(path, weights_only=True)
+    assert payload["spec"] == TINY and payload["variables"] == {"p": "same"}
+    assert payload["logits"] is True
+    loaded = cnndsl.load(path).eval()
+    x = torch.randn(2, 3, 12, 12)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+    assert loaded(x).shape == (2, 4)  # logits: no softmax
+
+
+def test_pt_round_trip_of_an_optimized_model(tmp_path):
+    model = tiny(optimize=True)
+    artifacts.save(model, tmp_path / "fast.pt")
+    loaded = cnndsl.load(tmp_path / "fast.pt")
+    x = torch.randn(1, 3, 12, 12)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+
+
+def test_onnx_export_agrees_with_onnxruntime(tmp_path):
+    model = tiny().eval()
+    path = tmp_path / "model.onnx"
+    diff = artifacts.save_onnx(model, path)
+    assert diff <= 1e-4
+    x = torch.randn(3, 3, 12, 12)  # another batch size: the batch axis is dynamic
+    with torch.no_grad():
+        expected = model(x).numpy()
+    got = artifacts.run_onnx(path, x.numpy())
+    assert abs(got - expected).max() <= 1e-4
+
+
+def test_torchscript_file(tmp_path):
+    model = tiny().eval()
+    artifacts.save(model, tmp_path / "model.ts")
+    loaded = cnndsl.load(tmp_path / "model.ts")
+    x = torch.randn(2, 3, 12, 12)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x))
+
+
+def test_a_failed_write_leaves_the_existing_file_untouched(tmp_path, monkeypatch):
+    path = tmp_path / "model.pt"
+    path.write_bytes(b"precious")
+
+    def broken_save(obj, f, *args, **kwargs):
+        Path(f).write_bytes(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        artifacts.save(tiny(), path)
+    assert path.read_bytes() == b"precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
+
+
+def test_a_failed_onnx_check_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(artifacts, "run_onnx", lambda path, x: x.sum() * 0 + 1e9)
+    with pytest.raises(UsageError, match="ONNX check failed"):
+        artifacts.save_onnx(tiny(), tmp_path / "model.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    artifacts.write_text(tmp_path / "a.py", "pass\n")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "a.py").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_load_refuses_other_files(tmp_path):
+    torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
+    with pytest.raises(UsageError, match="not a model saved by cnndsl"):
+        cnndsl.load(tmp_path / "other.pt")
+    with pytest.raises(UsageError):
+        artifacts.save(tiny(), tmp_path / "model.h5")
+
+
+# -- the command line -------------------------------------------------------------------------
+
+def test_cli_writes_source_that_matches_the_saved_weights(tmp_path, capsys):
+    spec = str(SPECS / "resnet18.cnn")
+    common = ["--input", "32x32x3", "--classes", "10", "--seed", "3", "--device", "cpu"]
+    assert main(["compile", spec, "-o", str(tmp_path / "net.py"), *common]) == 0
+    assert main(["compile", spec, "-o", str(tmp_path / "net.pt"), *common]) == 0
+    assert "11,181,642 parameters" in capsys.readouterr().out  # resnet18 with 10 classes
+    namespace: dict = {}
+    source = (tmp_path / "net.py").read_text()
+    exec(compile(source, "net.py", "exec"), namespace)  # our own generated file
+    generated = namespace["Resnet18"]().eval()
+    loaded = cnndsl.load(tmp_path / "net.pt").eval()
+    generated.load_state_dict(loaded.state_dict())
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(generated(x), loaded(x))
+    # the same seed gives the same bytes of source and the same weights
+    assert main(["compile", spec, "-o", str(tmp_path / "again.pt"), *common]) == 0
+    again = cnndsl.load(tmp_path / "again.pt")
+    assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(),
+                                                 loaded.state_dict().values()))
+
+
+def test_cli_source_to_stdout_with_defines_and_logits(capsys):
+    spec = "[(CONV-RELU)*N-POOL]*M-FC-SOFTMAX"
+    assert main(["compile", spec, "--input", "32x32x3", "--classes", "10", "-D", "N=2",
+                 "-D", "M=2", "--logits", "--class-name", "Small"]) == 0
+    source = capsys.readouterr().out
+    ast.parse(source)
+    assert "class Small(nn.Module):" in source
+    assert source.count("nn.Conv2d(") == 4 and "Softmax" not in source
+
+
+@pytest.mark.parametrize("suffix", [".onnx", ".ts"])
+def test_cli_exports(tmp_path, suffix, capsys):
+    out = tmp_path / f"lenet{suffix}"
+    assert main(["compile", str(SPECS / "lenet5.cnn"), "-o", str(out), "--seed", "0"]) == 0
+    assert out.is_file() and "61,706 parameters" in capsys.readouterr().out
+
+
+def test_cli_usage_errors(tmp_path, capsys):
+    spec = str(SPECS / "lenet5.cnn")
+    assert main(["compile", spec, "-o", str(tmp_path / "x.h5")]) == 2
+    assert main(["compile", spec, "-o", str(tmp_path / "missing" / "x.pt")]) == 2
+    assert main(["compile", spec, "-o", str(tmp_path / "x.py"), "--optimize"]) == 2
+    assert main(["compile", "input 7x7x3\nCONV(1, 3, s=3)", "-o", str(tmp_path / "x.pt")]) == 1
+    assert list(tmp_path.iterdir()) == []
+    err = capsys.readouterr().err
+    assert "doesn't fit" in err
