@@ -1,0 +1,97 @@
+"""Random valid specs: static shapes and parameter counts agree with a real torch forward pass."""
+from __future__ import annotations
+
+import torch
+from hypothesis import assume, given, strategies as st
+
+import cnndsl
+from cnndsl.errors import CnnShapeError
+
+from conftest import layers_of
+
+channels = st.integers(1, 8)
+
+
+@st.composite
+def layer(draw, depth=0):
+    choice = draw(st.integers(0, 9 if depth < 2 else 6))
+    c = draw(channels)
+    if choice == 0:
+        k = draw(st.sampled_from([1, 3, 5]))
+        s = draw(st.sampled_from([1, 1, 2]))
+        pad = draw(st.sampled_from(["0", "same", "1", "2"]))
+        bias = draw(st.sampled_from(["", ", bias=false"]))
+        d = draw(st.sampled_from(["", "", ", d=2"]))
+        return f"CONV({c}, {k}, s={s}, pad={pad}{bias}{d})"
+    if choice == 1:
+        k = draw(st.sampled_from([2, 3]))
+        s = draw(st.sampled_from([1, 2]))
+        kind = draw(st.sampled_from(["MAXPOOL", "AVGPOOL"]))
+        rnd = draw(st.sampled_from(["", ", round=ceil"]))
+        return f"{kind}({k}, {s}{rnd})"
+    if choice == 2:
+        return draw(st.sampled_from(["RELU", "BN", "TANH", "SIGMOID", "LEAKYRELU(0.1)", "RELU6",
+                                     "ELU", "GELU", "LRN", "DROPOUT(0.3)"]))
+    if choice == 3:
+        return f"DWCONV(3, s={draw(st.sampled_from([1, 2]))}, pad=1)"
+    if choice == 4:
+        return f"SEPCONV({c}, 3, s={draw(st.sampled_from([1, 2]))})"
+    if choice == 5:
+        return f"CONV({c}, 1x3, pad=0x1, groups=1)"
+    if choice == 6:
+        return "CONV"
+    if choice == 7:
+        body = draw(chain(depth + 1))
+        return f"residual({body})"
+    if choice == 8:
+        a, b = draw(channels), draw(channels)
+        return f"concat(CONV({a}, 1), CONV({b}, 3, pad=1), identity)"
+    body = draw(chain(depth + 1))
+    return f"({body}) * {draw(st.integers(1, 3))}"
+
+
+@st.composite
+def chain(draw, depth=0):
+    items = draw(st.lists(layer(depth), min_size=1, max_size=4))
+    return " - ".join(items)
+
+
+@st.composite
+def spec(draw):
+    h = draw(st.integers(6, 24))
+    w = draw(st.sampled_from([h, h, draw(st.integers(6, 24))]))
+    c = draw(channels)
+    head = draw(st.sampled_from(["", " - FC(7)", " - GAP - FC(5) - SOFTMAX", " - FLATTEN"]))
+    return f"input {h}x{w}x{c}\nwidth = 4\nrounding = floor\n{draw(chain())}{head}\n"
+
+
+def static_graph(text):
+    try:
+        return cnndsl.build_graph(text)
+    except CnnShapeError:
+        assume(False)  # a random window that does not fit: not a valid spec
+
+
+@given(spec())
+def test_static_shapes_and_counts_match_torch(text):
+    graph = static_graph(text)
+    torch.manual_seed(0)
+    model = cnndsl.compile(text, seed=0).eval()
+    shapes = {}
+    by_name = {d["name"]: d for d in layers_of(graph)}
+    for name, module in model.named_modules():
+        if name in by_name:
+            module.register_forward_hook(
+                lambda m, i, o, name=name: shapes.__setitem__(name, tuple(o.shape[1:])))
+    ctx = graph.graph["context"].input
+    x = torch.randn(2, ctx.c, ctx.h, ctx.w)
+    with torch.no_grad():
+        y = model(x)
+    out = graph.graph["totals"]["output"]
+    assert tuple(y.shape) == (2, *out.as_list()), text
+    assert shapes, "no module was matched to a layer by name"
+    for name, shape in shapes.items():
+        assert shape == tuple(by_name[name]["shape"].as_list()), (text, name)
+    assert sum(p.numel() for p in model.parameters()) == graph.graph["totals"]["params"]
+    running = sum(b.numel() for n, b in model.named_buffers() if "running" in n)
+    assert running == graph.graph["totals"]["buffers"]
