@@ -153,7 +153,8 @@ def assign_names(graph: nx.DiGraph) -> nx.DiGraph:
             graph.nodes[v]["name"] = "input"
             continue
         counts[kind] = counts.get(kind, 0) + 1
-        graph.nodes[v]["name"] = f"{kind}{counts[kind]}"
+        sep = "_" if kind[-1].isdigit() else ""  # relu6_1, not relu61
+        graph.nodes[v]["name"] = f"{kind}{sep}{counts[kind]}"
     return graph
 
 
