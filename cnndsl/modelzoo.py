@@ -31,15 +31,26 @@ def read(name: str) -> str:
     return entry.read_text(encoding="utf-8")
 
 
-def description(text: str) -> str:
-    """A spec's one-line description: its first comment line."""
+def description(text: str, width: int = 100) -> str:
+    """A spec's one-line description: its first comment sentence, cut to `width` characters.
+
+    The sentence may run over several comment lines; it ends at a line that ends in `.`, `:`
+    or `;`, or where the comment ends.
+    """
+    words: list[str] = []
     for line in text.splitlines():
         stripped = line.strip()
-        if stripped.startswith("#"):
-            return stripped.lstrip("#").strip().rstrip(":").rstrip()
-        if stripped:
+        if not stripped.startswith("#"):
+            if stripped or words:
+                break
+            continue
+        words += stripped.lstrip("#").split()
+        if not words or words[-1][-1] in ".:;":
             break
-    return ""
+    sentence = " ".join(words).rstrip(":;").rstrip()
+    if len(sentence) <= width:
+        return sentence
+    return sentence[:width - 1].rsplit(" ", 1)[0].rstrip(",;:(") + "…"
 
 
 @dataclass(frozen=True)

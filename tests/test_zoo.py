@@ -340,3 +340,12 @@ def test_alphago_compiles_a_learned_bias_per_board_point():
     model = cnndsl.compile("zoo:alphago_policy", k=16, seed=0)
     shapes = [tuple(p.shape) for p in model.parameters()]
     assert (1, 19, 19) in shapes and shapes.count((16,)) == 12  # the 1x1 conv has no bias
+
+
+def test_description_is_the_first_comment_sentence_on_one_line():
+    assert modelzoo.description("# One line.\n# More.\ninput 8x8x3\nRELU") == "One line."
+    assert modelzoo.description("\n# Runs over\n#   two lines:\n# rest") == "Runs over two lines"
+    long = "# " + "word " * 40 + "end.\nRELU"
+    cut = modelzoo.description(long, width=30)
+    assert cut.endswith("…") and len(cut) <= 30 and cut.startswith("word word")
+    assert modelzoo.description("input 8x8x3\n# not a header\nRELU") == ""
