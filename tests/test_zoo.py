@@ -349,3 +349,19 @@ def test_description_is_the_first_comment_sentence_on_one_line():
     cut = modelzoo.description(long, width=30)
     assert cut.endswith("…") and len(cut) <= 30 and cut.startswith("word word")
     assert modelzoo.description("input 8x8x3\n# not a header\nRELU") == ""
+
+
+def test_docs_zoo_table_matches_the_specs():
+    from pathlib import Path
+
+    doc = Path(__file__).resolve().parent.parent / "docs" / "zoo.md"
+    rows = [line.split("|")[1:-1] for line in doc.read_text(encoding="utf-8").splitlines()
+            if line.startswith("| `")]
+    listed = {cells[0].strip().strip("`"): [c.strip() for c in cells] for cells in rows}
+    assert set(modelzoo.names()) <= {n.strip("` ") for name in listed for n in name.split(",")}
+    for name, cells in listed.items():
+        if "," in name:  # a group of torchvision-built specs; `cnndsl zoo` has their numbers
+            continue
+        entry = modelzoo.entry(name)
+        assert (cells[2], cells[3], cells[4]) == (entry.input, str(entry.layers),
+                                                  f"{entry.params:,}"), name
