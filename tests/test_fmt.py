@@ -70,6 +70,16 @@ def test_spacing_case_separators_and_keywords():
                                  "CONV(6, 5, s=1) - RELU - MAXPOOL(2) - FC(10) - SOFTMAX\n")
 
 
+def test_the_lecture_pattern_as_the_notes_write_it():
+    # CS231n: "[(CONV-RELU)*N-POOL]*M-(FC-RELU)*K,SOFTMAX" (a comma before SOFTMAX).
+    text = "input 32x32x3\nclasses = 10\n[(CONV-RELU)*N-POOL]*M-(FC-RELU)*K,SOFTMAX\n"
+    assert format_text(text).splitlines()[2] == (
+        "[(CONV - RELU) * N - POOL] * M - (FC - RELU) * K - SOFTMAX")
+    for n, m, k in ((1, 1, 0), (3, 2, 1), (5, 5, 2)):
+        assert ir_of(cnndsl.build_graph(format_text(text), N=n, M=m, K=k)) == ir_of(
+            cnndsl.build_graph(text, N=n, M=m, K=k))
+
+
 def test_aliases_and_paper_tokens_stay_as_written_but_upper_case():
     text = "input 224x224x3\nconv3-64 - relu - pool - norm - FC-4096 - soft-max\n"
     assert format_text(text).splitlines()[1] == "conv3-64 - RELU - POOL - NORM - FC-4096 - soft-max"
