@@ -1,4 +1,4 @@
-"""`cnndsl sweep`: rows agree with single checks, ranges, the size guard, optional sites, formats."""
+"""`cnndsl sweep`: rows agree with single checks; ranges, the size guard, optional sites."""
 from __future__ import annotations
 
 import csv
@@ -21,7 +21,8 @@ from cnndsl.sweep import (combinations, format_csv, format_table, optional_sites
 ROOT = Path(__file__).resolve().parent.parent
 # The lecture's pattern: "N is usually up to ~5, M is large, 0 <= K <= 2".
 LECTURE = "input 32x32x3\nclasses = 10\n[(CONV - RELU)*N - POOL]*M - (FC - RELU)*K - SOFTMAX\n"
-OPTIONAL = "input 32x32x3\nclasses = 10\n[(CONV - BN? - RELU)*N - POOL]*M - DROPOUT(0.5)? - SOFTMAX\n"
+OPTIONAL = ("input 32x32x3\nclasses = 10\n"
+            "[(CONV - BN? - RELU)*N - POOL]*M - DROPOUT(0.5)? - SOFTMAX\n")
 
 
 def lecture_rows(**kw):
@@ -83,8 +84,9 @@ def test_bad_ranges_are_usage_errors(text):
         parse_axis(text)
 
 
-@pytest.mark.parametrize("text, count", [("5M", 5_000_000), ("250k", 250_000), ("1.5G", 1_500_000_000),
-                                         ("1200", 1200), ("61,706", 61706)])
+@pytest.mark.parametrize("text, count", [("5M", 5_000_000), ("250k", 250_000),
+                                         ("1.5G", 1_500_000_000), ("1200", 1200),
+                                         ("61,706", 61706)])
 def test_counts(text, count):
     assert parse_count(text) == count
 
@@ -114,7 +116,8 @@ def test_optional_both_tries_each_site_kept_and_dropped():
     for row in both:
         drop = frozenset((s.line, s.column) for s in sites if s.label in row.dropped)
         g = cnndsl.build_graph(OPTIONAL, drop_optional=drop, **row.variables)
-        assert (row.params, row.layers) == (g.graph["totals"]["params"], g.graph["totals"]["layers"])
+        t = g.graph["totals"]
+        assert (row.params, row.layers) == (t["params"], t["layers"])
     one_site = "input 8x8x3\nCONV(4, 3, pad=1) - BN? - RELU\n"
     assert len(run_sweep(parse(one_site), [], optional="both")) == 2  # doubles the rows
     dropped = run_sweep(parse(one_site), [], optional="drop")
