@@ -173,14 +173,18 @@ def layer_text(draw) -> str:
     name = lambda n: draw(st.sampled_from([n, n.lower(), n.capitalize()]))  # noqa: E731
     if kind == "conv":
         k = draw(st.sampled_from([1, 3, 5]))
+        kernel = draw(st.sampled_from([str(k), f"{k}x{k}", f"({k} - 1 + 1)", f"{k} x {k}"]))
         pad = draw(st.sampled_from(["", ", pad=same", f", pad={k // 2}", ", pad=0"]))
-        stride = draw(st.sampled_from(["", "", ", s=2", ",s = 1"]))
-        filters = draw(st.sampled_from(["8", "C", "2*C", "C+4"]))
-        return f"{name('CONV')}({filters},{draw(st.sampled_from(['', ' ']))}{k}{stride}{pad})"
+        stride = draw(st.sampled_from(["", "", ", s=2", ",s = 1", ", s=4/2"]))
+        filters = draw(st.sampled_from(["8", "C", "2*C", "C+4", "C - -2", "16 / 2"]))
+        comma = draw(st.sampled_from(["", "", ",", " ,\n  "]))
+        return (f"{name('CONV')}({filters},{draw(st.sampled_from(['', ' ']))}{kernel}{stride}"
+                f"{pad}{comma})")
     return {"relu": lambda: name("RELU"), "bn": lambda: name("BN") + draw(st.sampled_from(
         ["", "()"])), "pool": lambda: draw(st.sampled_from(["POOL", "maxpool(2)", "AVGPOOL(2)"])),
-        "vgg": lambda: draw(st.sampled_from(["conv3-8", "conv1-16"])),
-        "drop": lambda: "DROPOUT(0.5)", "dw": lambda: "DWCONV(3, pad=1)",
+        "vgg": lambda: draw(st.sampled_from(["conv3-8", "conv1-16", "FC-10", "soft-max"])),
+        "drop": lambda: draw(st.sampled_from(["DROPOUT(0.5)", "dropout(.5)", "DROP(5e-1)"])),
+        "dw": lambda: "DWCONV(3, pad=1)",
         "leaky": lambda: "LeakyReLU(0.1)"}[kind]()
 
 
