@@ -243,7 +243,12 @@ def spec_texts(draw) -> str:
     return "\n".join(lines) + draw(st.sampled_from(["\n", "", "\n# end\n", "\n\n"]))
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# ~100 examples keep the default run to seconds; the long profile (make test-long) runs its own.
+FUZZ_EXAMPLES = 100 if settings.default.max_examples <= 200 else settings.default.max_examples
+
+
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(spec_texts())
 def test_random_specs_round_trip(text):
     assert_round_trip(text)
