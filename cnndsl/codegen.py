@@ -135,7 +135,8 @@ def forward_line(step: lowering.Step, reg: dict[int, str], new_block: bool) -> s
         x = f"torch.flatten({args[0]}, 1)" if step.flatten else args[0]
         code = f"self.{step.name}({x})"
     elif step.op == "add":
-        code = " + ".join(args)
+        code = "".join(f".add_({a})" for a in args[1:]) if step.accumulate else " + ".join(args)
+        code = args[0] + code if step.accumulate else code
     elif step.op == "concat":
         code = f"torch.cat([{', '.join(args)}], dim=1)"
     else:

@@ -19,6 +19,9 @@ from .shapes import Shape, out_size
 # Modules whose output may be their input tensor itself (eval dropout, flatten views, in-place
 # activations): an in-place activation after them would also overwrite that input.
 _ALIASING = {"Dropout", "Flatten", "Identity"}
+# Producers whose backward does not need their output: an ADD may accumulate into it in place
+# (as torchvision's `out += identity`), saving an allocation per residual.
+_ACCUMULATE_INTO = {"Conv2d", "BatchNorm2d", "BatchNorm1d", "Linear"}
 # Window arguments torch reads alike as 3 or (3, 3): written as one number when square.
 _PAIRS = ("kernel_size", "stride", "padding", "dilation", "output_size")
 
@@ -38,6 +41,7 @@ class Step:
     label: str = ""  # "CONV 3x3/1, 64"
     block: str = ""  # the `def` blocks the node comes from, `stage.basic`
     block_id: int = 0  # which call of it (0: none)
+    accumulate: bool = False  # ADD: sum into the first input's tensor (Tensor.add_)
 
 
 @dataclass(frozen=True)
@@ -106,9 +110,17 @@ def _owner_is_shared(graph: nx.DiGraph, steps: dict[int, Step], v: int, start: i
             return True
         step = steps.get(v)
         if step is None or not (step.op == "flatten" or step.module in _ALIASING
-                                or step.kwargs.get("inplace")):
+                                or step.kwargs.get("inplace") or step.accumulate):
             return False
         v = step.inputs[0]
+
+
+def _may_accumulate(graph: nx.DiGraph, steps: dict[int, Step], step: Step, start: int) -> bool:
+    first = step.inputs[0]
+    producer = steps.get(first)
+    return (producer is not None and step.inputs.count(first) == 1
+            and (producer.module in _ACCUMULATE_INTO or producer.op in ("add", "concat"))
+            and not _owner_is_shared(graph, steps, first, start))
 
 
 def plan(graph: nx.DiGraph, *, logits: bool = False) -> Plan:
@@ -137,6 +149,8 @@ def plan(graph: nx.DiGraph, *, logits: bool = False) -> Plan:
                         block_id=step.block_id)
         if step.kwargs.get("inplace") and _owner_is_shared(graph, steps, step.inputs[0], start):
             step = Step(**{**step.__dict__, "kwargs": {**step.kwargs, "inplace": False}})
+        if step.op == "add" and _may_accumulate(graph, steps, step, start):
+            step = Step(**{**step.__dict__, "accumulate": True})
         steps[v] = step
     return Plan(input=start, input_shape=graph.nodes[start]["shape"], output=output,
                 steps=tuple(steps.values()))

@@ -46,9 +46,10 @@ def to_module(graph, *, logits: bool = False, class_name: str = "Net") -> fx.Gra
         elif step.op == "add":
             out = args[0]
             for i, other in enumerate(args[1:], 1):
-                last = i == len(args) - 1
-                out = g.create_node("call_function", operator.add, (out, other),
-                                    name=step.name if last else None)
+                name = step.name if i == len(args) - 1 else None
+                out = g.create_node("call_method", "add_", (out, other), name=name) \
+                    if step.accumulate else \
+                    g.create_node("call_function", operator.add, (out, other), name=name)
         elif step.op == "concat":
             out = g.create_node("call_function", torch.cat, (args, 1), name=step.name)
         elif step.op == "flatten":
@@ -88,10 +89,19 @@ def fold_batchnorm(model: fx.GraphModule) -> fx.GraphModule:
 
 
 def optimize_for_inference(model: fx.GraphModule) -> fx.GraphModule:
-    """Eval mode, BatchNorm folded into the layer before it, convolutions in channels_last."""
+    """Eval mode, BatchNorm folded into the layer before it, convolutions in channels_last.
+
+    The input is made channels_last too, so no layer works in the slower NCHW layout.
+    """
     model = fold_batchnorm(model.eval())
     if any(isinstance(m, nn.Conv2d) for m in model.modules()):
         model = model.to(memory_format=torch.channels_last)
+        x = next(n for n in model.graph.nodes if n.op == "placeholder")
+        with model.graph.inserting_after(x):
+            nhwc = model.graph.call_method("contiguous", (x,),
+                                           {"memory_format": torch.channels_last})
+        x.replace_all_uses_with(nhwc, delete_user_cb=lambda user: user is not nhwc)
+        model.recompile()
     return model
 
 

@@ -129,7 +129,7 @@ def test_generated_source_reads_like_pytorch():
     nodes = graph.number_of_nodes() - 1  # every node but INPUT is one line
     assert len(body) == nodes + 1  # and the return
     assert all("->" in line.partition("  # ")[2] for line in body[:-1])
-    assert "        x = x1 + x  # add1: -> 64x56x56\n" in source
+    assert "        x = x1.add_(x)  # add1: -> 64x56x56\n" in source
     assert "        x1 = self.conv2(x)  # -> 64x56x56  [stage.basic]\n" in source
     assert source.count("import") == 2
 
