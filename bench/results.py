@@ -52,18 +52,30 @@ def median(values) -> float:
     return statistics.median(values)
 
 
+INTRO = {"Front end": (
+    "Written by bench/frontend.py, bench/scale.py and bench/compile_time.py with `--record`. "
+    "Each figure is a median of interleaved runs (routes alternate within every round, so "
+    "a change in the machine's load hits both); frontend times fresh processes by wall "
+    "clock, scale counts this process's CPU seconds (less disturbed by other work on a "
+    "shared machine), compile_time times in-process builds. The machine line gives the "
+    "1-minute load average at the time: figures taken under load are noisy."
+)}
+
+
 def record(section: str, title: str, lines: list[str]) -> None:
     """Append a dated block under `## {section}` of RESULTS.md, creating either if missing.
 
     Other sections (e.g. `## Runtime`) are left as they are; the block goes at the end of ours.
     """
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    block = [f"### {title} ({stamp})", "", f"Machine: {machine()}", "", "```", *lines, "```", ""]
+    block = [f"### {title}, {stamp}", "", f"Machine: {machine()}", "", "```", *lines, "```", ""]
     text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
     heading = f"## {section}"
     out = text.rstrip("\n").split("\n")
     if heading not in out:
         out += ["", heading, ""]
+        if section in INTRO:
+            out += [INTRO[section], ""]
         out += block
     else:
         start = out.index(heading) + 1

@@ -4,8 +4,8 @@ Two shapes of spec: repetition, `(CONV(8, 3, pad=1) - RELU) * N`, and the same l
 long literal chain, one CONV-RELU pair per line. Times are CPU seconds of this process
 (time.process_time: a machine shared with other work disturbs it less than wall time), medians
 of interleaved in-process runs; the parser is built once beforehand. Parse, expand and check
-run with the garbage collector paused, as cnndsl.api does; the summary runs as the CLI's does. Targets: 10,000 layers in under 1 s in total;
-growth per 10x no worse than linear (ratio <= 12).
+run with the garbage collector paused, as cnndsl.api does; the summary runs as the CLI's does.
+Targets: 10,000 layers in under 1 s in total; growth per 10x no worse than linear (<= 12).
 
     python bench/scale.py [--sizes 1000 10000 100000] [--runs 3] [--record]
 """
