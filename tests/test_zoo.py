@@ -1,4 +1,4 @@
-"""The bundled specs (the model zoo): each checks and matches its paper's or torchvision's counts."""
+"""The bundled specs (the model zoo): each checks and matches its paper's or torchvision's."""
 from __future__ import annotations
 
 import pytest
