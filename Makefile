@@ -17,3 +17,7 @@ test: install
 # The long fuzzing run: 10,000 hypothesis examples per property (not in CI).
 test-long: install
 	$(PYTHON) -m pytest -q -p no:cacheprovider --hypothesis-profile=long tests/test_robustness.py
+
+# Keep the bundled specs in the canonical style (a test checks it).
+fmt:
+	$(PYTHON) -m cnndsl fmt specs/*.cnn

@@ -117,6 +117,11 @@ class Expander:
                 self.network = ast.ExprStmt(stmt.span, stmt) if not isinstance(
                     stmt, ast.ExprStmt) else stmt
         for name, value in self.options.defines.items():
+            bound = self.globals.names.get(name)
+            if isinstance(bound, ast.Def) or layers.lookup(name) or name.lower() in BUILTINS:
+                where = bound.name_span if isinstance(bound, ast.Def) else None
+                raise CnnNameError(f"-D {name}=...: `{name}` is a block or layer, not a variable",
+                                   where, help="-D sets variables such as N, classes or width")
             self.globals.names[name] = Override(value)
         if self.options.classes is not None:
             self.globals.names["classes"] = Override(self.options.classes)

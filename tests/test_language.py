@@ -337,3 +337,11 @@ def test_semicolons_and_line_continuations():
 def test_api_errors_are_cnndsl_errors():
     with pytest.raises(CnnDslError):
         cnndsl.build_graph("input 8x8x3\nCONV(")
+
+
+def test_defines_cannot_replace_blocks_or_layers():
+    with pytest.raises(CnnNameError) as info:
+        build(VGG16_DEF, stage=2)
+    assert "`stage` is a block or layer, not a variable" in info.value.message
+    with pytest.raises(CnnNameError):
+        build(VGG16_DEF, conv=2)
