@@ -69,7 +69,7 @@ def entry(name: str) -> Entry:
     from .api import build_graph
 
     text = read(name)
-    graph = build_graph(text)
+    graph = build_graph(PREFIX + name)  # so that a diagnostic names the spec
     totals = graph.graph["totals"]
     return Entry(name=name, description=description(text), layers=totals["layers"],
                  params=totals["params"], macs=totals["macs"],
