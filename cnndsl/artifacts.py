@@ -101,6 +101,9 @@ def save_onnx(model, path: str | Path, *, opset: int = 17) -> float:
     import torch
 
     model = model.eval()
+    if _info(model)["dtype"] == "bfloat16":
+        raise UsageError("ONNX export is checked with onnxruntime, which cannot run bfloat16 "
+                         "models on the CPU: export float32 (or float16) instead")
     with atomic_path(path) as tmp:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
@@ -112,7 +115,7 @@ def save_onnx(model, path: str | Path, *, opset: int = 17) -> float:
         x = example_input(model, batch=2)
         with torch.no_grad():
             expected = model(x).float().cpu().numpy()
-        got = run_onnx(tmp, x.float().cpu().numpy())
+        got = run_onnx(tmp, x.cpu().numpy()).astype(np.float32)
         diff = float(np.max(np.abs(got - expected))) if expected.size else 0.0
         scale = max(1.0, float(np.max(np.abs(expected))))
         tolerance = (1e-4 if _info(model)["dtype"] in ("float32", "float64") else 3e-2) * scale
@@ -123,10 +126,18 @@ def save_onnx(model, path: str | Path, *, opset: int = 17) -> float:
 
 
 def run_onnx(path, x):
+    """onnxruntime's output for one input array; its errors become UsageErrors."""
     import onnxruntime
+    from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
 
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run(None, {session.get_inputs()[0].name: x})[0]
+    failures = tuple(getattr(ort_errors, name) for name in (
+        "Fail", "InvalidArgument", "NotImplemented", "InvalidGraph", "RuntimeException",
+        "InvalidProtobuf", "NoSuchFile", "NoModel", "EPFail") if hasattr(ort_errors, name))
+    try:
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return session.run(None, {session.get_inputs()[0].name: x})[0]
+    except failures as exc:
+        raise UsageError(f"ONNX check failed: onnxruntime cannot run the model: {exc}") from None
 
 
 def save(model, path: str | Path) -> None:

@@ -91,6 +91,25 @@ def test_in_place_activations_never_overwrite_a_shared_tensor():
         assert torch.equal(model(x), torch.relu(c) + torch.sigmoid(c))
 
 
+def test_residual_sums_accumulate_in_place_only_into_private_tensors():
+    from cnndsl import lowering
+
+    shared = "input 4x4x3\nCONV(3, 1) - concat(add(identity, CONV(3, 1)), identity)"
+    model = cnndsl.compile(shared).eval()
+    x = torch.randn(2, 3, 4, 4)
+    with torch.no_grad():
+        c = model.conv1(x)
+        assert torch.equal(model(x), torch.cat([c + model.conv2(c), c], dim=1))
+    adds = [s for s in lowering.plan(cnndsl.build_graph(shared)).steps if s.op == "add"]
+    assert [s.accumulate for s in adds] == [False]
+    resnet = lowering.plan(cnndsl.build_graph(SPECS / "resnet18.cnn"))
+    assert all(s.accumulate for s in resnet.steps if s.op == "add")
+    # a body ending in a layer whose backward needs its output is summed out of place
+    model = cnndsl.compile("input 4x4x3\nresidual(CONV(3, 1) - SIGMOID)")
+    model(x).sum().backward()
+    assert model.conv1.weight.grad is not None
+
+
 def test_trains_with_cross_entropy():
     model = tiny(logits=True).train()
     loss = nn.CrossEntropyLoss()(model(batch(4)), torch.tensor([0, 1, 2, 3]))
@@ -106,6 +125,7 @@ def test_torch_compile_captures_the_whole_graph():
         torch.testing.assert_close(compiled(x), model(x))
 
 
+@pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")
 def test_torchscript_script_and_trace():
     model, x = tiny().eval(), batch()
     with torch.no_grad():

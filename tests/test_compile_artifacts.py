@@ -62,6 +62,7 @@ def test_onnx_export_agrees_with_onnxruntime(tmp_path):
     assert abs(got - expected).max() <= 1e-4
 
 
+@pytest.mark.filterwarnings("ignore::FutureWarning")
 def test_torchscript_file(tmp_path):
     model = tiny().eval()
     artifacts.save(model, tmp_path / "model.ts")
