@@ -370,7 +370,7 @@ def test_docs_zoo_table_matches_the_specs():
 def test_zoo_command_lists_the_rest_and_fails_on_a_broken_spec(monkeypatch, capsys):
     real_read = modelzoo.read
     monkeypatch.setattr(modelzoo, "read", lambda name: "input 8x8x3\nCONV(4, 9)" if
-                        name == "lenet5" else real_read(name))
+                        name.removeprefix("zoo:") == "lenet5" else real_read(name))
     assert main(["zoo"]) == 1
     captured = capsys.readouterr()
     assert "\nresnet152 " in captured.out and "\nlenet5 " not in captured.out
