@@ -36,15 +36,18 @@ def generate(style: str, layers: int) -> str:
     return "input 32x32x8\n" + "\n  - ".join([PAIR] * (layers // 2)) + "\n"
 
 
-def summarise_stage():
+def summarise_stage(gc_off: bool):
     """The summary stage if cnndsl.summary exists (it is concurrent work), else None."""
+    import contextlib
+
     try:
         from cnndsl import summary
     except ImportError:
         return None
 
     def run(graph):
-        summary.format_table(summary.summarize(graph))
+        with gc_paused() if gc_off else contextlib.nullcontext():
+            summary.format_table(summary.summarize(graph))
     return run
 
 
@@ -114,16 +117,23 @@ def main() -> int:
     ap.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
     ap.add_argument("--runs", type=int, default=3,
                     help="rounds per size (default 3; a third of that, at least 1, at 100,000)")
+    ap.add_argument("--summary-gc-paused", action="store_true",
+                    help="run the summary with the GC paused too (as a CLI that pauses it for "
+                         "the whole command would)")
     ap.add_argument("--record", action="store_true", help="append the result to RESULTS.md")
     args = ap.parse_args()
-    summarise = summarise_stage()
+    summarise = summarise_stage(args.summary_gc_paused)
     parse("input 8x8x3\nRELU", "<warm-up>")  # build the parser outside the timings
     lines = report(measure(args.sizes, args.runs, summarise), args.sizes)
     if summarise is None:
         lines.append("scale  note: cnndsl.summary was not available; no summary stage")
+    elif args.summary_gc_paused:
+        lines.append("scale  note: --summary-gc-paused: the summary ran with the GC paused")
     print("\n".join(lines))
     if args.record:
-        record("Front end", "bench/scale.py: generated specs, in-process medians", lines)
+        title = "bench/scale.py: generated specs, in-process medians" + (
+            " (summary with the GC paused)" if args.summary_gc_paused else "")
+        record("Front end", title, lines)
     return 0
 
 
