@@ -86,8 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 20_000))
     parser = make_parser()
     args = parser.parse_args(argv)
+    from .api import gc_paused
+
     try:
-        return args.func(args)
+        with gc_paused():  # a one-shot process: collecting its live objects is wasted work
+            return args.func(args)
     except CnnDslError as exc:
         print(exc.render(), file=sys.stderr)
         return 1

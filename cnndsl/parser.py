@@ -10,12 +10,12 @@ from .errors import CnnLimitError, CnnSyntaxError, Source, Span
 MAX_NESTING = 200  # brackets deeper than this are refused before any recursion happens
 MAX_NUMBER = 10 ** 12  # literals above this are refused (the expander keeps results below it)
 
-_OPENERS = {"_LPAR": "_RPAR", "_LSQB": "_RSQB", "_LBRACE": "_RBRACE"}
+_OPENERS = {"LPAR": "RPAR", "LSQB": "RSQB", "LBRACE": "RBRACE"}
 _CLOSERS = {v: k for k, v in _OPENERS.items()}
-_TEXT = {"_LPAR": "(", "_RPAR": ")", "_LSQB": "[", "_RSQB": "]", "_LBRACE": "{", "_RBRACE": "}"}
+_TEXT = {"LPAR": "(", "RPAR": ")", "LSQB": "[", "RSQB": "]", "LBRACE": "{", "RBRACE": "}"}
 # A newline after one of these, or before one of these, continues the expression.
 _CONTINUE_AFTER = {"MINUS", "PLUS", "STAR", "SLASH", "_ARROW", "_COMMA", "_EQ", "_COLON", "DEF"}
-_CONTINUE_BEFORE = {"MINUS", "PLUS", "STAR", "SLASH", "_ARROW", "_COMMA", "_QMARK"}
+_CONTINUE_BEFORE = {"MINUS", "PLUS", "STAR", "SLASH", "_ARROW", "_COMMA", "QMARK"}
 
 
 def _grammar_text() -> str:
@@ -109,8 +109,9 @@ def _lark():
 
     post = _Continuations()
     grammar = _grammar_text()
-    options = dict(parser="lalr", lexer="basic", postlex=post, propagate_positions=True,
-                   maybe_placeholders=False)
+    # The transformer runs inside the LALR parser: no parse tree is built at all.
+    options = dict(parser="lalr", lexer="basic", postlex=post, maybe_placeholders=False,
+                   transformer=_transformer_class()())
     try:
         parser = Lark(grammar, cache=_cache_file(grammar), **options)
     except Exception:  # an unreadable or corrupt cache file: build from the grammar
@@ -132,27 +133,26 @@ def parse(text: str, name: str = "<spec>") -> ast.Program:
     source = Source(name, normalize(text))
     parser, post = _lark()
     post.source = source
+    parser.options.transformer.source = source
     try:
-        tree = parser.parse(source.text)
+        statements = parser.parse(source.text)
+    except VisitError as exc:
+        raise exc.orig_exc from None
     except UnexpectedCharacters as exc:
         raise _unexpected_character(source, exc) from None
     except UnexpectedToken as exc:
         raise _unexpected_token(source, exc) from None
     except UnexpectedInput as exc:  # UnexpectedEOF and friends
         raise CnnSyntaxError("unexpected end of input", source.end_span()) from None
-    try:
-        statements = _ToAst(source).transform(tree)
-    except VisitError as exc:
-        raise exc.orig_exc from None
     return ast.Program(source, tuple(statements))
 
 
 _FRIENDLY = {
     "NAME": "a name", "INT": "a number", "FLOAT": "a number", "SHAPE": "a size like 3x3",
     "MINUS": "`-`", "PLUS": "`+`", "STAR": "`*`", "SLASH": "`/`", "_ARROW": "`->`",
-    "_COMMA": "`,`", "_EQ": "`=`", "_COLON": "`:`", "_QMARK": "`?`", "_SEMI": "`;`",
-    "_LPAR": "`(`", "_RPAR": "`)`", "_LSQB": "`[`", "_RSQB": "`]`", "_LBRACE": "`{`",
-    "_RBRACE": "`}`", "_NL": "a new line", "$END": "the end of the spec", "INPUT": "`input`",
+    "_COMMA": "`,`", "_EQ": "`=`", "_COLON": "`:`", "QMARK": "`?`", "_SEMI": "`;`",
+    "LPAR": "`(`", "RPAR": "`)`", "LSQB": "`[`", "RSQB": "`]`", "LBRACE": "`{`",
+    "RBRACE": "`}`", "_NL": "a new line", "$END": "the end of the spec", "INPUT": "`input`",
     "DEF": "`def`", "OPERAND": "a layer, a block or a number", "VGG_CONV": "a layer", "VGG_FC": "a layer", "SOFTMAX_ALIAS": "a layer",
 }
 
@@ -161,7 +161,7 @@ def _expected(names) -> str:
     names = set(names)
     if {"NAME", "INT"} <= names:  # an operand is missing: don't list every token that starts one
         names = (names - {"NAME", "INT", "FLOAT", "SHAPE", "INPUT", "VGG_CONV", "VGG_FC",
-                          "SOFTMAX_ALIAS", "_LSQB", "_LBRACE", "MINUS"}) | {"OPERAND"}
+                          "SOFTMAX_ALIAS", "LSQB", "LBRACE", "MINUS"}) | {"OPERAND"}
     words = sorted({_FRIENDLY.get(n, n) for n in names})
     return ", ".join(words[:-1]) + (" or " if len(words) > 1 else "") + words[-1] if words else ""
 
@@ -193,38 +193,36 @@ def _unexpected_token(source: Source, exc) -> CnnSyntaxError:
         return CnnSyntaxError("unexpected end of line", span,
                               help=f"expected {_expected(expected)}")
     after_operand = expected & {"MINUS", "_ARROW"} and tok.type in {
-        "NAME", "INT", "FLOAT", "VGG_CONV", "VGG_FC", "SOFTMAX_ALIAS", "INPUT", "_LPAR",
-        "_LSQB", "_LBRACE"}
+        "NAME", "INT", "FLOAT", "VGG_CONV", "VGG_FC", "SOFTMAX_ALIAS", "INPUT", "LPAR",
+        "LSQB", "LBRACE"}
     if after_operand:
         return CnnSyntaxError(f"missing separator before `{tok}`", span,
                               help="join layers with `-` (or `->`, `+`, `,`), e.g. `CONV - RELU`")
     return CnnSyntaxError(f"unexpected `{tok}`", span, help=f"expected {_expected(expected)}")
 
 
-def _span(source, meta) -> Span:
-    return Span(source, meta.line, meta.column, meta.end_line, meta.end_column)
-
-
 def _make_transformer():
-    from lark import Transformer, v_args
+    from lark import Transformer
 
-    @v_args(meta=True)
     class ToAst(Transformer):
-        def __init__(self, source: Source):
-            super().__init__()
-            self.source = source
+        """Builds the AST while the parser reduces; spans come from the tokens themselves."""
 
-        def _s(self, item):
-            return Span.of(self.source, item) if not hasattr(item, "empty") else _span(
-                self.source, item)
+        source: Source | None = None
+
+        def _tok(self, tok) -> Span:
+            return Span.of(self.source, tok)
+
+        def _span(self, first, last) -> Span:
+            a = first.span if isinstance(first, ast.Node) else self._tok(first)
+            b = last.span if isinstance(last, ast.Node) else self._tok(last)
+            return Span(self.source, a.line, a.column, b.end_line, b.end_column)
 
         # statements
-        def start(self, meta, children):
+        def start(self, children):
             return [c for c in children if c is not None]
 
-        def input_stmt(self, meta, children):
+        def input_stmt(self, children):
             value = children[-1]
-            span = _span(self.source, meta)
             if value.type == "INT":
                 dims = (_whole(value, self.source),)
             else:
@@ -233,79 +231,78 @@ def _make_transformer():
                     dims = dims + (1,)
                 if len(dims) != 3:
                     raise CnnSyntaxError("the input is HxWxC (e.g. 32x32x3) or a vector size",
-                                         Span.of(self.source, value))
+                                         self._tok(value))
             if any(d <= 0 for d in dims):
-                raise CnnSyntaxError("input sizes must be positive", Span.of(self.source, value))
-            return ast.InputStmt(span, dims)
+                raise CnnSyntaxError("input sizes must be positive", self._tok(value))
+            return ast.InputStmt(self._span(children[0], value), dims)
 
-        def def_stmt(self, meta, children):
+        def def_stmt(self, children):
             name = children[1]
             params = children[2] if len(children) == 4 else ()
-            return ast.Def(_span(self.source, meta), str(name), Span.of(self.source, name),
+            return ast.Def(self._span(children[0], children[-1]), str(name), self._tok(name),
                            tuple(params), children[-1])
 
-        def params(self, meta, children):
-            return list(children)
+        def params(self, children):
+            return [c for c in children if isinstance(c, ast.Param)]
 
-        def param(self, meta, children):
+        def param(self, children):
             default = children[1] if len(children) > 1 else None
-            return ast.Param(_span(self.source, meta), str(children[0]), default)
+            return ast.Param(self._span(children[0], children[-1]), str(children[0]), default)
 
-        def assign(self, meta, children):
+        def assign(self, children):
             name = children[0]
-            return ast.Assign(_span(self.source, meta), str(name), Span.of(self.source, name),
+            return ast.Assign(self._span(name, children[1]), str(name), self._tok(name),
                               children[1])
 
         # expressions
-        def comma_seq(self, meta, children):
-            return ast.Chain(_span(self.source, meta), tuple(children),
+        def comma_seq(self, children):
+            return ast.Chain(self._span(children[0], children[-1]), tuple(children),
                              (",",) * (len(children) - 1))
 
-        def arrow_seq(self, meta, children):
-            return ast.Chain(_span(self.source, meta), tuple(children),
+        def arrow_seq(self, children):
+            return ast.Chain(self._span(children[0], children[-1]), tuple(children),
                              ("->",) * (len(children) - 1))
 
-        def sum_seq(self, meta, children):
-            return ast.Chain(_span(self.source, meta), tuple(children[0::2]),
+        def sum_seq(self, children):
+            return ast.Chain(self._span(children[0], children[-1]), tuple(children[0::2]),
                              tuple(str(t) for t in children[1::2]))
 
-        def product_seq(self, meta, children):
-            return ast.Product(_span(self.source, meta), tuple(children[0::2]),
+        def product_seq(self, children):
+            return ast.Product(self._span(children[0], children[-1]), tuple(children[0::2]),
                                tuple(str(t) for t in children[1::2]))
 
-        def neg(self, meta, children):
-            return ast.Neg(_span(self.source, meta), children[1])
+        def neg(self, children):
+            return ast.Neg(self._span(children[0], children[1]), children[1])
 
-        def optional(self, meta, children):
-            return ast.Optional(_span(self.source, meta), children[0])
+        def optional(self, children):
+            return ast.Optional(self._span(children[0], children[1]), children[0])
 
-        def int(self, meta, children):
-            return ast.Num(_span(self.source, meta), _whole(children[0], self.source))
+        def int(self, children):
+            return ast.Num(self._tok(children[0]), _whole(children[0], self.source))
 
-        def float(self, meta, children):
+        def float(self, children):
             value = float(children[0])
             if not value <= MAX_NUMBER:
                 raise _too_large(children[0], self.source)
-            return ast.Num(_span(self.source, meta), value)
+            return ast.Num(self._tok(children[0]), value)
 
-        def dims(self, meta, children):
-            return ast.Dims(_span(self.source, meta), _dims_of(children[0], self.source))
+        def dims(self, children):
+            return ast.Dims(self._tok(children[0]), _dims_of(children[0], self.source))
 
-        def name(self, meta, children):
-            return ast.Name(_span(self.source, meta), str(children[0]))
+        def name(self, children):
+            return ast.Name(self._tok(children[0]), str(children[0]))
 
-        def input_ref(self, meta, children):
-            return ast.InputRef(_span(self.source, meta))
+        def input_ref(self, children):
+            return ast.InputRef(self._tok(children[0]))
 
-        def call(self, meta, children):
+        def call(self, children):
             name = children[0]
-            args = children[1] if len(children) > 1 else []
+            args = children[2] if len(children) == 4 else []
             pos = tuple(a for a in args if not isinstance(a, ast.Keyword))
             kws = tuple(a for a in args if isinstance(a, ast.Keyword))
-            return ast.Call(_span(self.source, meta), str(name), Span.of(self.source, name),
-                            pos, kws)
+            return ast.Call(self._span(name, children[-1]), str(name), self._tok(name), pos, kws)
 
-        def args(self, meta, children):
+        def args(self, children):
             seen_kw = False
             for arg in children:
                 if isinstance(arg, ast.Keyword):
@@ -315,35 +312,39 @@ def _make_transformer():
                                          arg.span, help="put positional arguments first")
             return list(children)
 
-        def kwarg(self, meta, children):
-            return ast.Keyword(_span(self.source, meta), str(children[0]), children[1])
+        def kwarg(self, children):
+            return ast.Keyword(self._span(children[0], children[1]), str(children[0]),
+                               children[1])
 
-        def paren(self, meta, children):
-            return ast.Group(_span(self.source, meta), children[0], "(")
+        def _group(self, children, bracket):
+            return ast.Group(self._span(children[0], children[-1]), children[1], bracket)
 
-        def bracket(self, meta, children):
-            return ast.Group(_span(self.source, meta), children[0], "[")
+        def paren(self, children):
+            return self._group(children, "(")
 
-        def brace(self, meta, children):
-            return ast.Group(_span(self.source, meta), children[0], "{")
+        def bracket(self, children):
+            return self._group(children, "[")
+
+        def brace(self, children):
+            return self._group(children, "{")
 
         # the VGG paper's tokens
-        def vgg_conv(self, meta, children):
+        def vgg_conv(self, children):
             tok = children[0]
             kernel, filters = (int(x) for x in str(tok)[4:].split("-"))
-            span = _span(self.source, meta)
+            span = self._tok(tok)
             return ast.Call(span, "CONV", span, (ast.Num(span, filters),),
                             (ast.Keyword(span, "kernel", ast.Num(span, kernel)),
                              ast.Keyword(span, "pad", ast.Name(span, "same"))), alias=str(tok))
 
-        def vgg_fc(self, meta, children):
+        def vgg_fc(self, children):
             tok = children[0]
-            span = _span(self.source, meta)
+            span = self._tok(tok)
             return ast.Call(span, "FC", span, (ast.Num(span, int(str(tok)[3:])),), (),
                             alias=str(tok))
 
-        def softmax_alias(self, meta, children):
-            span = _span(self.source, meta)
+        def softmax_alias(self, children):
+            span = self._tok(children[0])
             return ast.Call(span, "SOFTMAX", span, (), (), alias=str(children[0]))
 
     return ToAst
@@ -373,7 +374,3 @@ def _dims_of(token, source: Source) -> tuple[int, ...]:
 
 
 _transformer_class = functools.lru_cache(maxsize=1)(_make_transformer)
-
-
-def _ToAst(source: Source):
-    return _transformer_class()(source)
