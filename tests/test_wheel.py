@@ -31,6 +31,13 @@ def test_wheel_installs_and_checks_outside_the_source_tree(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "net.cnn: ok: 4 layers, output 10" in r.stdout
+    # the bundled specs travel with the wheel too
+    r = subprocess.run([str(env_dir / "bin" / "cnndsl"), "check", "zoo:resnet50"], cwd=work,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "25,557,032 parameters" in r.stdout, r.stderr
+    r = subprocess.run([str(env_dir / "bin" / "cnndsl"), "zoo"], cwd=work, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0 and "vgg16" in r.stdout and "lenet5" in r.stdout
     listing = subprocess.run([str(py), "-m", "zipfile", "-l", str(wheel)], capture_output=True,
                              text=True, check=True).stdout
     assert "cnndsl/grammar/cnn.lark" in listing
