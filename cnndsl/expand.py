@@ -19,7 +19,7 @@ from .parser import MAX_NUMBER
 DEFAULT_MAX_LAYERS = 200_000
 MAX_DEPTH = 400  # nested blocks, calls and variable references
 BUILTINS = ("residual", "concat", "add", "identity", "id")
-SETTINGS = ("classes", "width", "max_width", "fc_width", "rounding", "optional")
+SETTINGS = ("classes", "width", "max_width", "fc_width", "rounding", "activation")
 
 
 @dataclass(frozen=True)
@@ -130,9 +130,28 @@ class Expander:
         binding = self.globals.names.get(name)
         if binding is None:
             return default
+        if name == "activation":
+            return self.activation_setting(binding)
         span = binding.span if isinstance(binding, ast.Node) else None
         return self.value(ast.Name(span or self.program.source.end_span(), name), self.globals,
                           symbols=True)
+
+    def activation_setting(self, binding) -> tuple[str, dict, Span]:
+        """`activation = relu` or `LEAKYRELU(0.1)`: the layer put after every hidden layer."""
+        if isinstance(binding, Override):
+            expr = ast.Name(self.program.source.end_span(), str(binding.value))
+        else:
+            expr = binding.value
+        call = ast.Call(expr.span, expr.id, expr.span, (), ()) if isinstance(
+            expr, ast.Name) else expr
+        kind = layers.lookup(call.name) if isinstance(call, ast.Call) else None
+        if kind is None or kind.family != "activation" or kind.passive_tail:
+            raise CnnArgumentError("`activation` must be an activation layer such as relu or "
+                                   "LEAKYRELU(0.1)", expr.span)
+        args = [(self.value(a, self.globals, symbols=True), a.span) for a in call.args]
+        kwargs = [(k.name, self.value(k.value, self.globals, symbols=True), k.span,
+                   k.value.span) for k in call.kwargs]
+        return kind.name, kind.bind(args, kwargs, call.span), call.span
 
     # -- names -----------------------------------------------------------------------------
     def unknown(self, name: str, span: Span, scope: Scope, want: str) -> CnnNameError:

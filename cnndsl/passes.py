@@ -51,6 +51,41 @@ def _heads(graph: nx.DiGraph) -> set[int]:
     return heads
 
 
+def insert_activations(graph: nx.DiGraph) -> nx.DiGraph:
+    """`activation = relu`: every hidden CONV/DWCONV/FC (after its BN, if any) that is not
+    already followed by an activation gets one, as the VGG paper's table leaves ReLU unwritten
+    ("not shown for brevity"). Output layers (followed only by softmax/dropout) get none."""
+    setting = graph.graph["settings"].get("activation")
+    if not setting:
+        return graph
+    kind, params, _ = setting
+    heads = _heads(graph)
+    for v in sorted(graph.nodes):
+        if not layers.get(graph.nodes[v]["kind"]).weighted or v in heads:
+            continue
+        last = v
+        while True:
+            after = list(graph.successors(last))
+            if len(after) != 1 or graph.nodes[after[0]]["kind"] != "BN":
+                break
+            last = after[0]
+        if any(layers.get(graph.nodes[s]["kind"]).family == "activation"
+               for s in graph.successors(last)):
+            continue
+        new = max(graph.nodes) + 1
+        data = graph.nodes[v]
+        graph.add_node(new, kind=kind, params=dict(params), span=data["span"],
+                       path=data["path"], implicit=True)
+        for succ in list(graph.successors(last)):
+            index = graph.edges[last, succ]["index"]
+            graph.remove_edge(last, succ)
+            graph.add_edge(new, succ, index=index)
+        graph.add_edge(last, new, index=0)
+        if graph.graph["output"] == last:
+            graph.graph["output"] = new
+    return graph
+
+
 def inputs_of(graph: nx.DiGraph, v: int) -> list[int]:
     """Predecessors in argument order (CONCAT order matters)."""
     return sorted(graph.predecessors(v), key=lambda u: graph.edges[u, v]["index"])
@@ -174,6 +209,7 @@ def check(graph: nx.DiGraph) -> nx.DiGraph:
     """Run the passes over an expanded graph: the result is the checked IR."""
     ctx = make_context(graph)
     graph.graph["context"] = ctx
+    insert_activations(graph)
     infer_shapes(graph, ctx)
     assign_names(graph)
     graph.graph["totals"] = totals(graph)

@@ -345,3 +345,31 @@ def test_defines_cannot_replace_blocks_or_layers():
     assert "`stage` is a block or layer, not a variable" in info.value.message
     with pytest.raises(CnnNameError):
         build(VGG16_DEF, conv=2)
+
+
+VGG16_PAPER_COLUMN = """
+input 224x224x3
+activation = relu   # "All hidden layers are equipped with the rectification (ReLU)"
+conv3-64 - conv3-64 - maxpool
+  - conv3-128 - conv3-128 - maxpool
+  - conv3-256 - conv3-256 - conv3-256 - maxpool
+  - conv3-512 - conv3-512 - conv3-512 - maxpool
+  - conv3-512 - conv3-512 - conv3-512 - maxpool
+  - FC-4096 - FC-4096 - FC-1000 - soft-max
+"""
+
+
+def test_vgg16_exactly_as_the_paper_column_with_implicit_relu():
+    assert signature(build(VGG16_PAPER_COLUMN)) == signature(build(VGG16_DEF))
+
+
+def test_activation_setting_respects_bn_existing_activations_and_the_output():
+    graph = build("input 8x8x3\nactivation = LEAKYRELU(0.2)\n"
+                  "CONV(4, 3, pad=1) - BN - CONV(4, 3, pad=1) - TANH - FC(6) - FC(2)")
+    assert [d["kind"] for d in layers_of(graph)] == [
+        "CONV", "BN", "LEAKYRELU", "CONV", "TANH", "FC", "LEAKYRELU", "FC"]
+    assert layers_of(graph)[2]["params"]["slope"] == 0.2
+    graph = build("input 19x19x8\nactivation = relu\nCONV(8, 3, pad=1) - CONV(1, 1)")
+    assert [d["kind"] for d in layers_of(graph)] == ["CONV", "RELU", "CONV"]
+    with pytest.raises(CnnDslError):
+        build("input 8x8x3\nactivation = softmax\nCONV(4, 3)")
