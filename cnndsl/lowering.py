@@ -127,7 +127,8 @@ def plan(graph: nx.DiGraph, *, logits: bool = False) -> Plan:
     """The torch steps of a checked graph, in data-flow order.
 
     logits=True drops a trailing SOFTMAX (keeping its flatten, so the output shape holds).
-    An activation runs in place only where no other node can see the tensor it overwrites.
+    An activation runs in place, and an ADD sums into its first operand, only where no
+    other node can see the tensor overwritten.
     """
     order = list(nx.lexicographical_topological_sort(graph))
     start = next(v for v in order if graph.nodes[v]["kind"] == "INPUT")
