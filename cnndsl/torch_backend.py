@@ -129,8 +129,8 @@ def resolve_dtype(dtype) -> torch.dtype:
 
 
 def class_name_for(spec_name: str) -> str:
-    """`specs/resnet50.cnn` -> `Resnet50`; anything odd -> a legal identifier."""
-    stem = Path(spec_name).stem if not spec_name.startswith("<") else "net"
+    """`specs/resnet50.cnn` or `zoo:resnet50` -> `Resnet50`; anything odd -> an identifier."""
+    stem = Path(spec_name.rpartition(":")[2]).stem if not spec_name.startswith("<") else "net"
     words = [w for w in lowering.safe_identifier(stem, "net").split("_") if w]
     name = "".join(w[:1].upper() + w[1:] for w in words) or "Net"
     return lowering.safe_identifier(name if name[0].isalpha() else "Net" + name, "Net")
@@ -143,18 +143,21 @@ def spec_variables(variables: dict) -> dict:
 
 def compile(spec, *, input=None, classes: int | None = None, device=None, dtype=None,
             seed: int | None = None, logits: bool = False, optimize: bool = False,
-            **variables) -> nn.Module:
+            max_layers: int | None = None, **variables) -> nn.Module:
     """Parse, check and build a spec as a torch.nn.Module (see docs/compile.md)."""
     text, name = read_spec(spec)
     return compile_text(text, name, input=input, classes=classes, device=device, dtype=dtype,
-                        seed=seed, logits=logits, optimize=optimize, **variables)
+                        seed=seed, logits=logits, optimize=optimize, max_layers=max_layers,
+                        **variables)
 
 
 def compile_text(text: str, name: str, *, input=None, classes=None, device=None, dtype=None,
-                 seed=None, logits=False, optimize=False, **variables) -> nn.Module:
+                 seed=None, logits=False, optimize=False, max_layers=None,
+                 **variables) -> nn.Module:
     """compile() for spec text already read (`name` is what errors call it)."""
     variables = spec_variables(variables)
-    graph = check_text(text, name, make_options(variables, input=input, classes=classes))
+    graph = check_text(text, name, make_options(variables, input=input, classes=classes,
+                                                max_layers=max_layers))
     device, dtype = resolve_device(device), resolve_dtype(dtype)
     if seed is None:
         model = to_module(graph, logits=logits, class_name=class_name_for(name))

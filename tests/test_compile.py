@@ -47,6 +47,7 @@ def test_submodules_are_named_after_the_nodes_and_stable():
     assert list(first.state_dict()) == list(second.state_dict())
     assert isinstance(first.softmax1, nn.Softmax) and first.softmax1.dim == 1
     assert type(cnndsl.compile(SPECS / "resnet18.cnn")).__name__ == "Resnet18"
+    assert type(cnndsl.compile("zoo:mobilenet_v2")).__name__ == "MobilenetV2"
 
 
 def test_seed_makes_weights_bit_for_bit_reproducible_and_keeps_the_global_rng():

@@ -33,15 +33,17 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..api import read_spec
 
-    if args.classes is not None and args.classes <= 0:
-        raise UsageError("--classes must be positive")
+    for option in ("classes", "max_layers", "max_bytes"):
+        value = getattr(args, option, None)
+        if value is not None and value <= 0:
+            raise UsageError(f"--{option.replace('_', '-')} must be positive")
     out = Path(args.output) if args.output else None
     suffix = out.suffix.lower() if out else ".py"
     if suffix not in (".py", ".pt", ".onnx", ".ts"):
         raise UsageError(f"-o {args.output}: the suffix must be .py, .pt, .onnx or .ts")
     if out is not None and not out.parent.is_dir():
         raise UsageError(f"-o {args.output}: no such directory: {out.parent}")
-    text, name = read_spec(args.spec)
+    text, name = read_spec(args.spec, getattr(args, "max_bytes", None))
     if suffix == ".py":
         return write_source(args, text, name, out)
     return write_model(args, text, name, out, suffix)
@@ -75,7 +77,8 @@ def write_model(args, text: str, name: str, out: Path, suffix: str) -> int:
 
     model = compile_text(text, name, input=args.input, classes=args.classes,
                          device=args.device, dtype=args.dtype, seed=args.seed,
-                         logits=args.logits, optimize=args.optimize, **defines_from_args(args))
+                         logits=args.logits, optimize=args.optimize,
+                         max_layers=args.max_layers, **defines_from_args(args))
     result = artifacts.save_onnx(model, out) if suffix == ".onnx" else \
         artifacts.save(model, out)
     extra = f", onnxruntime agrees to {result:.1g}" if suffix == ".onnx" else ""
