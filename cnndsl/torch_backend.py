@@ -177,4 +177,6 @@ def compile_text(text: str, name: str, *, input=None, classes=None, device=None,
         "input_shape": graph.graph["context"].input.as_list(),
         "params": graph.graph["totals"]["params"],
     }
+    # GraphModule re-creates these attributes on deepcopy (DDP, optimisers, EMA copies).
+    model.meta.setdefault("_user_preserved_attributes", {})["cnndsl_info"] = model.cnndsl_info
     return model

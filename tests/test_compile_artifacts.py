@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import copy
 import os
 from pathlib import Path
 
@@ -39,6 +40,12 @@ def test_pt_round_trip_with_spec_and_variables(tmp_path):
     with torch.no_grad():
         assert torch.equal(loaded(x), model(x))
     assert loaded(x).shape == (2, 4)  # logits: no softmax
+
+
+def test_a_deep_copy_can_still_be_saved(tmp_path):
+    model = copy.deepcopy(tiny())
+    artifacts.save(model, tmp_path / "copy.pt")
+    assert list(cnndsl.load(tmp_path / "copy.pt").state_dict()) == list(model.state_dict())
 
 
 def test_pt_round_trip_of_an_optimized_model(tmp_path):
