@@ -13,8 +13,7 @@ import networkx as nx
 
 from . import layers
 from .passes import inputs_of
-from .errors import CnnShapeError
-from .shapes import Shape, out_size
+from .shapes import Shape
 
 # Modules whose output may be their input tensor itself (eval dropout, flatten views, in-place
 # activations): an in-place activation after them would also overwrite that input.
@@ -79,28 +78,12 @@ def _step(graph: nx.DiGraph, v: int, names: dict[int, str]) -> Step:
     if data["kind"] in ("ADD", "CONCAT"):
         return Step(op=data["kind"].lower(), **common)
     recipe = kind.recipe(data["params"], data["in_shapes"], data["shape"])
-    if recipe.module == "Conv2d":
-        _check_conv_rounding(data)
     if recipe.module is None or not re.fullmatch(r"[A-Z][A-Za-z0-9_]*", recipe.module):
         raise ValueError(f"layer kind {kind.name} has no torch recipe ({recipe.module!r})")
     kwargs = {k: v[0] if k in _PAIRS and isinstance(v, tuple) and len(set(v)) == 1 else v
               for k, v in recipe.kwargs.items()}
     return Step(op="module", module=recipe.module, kwargs=kwargs,
                 flatten=recipe.flatten, **common)
-
-
-def _check_conv_rounding(data: dict) -> None:
-    """torch's convolutions always round down; a conv that rounds up cannot be built."""
-    p, (ins,), out = data["params"], data["in_shapes"], data["shape"]
-    floor = [out_size(n, k, s, pad, d, rounding="floor")
-             for n, k, s, pad, d in zip((ins.h, ins.w), p["kernel"], p["stride"], p["pad"],
-                                        p["dilation"])]
-    if floor != [out.h, out.w]:
-        raise CnnShapeError(
-            f"{data['name']}: PyTorch's convolutions round down ({floor[0]}x{floor[1]}), but "
-            f"this one rounds up to {out.h}x{out.w}", data["span"],
-            help="write round=floor on this layer (or pad so that the window fits); "
-                 "ceil rounding is for pooling")
 
 
 def _owner_is_shared(graph: nx.DiGraph, steps: dict[int, Step], v: int, start: int) -> bool:

@@ -73,6 +73,13 @@ def out_size(n: int, k: int, s: int, p: int, d: int = 1, *, rounding: str = "str
         return (padded - eff) // s + 1
     if rounding == "floor":
         return (padded - eff) // s + 1
+    if rounding == "ceil" and not pool:
+        raise CnnShapeError(
+            f"{what}: a convolution cannot round up{where}: {_formula(n, k, s, p, d)} = "
+            f"{_fmt(exact)}, and PyTorch's convolutions always round down",
+            span, help=_fit_help(n, eff, s, p, pool, "round=floor").replace(
+                "round=floor (PyTorch's rule", "round=floor on this layer (PyTorch's rule")
+            + "; ceil rounding is for pooling")
     if rounding == "ceil":
         out = -(-(padded - eff) // s) + 1
         if pool and (out - 1) * s >= n + p:

@@ -373,3 +373,15 @@ def test_activation_setting_respects_bn_existing_activations_and_the_output():
     assert [d["kind"] for d in layers_of(graph)] == ["CONV", "RELU", "CONV"]
     with pytest.raises(CnnDslError):
         build("input 8x8x3\nactivation = softmax\nCONV(4, 3)")
+
+
+def test_projection_handles_odd_sizes_as_pytorch_does():
+    # 9x9 with a stride-2 body: (9 + 2 - 3)//2 + 1 = 5; the 1x1 stride-2 shortcut: (9 - 1)//2 + 1 = 5
+    import torch
+
+    text = "input 9x9x4\nresidual(CONV(8, 3, s=2, pad=1, round=floor) - BN)"
+    graph = build(text)
+    proj = [d for d in layers_of(graph) if d.get("implicit") and d["kind"] == "CONV"][0]
+    assert proj["params"]["stride"] == (2, 2) and str(proj["shape"]) == "5x5x8"
+    model = cnndsl.compile(text, seed=0).eval()
+    assert tuple(model(torch.randn(1, 4, 9, 9)).shape) == (1, 8, 5, 5)

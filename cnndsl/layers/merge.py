@@ -23,6 +23,18 @@ class Input(LayerKind):
         return "INPUT"
 
 
+def _projection_stride(short: Shape, body: Shape) -> tuple[int, int] | None:
+    """The smallest stride whose 1x1, floor-rounded convolution maps short's H x W to body's
+    ((H - 1) // s + 1 = h: 56 -> 28 with stride 2, and 9 -> 5 too, as PyTorch computes it)."""
+    strides = []
+    for n, m in ((short.h, body.h), (short.w, body.w)):
+        fits = [s for s in range(1, n + 1) if (n - 1) // s + 1 == m]
+        if not fits:
+            return None
+        strides.append(fits[0])
+    return tuple(strides)
+
+
 class Add(LayerKind):
     name = "ADD"
     family = "merge"
@@ -39,12 +51,13 @@ class Add(LayerKind):
         body, short = ins[0], ins[idx]
         if not (body.is_volume and short.is_volume):
             return []  # infer() reports the mismatch
-        if short.h % body.h or short.w % body.w or short.h // body.h != short.w // body.w:
+        stride = _projection_stride(short, body)
+        if stride is None:
             raise CnnShapeError(
-                f"residual: cannot project the shortcut {short} onto the body's {body}",
-                site.span, help="the body must keep or divide the spatial size evenly")
-        stride = short.h // body.h
-        proj = [("CONV", {"filters": body.c, "kernel": (1, 1), "stride": (stride, stride),
+                f"residual: no 1x1 projection takes the shortcut {short} to the body's {body}",
+                site.span, help="the body must keep or shrink the spatial size; or give the "
+                                "shortcut explicitly: residual(body, shortcut)")
+        proj = [("CONV", {"filters": body.c, "kernel": (1, 1), "stride": stride,
                           "pad": (0, 0), "dilation": None, "groups": 1,
                           "bias": not attrs.get("project_bn"), "round": "floor"})]
         if attrs.get("project_bn"):
