@@ -144,7 +144,7 @@ def layer_rows(graph: nx.DiGraph) -> list[dict]:
     from . import layers
 
     rows = []
-    for v in nx.lexicographical_topological_sort(graph):
+    for v in passes.data_flow_order(graph):
         d = graph.nodes[v]
         rows.append({"id": v, "name": d["name"], "kind": d["kind"],
                      "label": layers.get(d["kind"]).label(d["params"]),

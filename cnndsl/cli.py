@@ -34,7 +34,7 @@ def parse_define(text: str):
 
 def add_spec_args(p: argparse.ArgumentParser) -> None:
     """The arguments every spec-reading command takes."""
-    p.add_argument("spec", help="a .cnn file, - for stdin, or the spec text itself")
+    p.add_argument("spec", help="a .cnn file, - for stdin, zoo:NAME, or the spec text itself")
     p.add_argument("-D", "--define", action="append", default=[], metavar="NAME=VALUE",
                    help="set a variable, overriding the spec (repeatable)")
     p.add_argument("--input", metavar="HxWxC", help="input volume, e.g. 32x32x3")

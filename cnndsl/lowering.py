@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from . import layers
-from .passes import inputs_of
+from .passes import data_flow_order, inputs_of
 from .shapes import Shape
 
 # Modules whose output may be their input tensor itself (eval dropout, flatten views, in-place
@@ -113,7 +113,7 @@ def plan(graph: nx.DiGraph, *, logits: bool = False) -> Plan:
     An activation runs in place, and an ADD sums into its first operand, only where no
     other node can see the tensor overwritten.
     """
-    order = list(nx.lexicographical_topological_sort(graph))
+    order = data_flow_order(graph)
     start = next(v for v in order if graph.nodes[v]["kind"] == "INPUT")
     names = {v: safe_identifier(graph.nodes[v]["name"], "layer") for v in order}
     if len(set(names.values())) != len(names):

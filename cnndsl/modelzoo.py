@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
 
 from .errors import UsageError, did_you_mean
 
@@ -10,7 +9,9 @@ PREFIX = "zoo:"
 
 
 def _folder():
-    return resources.files("cnndsl.zoo")
+    from .resources import data_folder  # specs/ is installed as cnndsl/zoo
+
+    return data_folder("zoo", "specs")
 
 
 def names() -> list[str]:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 from . import ast
 from .errors import CnnLimitError, CnnSyntaxError, Source, Span
@@ -19,13 +18,9 @@ _CONTINUE_BEFORE = {"MINUS", "PLUS", "STAR", "SLASH", "_ARROW", "_COMMA", "QMARK
 
 
 def _grammar_text() -> str:
-    try:  # installed: grammar/ is packaged as cnndsl.grammar
-        from importlib.resources import files
+    from .resources import data_folder  # grammar/ is installed as cnndsl/grammar
 
-        return (files("cnndsl.grammar") / "cnn.lark").read_text(encoding="utf-8")
-    except (ModuleNotFoundError, FileNotFoundError):
-        return (Path(__file__).resolve().parent.parent / "grammar" / "cnn.lark").read_text(
-            encoding="utf-8")
+    return (data_folder("grammar", "grammar") / "cnn.lark").read_text(encoding="utf-8")
 
 
 class _Continuations:

@@ -12,7 +12,7 @@ import networkx as nx
 
 from . import layers
 from .errors import UsageError
-from .passes import inputs_of
+from .passes import data_flow_order, inputs_of
 
 FORMATS = ("svg", "png", "pdf", "dot")
 EXTENSIONS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
@@ -150,7 +150,7 @@ def build_diagram(graph: nx.DiGraph, *, expand: bool = False, rankdir: str = "TB
     """The graphviz.Digraph of a checked graph (repeats folded to one copy unless `expand`)."""
     import graphviz
 
-    order = {v: i for i, v in enumerate(nx.lexicographical_topological_sort(graph))}
+    order = {v: i for i, v in enumerate(data_flow_order(graph))}
     exits = first_copy_exits(graph, order)
     shortcuts = shortcut_nodes(graph)
     shown = [v for v in sorted(order, key=order.__getitem__)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from . import layers
-from .passes import inputs_of
+from .passes import data_flow_order, inputs_of
 from .shapes import Shape
 
 BYTES_PER_VALUE = 4  # float32
@@ -108,7 +108,7 @@ def layer_row(graph: nx.DiGraph, v: int) -> LayerRow:
 
 def summarize(graph: nx.DiGraph, batch: int = 1) -> Summary:
     """Every layer's numbers and the network's totals (independent of how they are shown)."""
-    rows = [layer_row(graph, v) for v in nx.lexicographical_topological_sort(graph)]
+    rows = [layer_row(graph, v) for v in data_flow_order(graph)]
     ctx = graph.graph["context"]
     out = graph.nodes[graph.graph["output"]]["shape"]
     params = sum(r.params for r in rows)

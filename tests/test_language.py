@@ -385,3 +385,11 @@ def test_projection_handles_odd_sizes_as_pytorch_does():
     assert proj["params"]["stride"] == (2, 2) and str(proj["shape"]) == "5x5x8"
     model = cnndsl.compile(text, seed=0).eval()
     assert tuple(model(torch.randn(1, 4, 9, 9)).shape) == (1, 8, 5, 5)
+
+
+@pytest.mark.parametrize("spec", ["googlenet", "resnet50", "mobilenet_v2", "vgg_a_lrn"])
+def test_data_flow_order_is_networkx_lexicographical_order(spec):
+    from cnndsl.passes import data_flow_order
+
+    graph = build(f"zoo:{spec}")
+    assert data_flow_order(graph) == list(nx.lexicographical_topological_sort(graph))
