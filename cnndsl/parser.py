@@ -137,7 +137,7 @@ def parse(text: str, name: str = "<spec>") -> ast.Program:
         raise _unexpected_character(source, exc) from None
     except UnexpectedToken as exc:
         raise _unexpected_token(source, exc) from None
-    except UnexpectedInput as exc:  # UnexpectedEOF and friends
+    except UnexpectedInput:  # UnexpectedEOF and friends
         raise CnnSyntaxError("unexpected end of input", source.end_span()) from None
     return ast.Program(source, tuple(statements))
 
@@ -148,7 +148,8 @@ _FRIENDLY = {
     "_COMMA": "`,`", "_EQ": "`=`", "_COLON": "`:`", "QMARK": "`?`", "_SEMI": "`;`",
     "LPAR": "`(`", "RPAR": "`)`", "LSQB": "`[`", "RSQB": "`]`", "LBRACE": "`{`",
     "RBRACE": "`}`", "_NL": "a new line", "$END": "the end of the spec", "INPUT": "`input`",
-    "DEF": "`def`", "OPERAND": "a layer, a block or a number", "VGG_CONV": "a layer", "VGG_FC": "a layer", "SOFTMAX_ALIAS": "a layer",
+    "DEF": "`def`", "OPERAND": "a layer, a block or a number", "VGG_CONV": "a layer",
+    "VGG_FC": "a layer", "SOFTMAX_ALIAS": "a layer",
 }
 
 
