@@ -14,9 +14,11 @@ demo: install
 test: install
 	$(PYTHON) -m pytest -q -p no:cacheprovider
 
-# The long fuzzing run: 10,000 hypothesis examples per property (not in CI).
+# The long fuzzing run: 10,000 hypothesis examples per property (not in CI; ~30 min):
+# arbitrary text, mutated zoo specs, random valid specs against torch, the formatter's round trip.
 test-long: install
-	$(PYTHON) -m pytest -q -p no:cacheprovider --hypothesis-profile=long tests/test_robustness.py
+	$(PYTHON) -m pytest -q -p no:cacheprovider --hypothesis-profile=long \
+		tests/test_robustness.py tests/test_random_specs.py tests/test_fmt.py
 
 # Keep the bundled specs in the canonical style (a test checks it).
 fmt:
