@@ -14,7 +14,7 @@ demo: install
 test: install
 	$(PYTHON) -m pytest -q -p no:cacheprovider
 
-# The long fuzzing run: 10,000 hypothesis examples per property (not in CI; ~30 min):
+# The long fuzzing run: 10,000 hypothesis examples per property (not in CI; ~5 min):
 # arbitrary text, mutated zoo specs, random valid specs against torch, the formatter's round trip.
 test-long: install
 	$(PYTHON) -m pytest -q -p no:cacheprovider --hypothesis-profile=long \
