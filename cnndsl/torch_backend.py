@@ -1,6 +1,8 @@
 """Checked IR -> a runnable torch.nn.Module (a torch.fx GraphModule), and cnndsl.compile."""
 from __future__ import annotations
 
+import contextlib
+
 import operator
 from pathlib import Path
 
@@ -159,13 +161,19 @@ def compile_text(text: str, name: str, *, input=None, classes=None, device=None,
     graph = check_text(text, name, make_options(variables, input=input, classes=classes,
                                                 max_layers=max_layers))
     device, dtype = resolve_device(device), resolve_dtype(dtype)
-    if seed is None:
-        model = to_module(graph, logits=logits, class_name=class_name_for(name))
-    else:
-        # A private RNG stream: the weights depend on the seed alone, the caller's RNG is kept.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+    # On `meta` the layers are made there directly: a structure-only module with no weight
+    # memory, at once (vgg16: 0.02 s instead of 1.1 s). Elsewhere they are made on the CPU
+    # and moved, so a seed gives the same weights on every device.
+    where = torch.device("meta") if device.type == "meta" else contextlib.nullcontext()
+    with where:
+        if seed is None:
             model = to_module(graph, logits=logits, class_name=class_name_for(name))
+        else:
+            # A private RNG stream: the weights depend on the seed alone, the caller's RNG is
+            # kept.
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                model = to_module(graph, logits=logits, class_name=class_name_for(name))
     if optimize:
         model = optimize_for_inference(model)
     model = model.to(device=device, dtype=dtype)

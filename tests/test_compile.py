@@ -236,3 +236,12 @@ def test_distributed_data_parallel_gloo_training_step():
         assert not torch.equal(before["bn1.running_mean"], model.bn1.running_mean)
     finally:
         dist.destroy_process_group()
+
+
+def test_meta_device_builds_structure_only_modules():
+    # torchvision's vgg16 has 138,357,544 parameters; on `meta` none of them takes memory.
+    model = cnndsl.compile("zoo:vgg16", device="meta")
+    params = list(model.parameters())
+    assert all(p.device.type == "meta" for p in params)
+    assert sum(p.numel() for p in params) == 138_357_544
+    assert tuple(model(torch.empty(2, 3, 224, 224, device="meta")).shape) == (2, 1000)
