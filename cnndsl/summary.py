@@ -63,29 +63,6 @@ class Group:
 
 # -- per-layer numbers ------------------------------------------------------------------------
 
-def inputs_per_neuron(kind: str, p: dict, ins: list[Shape], out: Shape, n_params: int) -> int:
-    """How many values (weights and bias included) one output neuron is connected to."""
-    spec = layers.get(kind)
-    if kind == "INPUT":
-        return 0
-    if spec.weighted:
-        # params = out channels x (weights per neuron + bias): CONV k*k*cin/groups (+1), FC n (+1)
-        return n_params // out.c
-    if kind == "BN":
-        return 2  # one input scaled by gamma, plus the shift beta (the layer's bias)
-    if kind == "LRN":
-        return p["size"]  # the neighbouring channels it normalises over
-    if kind == "SOFTMAX":
-        return ins[0].numel  # every output depends on every input through the sum
-    if kind == "ADD":
-        return len(ins)
-    window = spec.window(p, ins)
-    if window is not None:
-        (kh, kw), _, _ = window
-        return kh * kw  # pooling: one window of one channel, no bias
-    return 1  # elementwise (activations, DROPOUT) and copies (FLATTEN, CONCAT)
-
-
 def _label(d: dict) -> str:
     label = layers.get(d["kind"]).label(d["params"])
     return f"{label} (inserted)" if d.get("implicit") else label
@@ -97,7 +74,7 @@ def layer_row(graph: nx.DiGraph, v: int) -> LayerRow:
     ins = d.get("in_shapes", [])
     shape = d["shape"]
     neurons = shape.numel  # for INPUT: the input values, as the lecture's tables list them
-    fan_in = inputs_per_neuron(d["kind"], d["params"], ins, shape, d["n_params"])
+    fan_in = layers.get(d["kind"]).inputs_per_neuron(d["params"], ins, shape, d["n_params"])
     return LayerRow(
         id=v, name=d["name"], kind=d["kind"], label=_label(d),
         shape=shape, neurons=neurons, params=d["n_params"], buffers=d["n_buffers"],

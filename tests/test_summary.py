@@ -208,3 +208,11 @@ def test_the_docs_example_is_the_commands_output(capsys):
     shown = doc[doc.index(marker) + len(marker):].split("```", 1)[0]
     _, out, _ = run_cli(capsys, SPECS / "lenet5.cnn")
     assert shown == out
+
+
+def test_position_bias_connects_each_output_to_its_input_and_one_bias():
+    # AlphaGo's last layer: 19x19 outputs, each its input plus its position's own bias.
+    from cnndsl.summary import summarize
+
+    rows = summarize(cnndsl.build_graph("input 19x19x1\nBIAS")).rows
+    assert rows[-1].connections == 19 * 19 * 2

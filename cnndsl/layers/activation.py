@@ -97,5 +97,8 @@ class Softmax(LayerKind):
     def recipe(self, p, ins, out):
         return Recipe("Softmax", {"dim": 1}, flatten=ins[0].is_volume)
 
+    def inputs_per_neuron(self, p, ins, out, n_params):
+        return ins[0].numel  # every output depends on every input through the sum
+
 
 KINDS = (ReLU(), ReLU6(), LeakyReLU(), Sigmoid(), Tanh(), ELU(), GELU(), Softmax())

@@ -156,6 +156,18 @@ class LayerKind:
     def count_macs(self, p: dict, ins: list[Shape], out: Shape) -> int:
         return 0
 
+    def inputs_per_neuron(self, p: dict, ins: list[Shape], out: Shape, n_params: int) -> int:
+        """Values one output neuron is connected to, bias included (the notes' "weights per
+        neuron", for the summary's connections = neurons x this)."""
+        if self.weighted:
+            # params = out channels x (weights per neuron + bias): CONV k*k*cin/groups (+1)
+            return n_params // out.c
+        window = self.window(p, ins)
+        if window is not None:
+            (kh, kw), _, _ = window
+            return kh * kw  # pooling: one window of one channel, no bias
+        return 1  # elementwise (activations, DROPOUT) and copies (FLATTEN, CONCAT)
+
     def recipe(self, p: dict, ins: list[Shape], out: Shape) -> Recipe:
         raise NotImplementedError(self.name)
 

@@ -24,5 +24,8 @@ class PositionBias(LayerKind):
     def label(self, p):
         return "BIAS"
 
+    def inputs_per_neuron(self, p, ins, out, n_params):
+        return 2  # its input plus the bias of its position
+
 
 KINDS = (PositionBias(),)

@@ -22,6 +22,9 @@ class Input(LayerKind):
     def label(self, p):
         return "INPUT"
 
+    def inputs_per_neuron(self, p, ins, out, n_params):
+        return 0
+
 
 def _projection_stride(short: Shape, body: Shape) -> tuple[int, int] | None:
     """The smallest stride whose 1x1, floor-rounded convolution maps short's H x W to body's
@@ -76,6 +79,9 @@ class Add(LayerKind):
 
     def recipe(self, p, ins, out):
         return Recipe(None)
+
+    def inputs_per_neuron(self, p, ins, out, n_params):
+        return len(ins)
 
 
 class Concat(LayerKind):

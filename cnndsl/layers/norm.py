@@ -19,6 +19,9 @@ class BatchNorm(LayerKind):
         cls = "BatchNorm2d" if ins[0].is_volume else "BatchNorm1d"
         return Recipe(cls, dict(num_features=ins[0].c, eps=p["eps"], momentum=p["momentum"]))
 
+    def inputs_per_neuron(self, p, ins, out, n_params):
+        return 2  # one input scaled by gamma, plus the shift beta (the layer's bias)
+
 
 class LocalResponseNorm(LayerKind):
     name = "LRN"
@@ -38,6 +41,9 @@ class LocalResponseNorm(LayerKind):
 
     def label(self, p):
         return f"LRN {p['size']}"
+
+    def inputs_per_neuron(self, p, ins, out, n_params):
+        return p["size"]  # the neighbouring channels it normalises over
 
 
 KINDS = (BatchNorm(), LocalResponseNorm())
