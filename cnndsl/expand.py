@@ -205,12 +205,17 @@ class Expander(Evaluator):
         low = call.name.lower()
         if low in BUILTINS:
             return self.build_builtin(low, call, scope, tail, path)
-        kind = layers.lookup(call.name)
-        if kind is None or not kind.callable:
-            raise self.unknown(call.name, call.name_span, scope, "layer")
-        args = [(self.value(a, scope, symbols=True), a.span) for a in call.args]
-        kwargs = [(k.name, self.value(k.value, scope, symbols=True), k.span, k.value.span)
-                  for k in call.kwargs]
+        if call.alias is not None:  # a paper's token: the registry knows its arguments
+            kind, values, keywords = layers.paper_token(call.alias)
+            args = [(value, call.span) for value in values]
+            kwargs = [(key, value, call.span, call.span) for key, value in keywords.items()]
+        else:
+            kind = layers.lookup(call.name)
+            if kind is None or not kind.callable:
+                raise self.unknown(call.name, call.name_span, scope, "layer")
+            args = [(self.value(a, scope, symbols=True), a.span) for a in call.args]
+            kwargs = [(k.name, self.value(k.value, scope, symbols=True), k.span, k.value.span)
+                      for k in call.kwargs]
         try:
             params = kind.bind(args, kwargs, call.span)
         except CnnNameError as exc:

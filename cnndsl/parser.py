@@ -324,24 +324,13 @@ def _make_transformer():
         def brace(self, children):
             return self._group(children, "{")
 
-        # the VGG paper's tokens
-        def vgg_conv(self, children):
-            tok = children[0]
-            kernel, filters = (int(x) for x in str(tok)[4:].split("-"))
-            span = self._tok(tok)
-            return ast.Call(span, "CONV", span, (ast.Num(span, filters),),
-                            (ast.Keyword(span, "kernel", ast.Num(span, kernel)),
-                             ast.Keyword(span, "pad", ast.Name(span, "same"))), alias=str(tok))
-
-        def vgg_fc(self, children):
-            tok = children[0]
-            span = self._tok(tok)
-            return ast.Call(span, "FC", span, (ast.Num(span, int(str(tok)[3:])),), (),
-                            alias=str(tok))
-
-        def softmax_alias(self, children):
+        # A paper's token (VGG's conv3-64, FC-4096, soft-max) stays as written; the layer
+        # registry says what it stands for.
+        def paper_token(self, children):
             span = self._tok(children[0])
-            return ast.Call(span, "SOFTMAX", span, (), (), alias=str(children[0]))
+            return ast.Call(span, str(children[0]), span, (), (), alias=str(children[0]))
+
+        vgg_conv = vgg_fc = softmax_alias = paper_token
 
     return ToAst
 

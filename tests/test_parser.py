@@ -30,11 +30,16 @@ def test_precedence_repeat_binds_tighter_than_then():
     assert isinstance(expr.items[1], ast.Product)
 
 
-def test_vgg_tokens_are_single_tokens():
+def test_vgg_tokens_are_single_tokens_that_the_registry_reads():
+    from cnndsl import layers
+
     expr = parse("conv3-64 - conv1-256 - FC-4096 - soft-max").statements[0]
-    calls = expr.items
-    assert [(c.name, c.alias) for c in calls] == [("CONV", "conv3-64"), ("CONV", "conv1-256"),
-                                                  ("FC", "FC-4096"), ("SOFTMAX", "soft-max")]
+    tokens = [c.alias for c in expr.items]
+    assert tokens == ["conv3-64", "conv1-256", "FC-4096", "soft-max"]
+    meaning = [(kind.name, args, kwargs) for kind, args, kwargs in map(layers.paper_token, tokens)]
+    assert meaning == [("CONV", (64,), {"kernel": 3, "pad": "same"}),
+                       ("CONV", (256,), {"kernel": 1, "pad": "same"}),
+                       ("FC", (4096,), {}), ("SOFTMAX", (), {})]
 
 
 def test_crlf_bom_and_tabs_keep_columns_right():

@@ -30,5 +30,17 @@ def get(kind: str) -> LayerKind:
     return REGISTRY[kind]
 
 
+def paper_token(text: str) -> tuple[LayerKind, tuple, dict] | None:
+    """The kind and argument values a paper's token (`conv3-64`, `FC-4096`) stands for."""
+    import re
+
+    for kind in REGISTRY.values():
+        match = kind.paper_token and re.fullmatch(kind.paper_token, text, re.IGNORECASE)
+        if match:
+            args, kwargs = kind.from_paper_token(match)
+            return kind, args, kwargs
+    return None
+
+
 __all__ = ["REGISTRY", "Context", "LayerKind", "Param", "Recipe", "Site", "Symbol", "lookup",
-           "callable_names", "get"]
+           "callable_names", "get", "paper_token"]

@@ -81,6 +81,7 @@ class Softmax(LayerKind):
     aliases = ("SOFT_MAX",)
     family = "activation"
     passive_tail = True
+    paper_token = r"soft-max"  # VGG's table
     doc = ("Softmax over the flattened input. It is the lecture's output layer: when the spec "
            "sets `classes` and the input does not already hold that many values, the "
            "classifier FC(classes) is put in front of it (the LeNet-5 table's Softmax row, "

@@ -178,6 +178,12 @@ class LayerKind:
         """How render draws this kind: its family's style with `draw` on top."""
         return {**DRAW_STYLES.get(self.family, DRAW_STYLES["other"]), **self.draw}
 
+    paper_token: str = ""  # a regex for a paper's token for this kind (VGG's `conv3-64`)
+
+    def from_paper_token(self, match) -> tuple[tuple, dict]:
+        """(positional, keyword) argument values that a matched paper token stands for."""
+        return (), {}
+
     def macro(self, values: dict) -> list[tuple[str, dict]] | None:
         """Kinds that stand for several layers (SEPCONV) return them here."""
         return None

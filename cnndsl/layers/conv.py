@@ -79,6 +79,11 @@ class Conv(LayerKind):
         Param("round", "rounding", None, ("rounding",)),
     )
 
+    paper_token = r"conv(\d+)-(\d+)"  # VGG: conv<kernel>-<filters>, size-preserving
+
+    def from_paper_token(self, match):
+        return (int(match[2]),), {"kernel": int(match[1]), "pad": Symbol("same")}
+
     def resolve(self, p, ins, ctx, site):
         shape = volume_in(self.name, ins[0], site)
         p = resolve_window(self.name, p, ins, ctx, site, bare_kernel=3, bare_pad_same=True)

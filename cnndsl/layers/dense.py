@@ -15,6 +15,10 @@ class FullyConnected(LayerKind):
            "(\"32x32x3 -> stretch to 3072 x 1\"). Bare `FC` is the classifier (`classes` "
            "units) when only SOFTMAX or DROPOUT follow it, else a hidden layer of `fc_width`.")
     params = (Param("units", "count", None, ("n", "out", "neurons")), Param("bias", "bool", True))
+    paper_token = r"fc-(\d+)"  # VGG: FC-4096
+
+    def from_paper_token(self, match):
+        return (int(match[1]),), {}
 
     def resolve(self, p, ins, ctx, site):
         if p["units"] is None:
