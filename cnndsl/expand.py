@@ -160,6 +160,8 @@ class Expander(Evaluator):
         if n > limit:
             raise CnnLimitError(f"repeat count {n:,} exceeds the layer limit of {limit:,}", span,
                                 help="raise the limit with --max-layers")
+        if n == 1:  # not a repetition: no frame, so tables and diagrams show no `x1` box
+            return self.build(body, scope, tail, path)
         self.frame_ids += 1
         fid = self.frame_ids
         for i in range(n):

@@ -393,3 +393,9 @@ def test_data_flow_order_is_networkx_lexicographical_order(spec):
 
     graph = build(f"zoo:{spec}")
     assert data_flow_order(graph) == list(nx.lexicographical_topological_sort(graph))
+
+
+def test_a_repeat_of_one_is_not_a_repetition():
+    graph = build("input 8x8x4\n(CONV(4, 3, pad=1) - RELU) * 1 - (RELU * 2)")
+    frames = [[f.kind for f in d["path"]] for d in layers_of(graph)]
+    assert frames == [[], [], ["repeat"], ["repeat"]]
