@@ -95,7 +95,7 @@ def insert_activations(graph: nx.DiGraph) -> nx.DiGraph:
         if any(layers.get(graph.nodes[s]["kind"]).family == "activation"
                for s in graph.successors(last)):
             continue
-        new = max(graph.nodes) + 1
+        new = _fresh_id(graph)
         data = graph.nodes[v]
         graph.add_node(new, kind=kind, params=dict(params), span=data["span"],
                        path=data["path"], implicit=True)
@@ -107,6 +107,13 @@ def insert_activations(graph: nx.DiGraph) -> nx.DiGraph:
         if graph.graph["output"] == last:
             graph.graph["output"] = new
     return graph
+
+
+def _fresh_id(graph: nx.DiGraph) -> int:
+    """A node id after every existing one (inserted layers; a running counter, not max())."""
+    new = graph.graph.get("next_id") or max(graph.nodes) + 1
+    graph.graph["next_id"] = new + 1
+    return new
 
 
 def inputs_of(graph: nx.DiGraph, v: int) -> list[int]:
@@ -161,7 +168,7 @@ def _insert_before(graph, v, ctx, heads, counts) -> None:
         src = preds[index]
         graph.remove_edge(src, v)
         for new_kind, params in chain:
-            new = max(graph.nodes) + 1
+            new = _fresh_id(graph)
             graph.add_node(new, kind=new_kind, params=dict(params), span=data["span"],
                            path=data["path"], implicit=True)
             graph.add_edge(src, new, index=0)
