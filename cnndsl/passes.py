@@ -218,9 +218,7 @@ def _receptive_field(graph, v, kind, params, ins) -> None:
 def assign_names(graph: nx.DiGraph) -> nx.DiGraph:
     """Readable, unique, stable names in data-flow order: conv1, relu1, conv2, add1, ..."""
     counts: dict[str, int] = {}
-    order = data_flow_order(graph)
-    graph.graph["order"] = order
-    for v in order:
+    for v in data_flow_order(graph):
         kind = graph.nodes[v]["kind"].lower()
         if kind == "input":
             graph.nodes[v]["name"] = "input"
