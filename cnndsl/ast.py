@@ -129,3 +129,16 @@ Stmt = InputStmt | Def | Assign | ExprStmt
 class Program:
     source: Source
     statements: tuple[Stmt, ...]
+
+
+def walk(node):
+    """Every syntax-tree node under `node` (a node, or a tuple of them), parents first."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Node):
+            yield item
+            stack.extend(reversed([v for v in vars(item).values()
+                                   if isinstance(v, (Node, tuple))]))
+        elif isinstance(item, tuple):
+            stack.extend(reversed(item))

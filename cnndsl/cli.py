@@ -59,9 +59,31 @@ def graph_from_args(args):
         raise UsageError("--max-layers must be positive")
     if args.max_bytes is not None and args.max_bytes <= 0:
         raise UsageError("--max-bytes must be positive")
-    return build_graph(args.spec, input=args.input, classes=args.classes,
-                       max_layers=args.max_layers, max_bytes=args.max_bytes,
-                       **defines_from_args(args))
+    defines = defines_from_args(args)
+    graph = build_graph(args.spec, input=args.input, classes=args.classes,
+                        max_layers=args.max_layers, max_bytes=args.max_bytes, **defines)
+    warn_unused_defines(graph.graph.get("unused_defines", ()), graph)
+    return graph
+
+
+def warn_unused_defines(names, graph) -> None:
+    """`-D n=3` for a spec that says N: a warning on stderr, not silence."""
+    from .errors import did_you_mean
+    from .parser import parse
+
+    if not names:
+        return
+    used = {n.id for n in _names_in(parse(graph.graph["source"].text, "<spec>"))}
+    for name in names:
+        hint = did_you_mean(name, used)
+        print(f"cnndsl: warning: the spec never uses `{name}`; -D {name} changes nothing" +
+              (f" (did you mean `{hint}`?)" if hint else ""), file=sys.stderr)
+
+
+def _names_in(program):
+    from . import ast
+
+    return [n for n in ast.walk(program.statements) if isinstance(n, ast.Name)]
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -330,9 +330,18 @@ class Expander(Evaluator):
                                  help="check the repeat counts and optional layers")
         settings = {name: self.setting(name) for name in SETTINGS}
         self.graph.graph.update(output=out, settings=settings,
+                                unused_defines=unused_defines(self.program,
+                                                              self.options.defines),
                                 optional_sites=list(self.optional_sites),
                                 network_span=self.network.span)
         return self.graph
+
+
+def unused_defines(program: ast.Program, names) -> list[str]:
+    """The given names the spec never mentions (a typo such as -D n=3 for N, or a variable
+    of another spec): overriding them changes nothing."""
+    used = {n.id for n in ast.walk(program.statements) if isinstance(n, ast.Name)}
+    return [n for n in names if n not in used and n not in SETTINGS]
 
 
 def expand(program: ast.Program, options: Options | None = None) -> nx.DiGraph:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from . import ast, passes
 from .errors import CnnDslError, UsageError
-from .expand import DEFAULT_MAX_LAYERS, SETTINGS, Options, expand
+from .expand import DEFAULT_MAX_LAYERS, Options, expand, unused_defines
 
 DEFAULT_LIMIT = 10_000  # combinations; more needs --limit
 _RANGE = re.compile(r"^(-?\d+)\.\.(-?\d+)(?:\.\.(\d+))?$")
@@ -96,22 +96,11 @@ def parse_count(text: str) -> int:
     return int(float(m[1]) * _SUFFIX[m[2].lower()])
 
 
-def syntax_nodes(node):
-    """Every syntax-tree node under `node` (a Program's statements, a node, a tuple)."""
-    if isinstance(node, ast.Node):
-        yield node
-        for value in vars(node).values():
-            yield from syntax_nodes(value)
-    elif isinstance(node, tuple):
-        for item in node:
-            yield from syntax_nodes(item)
-
-
 def optional_sites(program: ast.Program) -> list[Site]:
     """Every `X?` written in the spec, in source order (reached or not)."""
     sites: dict[tuple[int, int], Site] = {}
     text = program.source.text.split("\n")
-    for node in syntax_nodes(program.statements):
+    for node in ast.walk(program.statements):
         if isinstance(node, ast.Optional):
             span = node.span
             line = text[span.line - 1]
@@ -123,8 +112,7 @@ def optional_sites(program: ast.Program) -> list[Site]:
 
 def unused_names(program: ast.Program, names) -> list[str]:
     """The swept names the spec never mentions (a typo, or a variable of another spec)."""
-    used = {n.id for n in syntax_nodes(program.statements) if isinstance(n, ast.Name)}
-    return [n for n in names if n not in used and n not in SETTINGS]
+    return unused_defines(program, names)
 
 
 def short_error(exc: CnnDslError) -> str:

@@ -88,3 +88,11 @@ def test_console_script_is_installed():
     assert exe, "the cnndsl console script is not on PATH"
     r = subprocess.run([exe, "check", LENET], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "61,706" in r.stdout
+
+
+def test_a_define_the_spec_never_uses_is_a_warning():
+    r = cnndsl("check", "input 8x8x3\nN = 2\nCONV(4, 3) * N", "-D", "n=3")
+    assert r.returncode == 0
+    assert "warning: the spec never uses `n`; -D n changes nothing (did you mean `N`?)" in r.stderr
+    r = cnndsl("check", "input 8x8x3\nN = 2\nCONV(4, 3) * N", "-D", "N=3")
+    assert r.returncode == 0 and r.stderr == ""
