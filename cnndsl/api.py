@@ -36,13 +36,16 @@ def read_spec(spec: str | Path, max_bytes: int | None = None) -> tuple[str, str]
 
         return modelzoo.read(spec), spec
     if "\n" not in spec and len(spec) < 4096:
-        path = Path(spec)
+        path = Path(spec).expanduser()
         try:
-            if path.is_file():
+            if path.is_dir():
+                raise UsageError(f"{spec} is a directory, not a spec file")
+            if path.exists():  # a file, or a pipe such as <(...)
                 return _read_file(path, limit), spec
         except OSError:
             pass
-        if spec.endswith(".cnn"):
+        # No spec text starts with a path's first characters.
+        if spec.endswith(".cnn") or spec.startswith(("/", "./", "../", "~")):
             raise UsageError(f"no such spec file: {spec}")
     _check_size(len(spec.encode("utf-8", "surrogatepass")), limit, "the spec text")
     return spec, "<spec>"

@@ -96,3 +96,14 @@ def test_a_define_the_spec_never_uses_is_a_warning():
     assert "warning: the spec never uses `n`; -D n changes nothing (did you mean `N`?)" in r.stderr
     r = cnndsl("check", "input 8x8x3\nN = 2\nCONV(4, 3) * N", "-D", "N=3")
     assert r.returncode == 0 and r.stderr == ""
+
+
+def test_paths_that_are_not_spec_files(tmp_path):
+    r = cnndsl("check", str(tmp_path))
+    assert r.returncode == 2 and "is a directory" in r.stderr
+    r = cnndsl("check", "./no-such-spec")
+    assert r.returncode == 2 and "no such spec file: ./no-such-spec" in r.stderr
+    r = cnndsl("check", "/dev/null")  # readable, but empty
+    assert r.returncode == 1 and r.stderr.startswith("/dev/null:1:1: error: the spec is empty")
+    r = cnndsl("check", "input 8x8x3; CONV(16/2, 3)")  # a `/` inside spec text is arithmetic
+    assert r.returncode == 0 and "output 6x6x8" in r.stdout
