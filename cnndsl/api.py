@@ -35,7 +35,7 @@ def read_spec(spec: str | Path, max_bytes: int | None = None) -> tuple[str, str]
         from . import modelzoo
 
         return modelzoo.read(spec), spec
-    if "\n" not in spec and len(spec) < 4096:
+    if spec.strip() and "\n" not in spec and len(spec) < 4096:
         path = Path(spec).expanduser()
         try:
             if path.is_dir():

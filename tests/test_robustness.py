@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import assume, given, strategies as st
+from hypothesis import given, strategies as st
 
 import cnndsl
 from cnndsl.errors import CnnDslError, CnnLimitError
@@ -31,16 +31,26 @@ any_text = st.one_of(
 
 
 def only_cnndsl_errors(text: str, **kw) -> None:
+    """Spec text (never a path: build_graph would read `specs` or `-` as one) is checked."""
+    from cnndsl.api import check_text, make_options
+
+    variables = {k: v for k, v in kw.items() if k not in ("input", "classes")}
+    options = make_options(variables, input=kw.get("input"), classes=kw.get("classes"))
     try:
-        cnndsl.build_graph(text, **kw)
+        check_text(text, "<fuzz>", options)
     except CnnDslError as exc:
         exc.render()  # rendering a diagnostic must not fail either
 
 
 @given(any_text)
 def test_arbitrary_text_raises_nothing_but_cnndsl_errors(text):
-    assume(text != "-")  # `-` means "read standard input", as on the command line
     only_cnndsl_errors(text, input="32x32x3", classes=10, N=2, M=1)
+
+
+@pytest.mark.parametrize("text", ["", " ", "\n", "# only a comment"])
+def test_empty_spec_text_is_a_spec_error_not_a_path(text):
+    with pytest.raises(CnnDslError):
+        cnndsl.build_graph(text)
 
 
 def _token_spans(text):
