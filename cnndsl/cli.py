@@ -32,11 +32,12 @@ def parse_define(text: str):
     raise UsageError(f"-D {name}: the value must be a number or a word, not {raw!r}")
 
 
-def add_spec_args(p: argparse.ArgumentParser) -> None:
-    """The arguments every spec-reading command takes."""
+def add_spec_args(p: argparse.ArgumentParser, *, define_metavar: str = "NAME=VALUE",
+                  define_help: str = "set a variable, overriding the spec (repeatable)") -> None:
+    """The arguments every spec-reading command takes (sweep words -D as ranges)."""
     p.add_argument("spec", help="a .cnn file, - for stdin, zoo:NAME, or the spec text itself")
-    p.add_argument("-D", "--define", action="append", default=[], metavar="NAME=VALUE",
-                   help="set a variable, overriding the spec (repeatable)")
+    p.add_argument("-D", "--define", action="append", default=[], metavar=define_metavar,
+                   help=define_help)
     p.add_argument("--input", metavar="HxWxC", help="input volume, e.g. 32x32x3")
     p.add_argument("--classes", type=int, metavar="N", help="number of classes")
     p.add_argument("--max-layers", type=int, metavar="N",

@@ -6,6 +6,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..cli import add_spec_args
 from ..errors import UsageError
 
 SORT_KEYS = ("params", "macs", "layers")
@@ -17,13 +18,9 @@ def register(sub) -> None:
         description="Expand and shape-check a spec for every combination of -D ranges "
                     "(N=1..5, N=1..9..2, N=1,2,4) and, with --optional both, with and without "
                     "each X?. Static analysis only: nothing is built in torch.")
-    p.add_argument("spec", help="a .cnn file, - for stdin, zoo:NAME, or the spec text itself")
-    p.add_argument("-D", "--define", action="append", default=[], metavar="NAME=VALUES",
-                   help="a variable and its values: 1..5, 1..9..2, 1,2,4 or 3 (repeatable)")
-    p.add_argument("--input", metavar="HxWxC", help="input volume, e.g. 32x32x3")
-    p.add_argument("--classes", type=int, metavar="N", help="number of classes")
-    p.add_argument("--max-layers", type=int, metavar="N",
-                   help="refuse networks with more layers (default 200,000)")
+    add_spec_args(p, define_metavar="NAME=VALUES",
+                  define_help="a variable and its values: 1..5, 1..9..2, 1,2,4 or 3 "
+                              "(repeatable)")
     p.add_argument("--optional", choices=("keep", "drop", "both"), default="keep",
                    help="X? layers: keep them (default), drop them, or try both ways each")
     p.add_argument("--max-params", metavar="COUNT", help="hide valid networks above, e.g. 5M")
@@ -48,7 +45,7 @@ def run(args) -> int:
     from ..sweep import (DEFAULT_LIMIT, parse_axis, parse_count, run_sweep, select,
                          unused_names)
 
-    for flag in ("classes", "max_layers", "limit", "top", "pick"):
+    for flag in ("classes", "max_layers", "max_bytes", "limit", "top", "pick"):
         value = getattr(args, flag)
         if value is not None and value <= 0:
             raise UsageError(f"--{flag.replace('_', '-')} must be positive")
@@ -59,7 +56,7 @@ def run(args) -> int:
         raise UsageError("a variable is given twice with -D; list its values once: -D N=1,2,4")
     max_params = parse_count(args.max_params) if args.max_params else None
     max_macs = parse_count(args.max_macs) if args.max_macs else None
-    text, name = read_spec(args.spec)
+    text, name = read_spec(args.spec, args.max_bytes)
     program = parse(text, name)
     for unused in unused_names(program, [a.name for a in axes]):
         print(f"cnndsl: warning: the spec never uses `{unused}`; -D {unused} changes nothing",
