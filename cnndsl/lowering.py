@@ -75,7 +75,7 @@ def _step(graph: nx.DiGraph, v: int, names: dict[int, str]) -> Step:
     common = dict(node=v, name=names[v], inputs=tuple(inputs_of(graph, v)), shape=data["shape"],
                   label=kind.label(data["params"]))
     common["block"], common["block_id"] = _block_of(data)
-    if data["kind"] in ("ADD", "CONCAT"):
+    if kind.family == "merge":  # ADD, CONCAT: tensor operations, not modules
         return Step(op=data["kind"].lower(), **common)
     recipe = kind.recipe(data["params"], data["in_shapes"], data["shape"])
     if recipe.module is None or not re.fullmatch(r"[A-Z][A-Za-z0-9_]*", recipe.module):

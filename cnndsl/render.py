@@ -60,7 +60,8 @@ class FrameFacts:
             for depth, frame in enumerate(path):
                 facts.layers[frame.id] = facts.layers.get(frame.id, 0) + 1
                 facts.params[frame.id] = facts.params.get(frame.id, 0) + d["n_params"]
-                if frame.kind == "block" and (depth + 1 < len(path) or d["kind"] in MERGES):
+                if frame.kind == "block" and (depth + 1 < len(path) or
+                                              layers.get(d["kind"]).family == "merge"):
                     facts.structured.add(frame.id)
         return facts
 
@@ -69,7 +70,6 @@ class FrameFacts:
         return frame.id in self.structured or self.layers[frame.id] >= MIN_BOXED_CHAIN
 
 
-MERGES = ("ADD", "CONCAT")
 MIN_BOXED_CHAIN = 4
 
 
