@@ -6,13 +6,16 @@ import gc
 import re
 import sys
 from pathlib import Path
-
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from . import passes
 from .errors import UsageError
 from .expand import DEFAULT_MAX_LAYERS, Options, expand
+from .ir import DiGraph
 from .parser import parse
+
+if TYPE_CHECKING:
+    import networkx
 
 MAX_SPEC_BYTES = 4 * 1024 * 1024  # a spec larger than this is refused before it is read
 _DIMS = re.compile(r"^\s*(\d+)\s*(?:[x×]\s*(\d+)\s*(?:[x×]\s*(\d+))?)?\s*$", re.I)
@@ -102,12 +105,21 @@ def make_options(variables: dict | None = None, *, input=None, classes=None,
 
 def build_graph(spec: str | Path, *, input=None, classes: int | None = None,
                 max_layers: int | None = None, drop_optional=False,
-                max_bytes: int | None = None, **variables) -> nx.DiGraph:
-    """Parse, expand and shape-check a spec: the checked layer graph.
+                max_bytes: int | None = None, **variables) -> networkx.DiGraph:
+    """Parse, expand and shape-check a spec: the checked layer graph, as a networkx.DiGraph.
 
     `spec` is a path, `-` or the spec text; keyword variables override the spec's
     (`N=3`, `rounding="floor"`). Raises CnnDslError with a located diagnostic.
     """
+    return check_spec(spec, input=input, classes=classes, max_layers=max_layers,
+                      drop_optional=drop_optional, max_bytes=max_bytes,
+                      **variables).to_networkx()
+
+
+def check_spec(spec: str | Path, *, input=None, classes: int | None = None,
+               max_layers: int | None = None, drop_optional=False,
+               max_bytes: int | None = None, **variables) -> DiGraph:
+    """build_graph() as the pipeline keeps it: a cnndsl.ir.DiGraph (no networkx import)."""
     text, name = read_spec(spec, max_bytes)
     options = make_options(variables, input=input, classes=classes, max_layers=max_layers,
                            drop_optional=drop_optional)
@@ -131,18 +143,18 @@ def gc_paused():
             gc.enable()
 
 
-def check_text(text: str, name: str, options: Options) -> nx.DiGraph:
+def check_text(text: str, name: str, options: Options) -> DiGraph:
     with gc_paused():
         return check_program(parse(text, name), options)
 
 
-def check_program(program, options: Options) -> nx.DiGraph:
+def check_program(program, options: Options) -> DiGraph:
     """Expand and check an already parsed spec (sweeps parse once, check many times)."""
     with gc_paused():
         return passes.check(expand(program, options))
 
 
-def layer_rows(graph: nx.DiGraph) -> list[dict]:
+def layer_rows(graph: DiGraph) -> list[dict]:
     """The checked layers in data-flow order, as plain dicts."""
     from . import layers
 

@@ -52,7 +52,7 @@ def defines_from_args(args) -> dict:
 
 def graph_from_args(args):
     """The checked graph for a command's spec arguments."""
-    from .api import build_graph
+    from .api import check_spec
 
     if args.classes is not None and args.classes <= 0:
         raise UsageError("--classes must be positive")
@@ -61,8 +61,8 @@ def graph_from_args(args):
     if args.max_bytes is not None and args.max_bytes <= 0:
         raise UsageError("--max-bytes must be positive")
     defines = defines_from_args(args)
-    graph = build_graph(args.spec, input=args.input, classes=args.classes,
-                        max_layers=args.max_layers, max_bytes=args.max_bytes, **defines)
+    graph = check_spec(args.spec, input=args.input, classes=args.classes,
+                       max_layers=args.max_layers, max_bytes=args.max_bytes, **defines)
     warn_unused_defines(graph.graph.get("unused_defines", ()), graph)
     return graph
 

@@ -1,4 +1,4 @@
-"""Syntax tree -> IR: evaluates variables, blocks and repeats into a networkx DAG of layers.
+"""Syntax tree -> IR: evaluates variables, blocks and repeats into a DAG of layers (ir.DiGraph).
 
 One expression language serves numbers and networks: whether `a - b` means "a then b" or a
 subtraction, and whether `X * N` repeats X, follows from what the names are bound to.
@@ -8,11 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import networkx as nx
-
 from . import ast, layers
 from .errors import (CnnArgumentError, CnnLimitError, CnnNameError, CnnSyntaxError, Span,
                      did_you_mean)
+from .ir import DiGraph
 from .values import BUILTINS, MAX_DEPTH, SETTINGS, Evaluator, Override, Scope, Thunk
 
 DEFAULT_MAX_LAYERS = 200_000
@@ -44,7 +43,7 @@ class Expander(Evaluator):
     def __init__(self, program: ast.Program, options: Options):
         super().__init__(program)
         self.options = options
-        self.graph = nx.DiGraph()
+        self.graph = DiGraph()
         self.next_id = 0
         self.frame_ids = 0
         self.optional_sites: list[tuple[int, int]] = []
@@ -310,7 +309,7 @@ class Expander(Evaluator):
                              project_bn=uses_bn, residual=True)
 
     # -- the whole program -----------------------------------------------------------------
-    def run(self) -> nx.DiGraph:
+    def run(self) -> DiGraph:
         self.collect()
         source = self.program.source
         if self.network is None:
@@ -344,6 +343,6 @@ def unused_defines(program: ast.Program, names) -> list[str]:
     return [n for n in names if n not in used and n not in SETTINGS]
 
 
-def expand(program: ast.Program, options: Options | None = None) -> nx.DiGraph:
+def expand(program: ast.Program, options: Options | None = None) -> DiGraph:
     """Expand a parsed spec into its layer graph (shapes not yet inferred)."""
     return Expander(program, options or Options()).run()

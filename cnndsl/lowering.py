@@ -9,9 +9,8 @@ import keyword
 import re
 from dataclasses import dataclass, field
 
-import networkx as nx
-
 from . import layers
+from .ir import DiGraph
 from .passes import data_flow_order, inputs_of
 from .shapes import Shape
 
@@ -69,7 +68,7 @@ def _block_of(data: dict) -> tuple[str, int]:
     return ".".join(safe_identifier(f.name, "block") for f in frames), frames[-1].id
 
 
-def _step(graph: nx.DiGraph, v: int, names: dict[int, str]) -> Step:
+def _step(graph: DiGraph, v: int, names: dict[int, str]) -> Step:
     data = graph.nodes[v]
     kind = layers.get(data["kind"])
     common = dict(node=v, name=names[v], inputs=tuple(inputs_of(graph, v)), shape=data["shape"],
@@ -86,7 +85,7 @@ def _step(graph: nx.DiGraph, v: int, names: dict[int, str]) -> Step:
                 flatten=recipe.flatten, **common)
 
 
-def _owner_is_shared(graph: nx.DiGraph, steps: dict[int, Step], v: int, start: int) -> bool:
+def _owner_is_shared(graph: DiGraph, steps: dict[int, Step], v: int, start: int) -> bool:
     """Whether the tensor node v outputs may be seen by anyone but its one consumer."""
     while True:
         if v == start or graph.out_degree(v) > 1:
@@ -98,7 +97,7 @@ def _owner_is_shared(graph: nx.DiGraph, steps: dict[int, Step], v: int, start: i
         v = step.inputs[0]
 
 
-def _may_accumulate(graph: nx.DiGraph, steps: dict[int, Step], step: Step, start: int) -> bool:
+def _may_accumulate(graph: DiGraph, steps: dict[int, Step], step: Step, start: int) -> bool:
     first = step.inputs[0]
     producer = steps.get(first)
     return (producer is not None and step.inputs.count(first) == 1
@@ -106,7 +105,7 @@ def _may_accumulate(graph: nx.DiGraph, steps: dict[int, Step], step: Step, start
             and not _owner_is_shared(graph, steps, first, start))
 
 
-def plan(graph: nx.DiGraph, *, logits: bool = False) -> Plan:
+def plan(graph: DiGraph, *, logits: bool = False) -> Plan:
     """The torch steps of a checked graph, in data-flow order.
 
     logits=True drops a trailing SOFTMAX (keeping its flatten, so the output shape holds).

@@ -67,10 +67,10 @@ class Entry:
 
 def entry(name: str) -> Entry:
     """One bundled spec, checked, with its totals."""
-    from .api import build_graph
+    from .api import check_spec
 
     text = read(name)
-    graph = build_graph(PREFIX + name)  # so that a diagnostic names the spec
+    graph = check_spec(PREFIX + name)  # so that a diagnostic names the spec
     totals = graph.graph["totals"]
     return Entry(name=name, description=description(text), layers=totals["layers"],
                  params=totals["params"], macs=totals["macs"],

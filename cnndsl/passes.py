@@ -4,15 +4,14 @@ Each pass takes the layer graph and annotates its nodes; none imports torch.
 """
 from __future__ import annotations
 
-import networkx as nx
-
 from . import layers
 from .errors import CnnArgumentError, CnnShapeError
+from .ir import DiGraph
 from .layers import Context, Site
 from .shapes import ROUNDING_MODES, Shape
 
 
-def make_context(graph: nx.DiGraph) -> Context:
+def make_context(graph: DiGraph) -> Context:
     """The spec-wide settings, validated, from the expanded graph."""
     settings = graph.graph["settings"]
     dims = graph.graph["input_dims"]
@@ -41,7 +40,7 @@ def make_context(graph: nx.DiGraph) -> Context:
     return ctx
 
 
-def data_flow_order(graph: nx.DiGraph) -> list[int]:
+def data_flow_order(graph: DiGraph) -> list[int]:
     """The nodes in data-flow order, ties broken by creation (node id): the order of
     networkx's lexicographical_topological_sort, computed for the whole graph at a third of
     its cost (it dominated checking 10,000-layer specs)."""
@@ -64,7 +63,7 @@ def data_flow_order(graph: nx.DiGraph) -> list[int]:
     return order
 
 
-def _heads(graph: nx.DiGraph, order: list[int] | None = None) -> set[int]:
+def _heads(graph: DiGraph, order: list[int] | None = None) -> set[int]:
     """Nodes followed only by softmax/dropout/flatten: a bare FC there is the classifier."""
     heads: set[int] = set()
     for v in reversed(order or data_flow_order(graph)):
@@ -74,7 +73,7 @@ def _heads(graph: nx.DiGraph, order: list[int] | None = None) -> set[int]:
     return heads
 
 
-def insert_activations(graph: nx.DiGraph) -> nx.DiGraph:
+def insert_activations(graph: DiGraph) -> DiGraph:
     """`activation = relu`: every hidden CONV/DWCONV/FC (after its BN, if any) that is not
     already followed by an activation gets one, as the VGG paper's table leaves ReLU unwritten
     ("not shown for brevity"). Output layers (followed only by softmax/dropout) get none."""
@@ -109,14 +108,14 @@ def insert_activations(graph: nx.DiGraph) -> nx.DiGraph:
     return graph
 
 
-def _fresh_id(graph: nx.DiGraph) -> int:
+def _fresh_id(graph: DiGraph) -> int:
     """A node id after every existing one (inserted layers; a running counter, not max())."""
     new = graph.graph.get("next_id") or max(graph.nodes) + 1
     graph.graph["next_id"] = new + 1
     return new
 
 
-def inputs_of(graph: nx.DiGraph, v: int) -> list[int]:
+def inputs_of(graph: DiGraph, v: int) -> list[int]:
     """Predecessors in argument order (CONCAT order matters)."""
     pred = graph.pred[v]
     if len(pred) == 1:
@@ -140,7 +139,7 @@ def _repeat_notes(data) -> list[str]:
     return notes
 
 
-def infer_shapes(graph: nx.DiGraph, ctx: Context) -> nx.DiGraph:
+def infer_shapes(graph: DiGraph, ctx: Context) -> DiGraph:
     """Compute every node's output shape with the lecture formulas, in data-flow order.
 
     Shape-dependent defaults are resolved here (bare CONV filters, bare FC units), and the
@@ -215,7 +214,7 @@ def _receptive_field(graph, v, kind, params, ins) -> None:
     data.update(rf=rf, jump=jump)
 
 
-def assign_names(graph: nx.DiGraph) -> nx.DiGraph:
+def assign_names(graph: DiGraph) -> DiGraph:
     """Readable, unique, stable names in data-flow order: conv1, relu1, conv2, add1, ..."""
     counts: dict[str, int] = {}
     for v in data_flow_order(graph):
@@ -229,7 +228,7 @@ def assign_names(graph: nx.DiGraph) -> nx.DiGraph:
     return graph
 
 
-def totals(graph: nx.DiGraph) -> dict:
+def totals(graph: DiGraph) -> dict:
     nodes = [d for _, d in graph.nodes(data=True)]
     out = graph.nodes[graph.graph["output"]]["shape"]
     return {
@@ -241,7 +240,7 @@ def totals(graph: nx.DiGraph) -> dict:
     }
 
 
-def check(graph: nx.DiGraph) -> nx.DiGraph:
+def check(graph: DiGraph) -> DiGraph:
     """Run the passes over an expanded graph: the result is the checked IR."""
     ctx = make_context(graph)
     graph.graph["context"] = ctx

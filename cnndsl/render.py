@@ -8,10 +8,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import networkx as nx
-
 from . import layers
 from .errors import UsageError
+from .ir import DiGraph
 from .passes import data_flow_order, inputs_of
 
 FORMATS = ("svg", "png", "pdf", "dot")
@@ -53,7 +52,7 @@ class FrameFacts:
     structured: set = field(default_factory=set)  # blocks holding a branch, repeat or block
 
     @classmethod
-    def of(cls, graph: nx.DiGraph) -> "FrameFacts":
+    def of(cls, graph: DiGraph) -> "FrameFacts":
         facts = cls()
         for _, d in graph.nodes(data=True):
             path = d.get("path", ())
@@ -95,7 +94,7 @@ def is_hidden(data: dict) -> bool:
     return any(f.kind == "repeat" and f.index > 0 for f in data.get("path", ()))
 
 
-def first_copy_exits(graph: nx.DiGraph, order: dict[int, int]) -> dict[int, int]:
+def first_copy_exits(graph: DiGraph, order: dict[int, int]) -> dict[int, int]:
     """Repeat frame id -> the last node of its first copy (what the second copy reads)."""
     members: dict[int, set[int]] = {}
     for v, d in graph.nodes(data=True):
@@ -109,7 +108,7 @@ def first_copy_exits(graph: nx.DiGraph, order: dict[int, int]) -> dict[int, int]
     return exits
 
 
-def stand_in(graph: nx.DiGraph, v: int, exits: dict[int, int]) -> int:
+def stand_in(graph: DiGraph, v: int, exits: dict[int, int]) -> int:
     """The drawn node that stands for a folded one: the end of its repeat's first copy."""
     while is_hidden(graph.nodes[v]):
         frame = next(f for f in graph.nodes[v]["path"] if f.kind == "repeat" and f.index > 0)
@@ -117,7 +116,7 @@ def stand_in(graph: nx.DiGraph, v: int, exits: dict[int, int]) -> int:
     return v
 
 
-def shortcut_nodes(graph: nx.DiGraph) -> set[int]:
+def shortcut_nodes(graph: DiGraph) -> set[int]:
     """Layers residual() inserted on a shortcut (the 1x1 projection and its BN)."""
     found = set()
     for v, d in graph.nodes(data=True):
@@ -145,7 +144,7 @@ def node_label(d: dict) -> tuple[str, dict]:
             f"{html.escape(detail)}</font>>", style)
 
 
-def build_diagram(graph: nx.DiGraph, *, expand: bool = False, rankdir: str = "TB",
+def build_diagram(graph: DiGraph, *, expand: bool = False, rankdir: str = "TB",
                   title: str | None = None):
     """The graphviz.Digraph of a checked graph (repeats folded to one copy unless `expand`)."""
     import graphviz
@@ -209,7 +208,7 @@ def _emit_output(dot, graph, drawn_last: int) -> None:
     dot.edge(f"n{drawn_last}", "output", label=f" {shape} ")
 
 
-def diagram_title(graph: nx.DiGraph) -> str:
+def diagram_title(graph: DiGraph) -> str:
     t = graph.graph["totals"]
     name = Path(graph.graph["source"].name).name
     from .summary import human
@@ -263,7 +262,7 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise UsageError(f"cannot write {path}: {exc.strerror}") from None
 
 
-def render_file(graph: nx.DiGraph, path: str | Path, fmt: str | None = None, *,
+def render_file(graph: DiGraph, path: str | Path, fmt: str | None = None, *,
                 expand: bool = False, rankdir: str = "TB") -> Path:
     """Draw a checked graph into `path` (format from the extension unless `fmt`)."""
     path = Path(path)
@@ -275,7 +274,7 @@ def render_file(graph: nx.DiGraph, path: str | Path, fmt: str | None = None, *,
     return path
 
 
-def render_dot(graph: nx.DiGraph, *, expand: bool = False, rankdir: str = "TB") -> str:
+def render_dot(graph: DiGraph, *, expand: bool = False, rankdir: str = "TB") -> str:
     """The DOT source of the drawing (no Graphviz program needed)."""
     return build_diagram(graph, expand=expand, rankdir=rankdir,
                          title=diagram_title(graph)).source

@@ -5,9 +5,8 @@ import csv
 import io
 from dataclasses import dataclass, field
 
-import networkx as nx
-
 from . import layers
+from .ir import DiGraph
 from .passes import data_flow_order, inputs_of
 from .shapes import Shape
 
@@ -68,7 +67,7 @@ def _label(d: dict) -> str:
     return f"{label} (inserted)" if d.get("implicit") else label
 
 
-def layer_row(graph: nx.DiGraph, v: int) -> LayerRow:
+def layer_row(graph: DiGraph, v: int) -> LayerRow:
     d = graph.nodes[v]
     preds = inputs_of(graph, v)
     ins = d.get("in_shapes", [])
@@ -83,7 +82,7 @@ def layer_row(graph: nx.DiGraph, v: int) -> LayerRow:
         implicit=bool(d.get("implicit")))
 
 
-def summarize(graph: nx.DiGraph, batch: int = 1) -> Summary:
+def summarize(graph: DiGraph, batch: int = 1) -> Summary:
     """Every layer's numbers and the network's totals (independent of how they are shown)."""
     rows = [layer_row(graph, v) for v in data_flow_order(graph)]
     ctx = graph.graph["context"]

@@ -70,11 +70,13 @@ def test_expand_lists_every_layer_with_its_shape():
     assert lines[-1].split()[-1] == "10"
 
 
-def test_check_does_not_import_torch():
+@pytest.mark.parametrize("command", ["check", "expand", "summary"])
+def test_check_does_not_import_torch_or_networkx(command):
+    # networkx costs 0.1 s to import: the pipeline keeps its graph in cnndsl.ir instead.
     code = ("import sys\nfrom cnndsl.cli import main\n"
-            f"rc = main(['check', {LENET!r}])\n"
+            f"rc = main([{command!r}, {LENET!r}])\n"
             "assert rc == 0\n"
-            "heavy = [m for m in ('torch', 'graphviz', 'numpy') if m in sys.modules]\n"
+            "heavy = [m for m in ('torch', 'graphviz', 'numpy', 'networkx') if m in sys.modules]\n"
             "print('HEAVY', heavy)\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
