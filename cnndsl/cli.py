@@ -105,6 +105,14 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run() -> None:
+    """The console script and `python -m cnndsl`: main() in a process of cnndsl's own."""
+    from . import parser
+
+    parser.LEAN_LARK = True
+    sys.exit(main())
+
+
 def main(argv: list[str] | None = None) -> int:
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 20_000))
     parser = make_parser()

@@ -98,10 +98,36 @@ def _cache_file(grammar: str) -> str | bool:
     return os.path.join(folder, f"grammar-{digest}-lark{lark.__version__}.cache")
 
 
+# Set by the command line (cli.run), which owns its process. lark imports `regex` and
+# `interegular` when they are installed, about 40 ms together (a fifth of `cnndsl check`), and
+# a parse from the cached LALR tables uses neither: regex serves `regex=True` grammars and
+# interegular checks terminals for collisions while a grammar is analysed (a test does that
+# in strict mode). A process of our own can let lark believe they are absent.
+LEAN_LARK = False
+_OPTIONAL = ("regex", "interegular")
+
+
+def _import_lark():
+    import sys
+
+    if not LEAN_LARK or "lark" in sys.modules:
+        import lark
+        return lark
+    hidden = [name for name in _OPTIONAL if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # `import name` raises ImportError
+    try:
+        import lark
+    finally:
+        for name in hidden:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]  # later imports of them work as usual
+    return lark
+
+
 @functools.lru_cache(maxsize=1)
 def _lark():
-    from lark import Lark
-
+    Lark = _import_lark().Lark
     post = _Continuations()
     grammar = _grammar_text()
     # The transformer runs inside the LALR parser: no parse tree is built at all.
@@ -123,10 +149,10 @@ def normalize(text: str) -> str:
 
 def parse(text: str, name: str = "<spec>") -> ast.Program:
     """Parse spec text into a Program; every failure is a located CnnDslError."""
+    parser, post = _lark()  # first: it decides how lark is imported
     from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
 
     source = Source(name, normalize(text))
-    parser, post = _lark()
     post.source = source
     parser.options.transformer.source = source
     try:

@@ -109,3 +109,31 @@ def test_paths_that_are_not_spec_files(tmp_path):
     assert r.returncode == 1 and r.stderr.startswith("/dev/null:1:1: error: the spec is empty")
     r = cnndsl("check", "input 8x8x3; CONV(16/2, 3)")  # a `/` inside spec text is arithmetic
     assert r.returncode == 0 and "output 6x6x8" in r.stdout
+
+
+def test_the_command_line_skips_larks_optional_imports():
+    # lark imports regex and interegular when installed (~40 ms); a parse from the cached
+    # tables needs neither, so the command line's own process hides them from lark, and
+    # only from lark: afterwards they import as usual.
+    code = ("import sys, atexit, importlib.util\n"
+            "def report():\n"
+            "    print('LOADED', [m for m in ('regex', 'interegular') if sys.modules.get(m)])\n"
+            "    print('PLACEHOLDERS', [m for m in ('regex', 'interegular') if m in sys.modules])\n"
+            "    print('LARK', 'lark' in sys.modules)\n"
+            "atexit.register(report)\n"
+            f"sys.argv = ['cnndsl', 'check', {LENET!r}]\n"
+            "from cnndsl.cli import run\n"
+            "run()\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "61,706 parameters" in r.stdout
+    assert "LOADED []" in r.stdout and "PLACEHOLDERS []" in r.stdout and "LARK True" in r.stdout
+
+
+def test_python_dash_m_runs_the_command_line():
+    r = subprocess.run([sys.executable, "-m", "cnndsl", "check", LENET], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0 and "61,706 parameters" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "cnndsl", "check", "CONV-"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 1 and "error" in r.stderr
