@@ -339,6 +339,8 @@ class Expander(Evaluator):
 def unused_defines(program: ast.Program, names) -> list[str]:
     """The given names the spec never mentions (a typo such as -D n=3 for N, or a variable
     of another spec): overriding them changes nothing."""
+    if not names:
+        return []  # the walk costs a tenth of expanding a 100,000-layer literal chain
     used = {n.id for n in ast.walk(program.statements) if isinstance(n, ast.Name)}
     return [n for n in names if n not in used and n not in SETTINGS]
 

@@ -22,6 +22,9 @@ class DiGraph:
         self._node: dict = {}
         self._succ: dict = {}
         self._pred: dict = {}
+        # Made once, as networkx caches them: the passes read graph.nodes[v] millions of times.
+        self.nodes = NodeView(self._node)
+        self.edges = EdgeView(self._succ)
 
     # -- building ------------------------------------------------------------------------
     def add_node(self, n, **attr) -> None:
@@ -89,14 +92,6 @@ class DiGraph:
 
     def is_multigraph(self) -> bool:
         return False
-
-    @property
-    def nodes(self) -> NodeView:
-        return NodeView(self._node)
-
-    @property
-    def edges(self) -> EdgeView:
-        return EdgeView(self._succ)
 
     @property
     def adj(self) -> Mapping:

@@ -204,8 +204,12 @@ def _receptive_field(graph, v, kind, params, ins) -> None:
     if not preds:
         data.update(rf=(1, 1), jump=(1, 1))
         return
-    rf = tuple(max(graph.nodes[u]["rf"][i] for u in preds) for i in range(2))
-    jump = tuple(max(graph.nodes[u]["jump"][i] for u in preds) for i in range(2))
+    if len(preds) == 1:  # a chain: no merge to take the max over
+        before = graph.nodes[preds[0]]
+        rf, jump = before["rf"], before["jump"]
+    else:
+        rf = tuple(max(graph.nodes[u]["rf"][i] for u in preds) for i in range(2))
+        jump = tuple(max(graph.nodes[u]["jump"][i] for u in preds) for i in range(2))
     window = kind.window(params, ins)
     if window is not None:
         (kh, kw), (sh, sw), (dh, dw) = window
