@@ -167,23 +167,30 @@ def build_diagram(graph: DiGraph, *, expand: bool = False, rankdir: str = "TB",
         for key, label, kind in cluster_keys(graph.nodes[v].get("path", ()), expand, facts):
             box = box.box(key, label, kind)
         box.items.append(v)
-    _emit_cluster(dot, root, graph, shortcuts)
+    # The input and output pentagons point along the flow: down in TB, right in LR.
+    ends = {"orientation": str(_TURN[rankdir])} if _TURN.get(rankdir) else {}
+    _emit_cluster(dot, root, graph, shortcuts, ends)
     _emit_edges(dot, graph, shown, exits, shortcuts, expand)
     out = graph.graph["output"]
-    _emit_output(dot, graph, out if expand else stand_in(graph, out, exits))
+    _emit_output(dot, graph, out if expand else stand_in(graph, out, exits), ends)
     return dot
 
 
-def _emit_cluster(dot, box: Cluster, graph, shortcuts) -> None:
+_TURN = {"TB": 0, "LR": 90, "BT": 180, "RL": 270}  # degrees graphviz turns a polygon by
+
+
+def _emit_cluster(dot, box: Cluster, graph, shortcuts, ends: dict) -> None:
     for item in box.items:
         if isinstance(item, Cluster):
             with dot.subgraph(name="cluster_" + "_".join(map(str, item.key))) as sub:
                 sub.attr(label=item.label, **CLUSTER_STYLES[item.kind])
-                _emit_cluster(sub, item, graph, shortcuts)
+                _emit_cluster(sub, item, graph, shortcuts, ends)
             continue
         label, style = node_label(graph.nodes[item])
         if item in shortcuts:
             style["style"] = "filled,rounded,dashed"
+        if graph.nodes[item]["kind"] == "INPUT":
+            style.update(ends)
         dot.node(f"n{item}", label, **style)
 
 
@@ -202,9 +209,10 @@ def _emit_edges(dot, graph, shown, exits, shortcuts, expand) -> None:
             dot.edge(f"n{src}", f"n{v}", **attrs)
 
 
-def _emit_output(dot, graph, drawn_last: int) -> None:
+def _emit_output(dot, graph, drawn_last: int, ends: dict) -> None:
     shape = graph.nodes[graph.graph["output"]]["shape"]
-    dot.node("output", f"<<b>output</b><br/>{shape}>", shape="house", fillcolor="#d5d8dc")
+    dot.node("output", f"<<b>output</b><br/>{shape}>", shape="house", fillcolor="#d5d8dc",
+             **ends)
     dot.edge(f"n{drawn_last}", "output", label=f" {shape} ")
 
 

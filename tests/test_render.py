@@ -147,8 +147,16 @@ def test_resnet50_collapsed_has_far_fewer_nodes_than_expanded():
     assert [re.search(r"<b>x (\d+)</b>", a).group(1) for a in repeats] == ["2", "3", "5", "2"]
 
 
-def test_rankdir_lr():
-    assert "rankdir=LR" in dot_of(SPECS / "lenet5.cnn", rankdir="LR")
+@pytest.mark.parametrize("rankdir, degrees", [("TB", None), ("LR", "90"), ("BT", "180"),
+                                              ("RL", "270")])
+def test_rankdir_turns_the_input_and_output_shapes_with_the_flow(rankdir, degrees):
+    dot = dot_of(SPECS / "lenet5.cnn", rankdir=rankdir)
+    assert f"rankdir={rankdir}" in dot
+    ends = [line for line in dot.splitlines() if "shape=invhouse" in line or "shape=house" in line]
+    assert len(ends) == 2  # the input and the output
+    turned = [re.search(r"orientation=(\d+)", line) for line in ends]
+    assert [t and t.group(1) for t in turned] == [degrees, degrees]
+    assert dot.count("orientation=") == (2 if degrees else 0)  # no other node turns
 
 
 def run_cli(capsys, *argv):

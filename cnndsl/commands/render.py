@@ -18,8 +18,8 @@ def register(sub) -> None:
                    help="where to write the drawing (.svg, .png, .pdf or .dot)")
     p.add_argument("--expand", action="store_true",
                    help="draw every layer (repeats stay boxed)")
-    p.add_argument("--rankdir", choices=("TB", "LR"), default="TB",
-                   help="top to bottom (default) or left to right")
+    p.add_argument("--rankdir", choices=("TB", "LR", "BT", "RL"), default="TB",
+                   help="top to bottom (default), left to right, bottom to top, right to left")
     p.add_argument("--format", choices=FORMATS, help="override the format the file name implies")
     p.set_defaults(func=run)
 
