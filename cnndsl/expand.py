@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import ast, layers
+from . import ast, functions, layers
 from .errors import (CnnArgumentError, CnnLimitError, CnnNameError, CnnSyntaxError, Span,
                      did_you_mean)
 from .ir import DiGraph
@@ -61,7 +61,7 @@ class Expander(Evaluator):
                 self.input_stmt = stmt
             elif isinstance(stmt, (ast.Assign, ast.Def)):
                 name = stmt.name
-                if layers.lookup(name) or name.lower() in BUILTINS:
+                if layers.lookup(name) or name.lower() in BUILTINS or functions.lookup(name):
                     raise CnnNameError(f"`{name}` is a built-in name and cannot be redefined",
                                        stmt.name_span, help="choose another name")
                 if name in first:
@@ -78,9 +78,11 @@ class Expander(Evaluator):
                     stmt, ast.ExprStmt) else stmt
         for name, value in self.options.defines.items():
             bound = self.globals.names.get(name)
-            if isinstance(bound, ast.Def) or layers.lookup(name) or name.lower() in BUILTINS:
+            if isinstance(bound, ast.Def) or layers.lookup(name) or name.lower() in BUILTINS \
+                    or functions.lookup(name):
                 where = bound.name_span if isinstance(bound, ast.Def) else None
-                raise CnnNameError(f"-D {name}=...: `{name}` is a block or layer, not a variable",
+                what = "function" if functions.lookup(name) else "block or layer"
+                raise CnnNameError(f"-D {name}=...: `{name}` is a {what}, not a variable",
                                    where, help="-D sets variables such as N, classes or width")
             self.globals.names[name] = Override(value)
         if self.options.classes is not None:
@@ -206,6 +208,10 @@ class Expander(Evaluator):
         low = call.name.lower()
         if low in BUILTINS:
             return self.build_builtin(low, call, scope, tail, path)
+        if call.alias is None and functions.lookup(call.name):
+            raise CnnArgumentError(f"`{call.name}(...)` is a number, not a layer", call.span,
+                                   help="use it where a number goes, e.g. "
+                                   "CONV(make_divisible(32 * alpha), 3)")
         if call.alias is not None:  # a paper's token: the registry knows its arguments
             kind, values, keywords = layers.paper_token(call.alias)
             args = [(value, call.span) for value in values]
@@ -232,33 +238,12 @@ class Expander(Evaluator):
 
     def call_def(self, d: ast.Def, call, args, kwargs, scope: Scope, tail: int,
                  path: tuple) -> int:
-        names = [p.name for p in d.params]
-        sig = f"{d.name}({', '.join(names)})"
-        if len(args) > len(names):
-            raise CnnArgumentError(f"{d.name} takes {len(names)} argument"
-                                   f"{'s' if len(names) != 1 else ''}; got {len(args)}",
-                                   args[len(names)].span, help=sig)
-        local: dict[str, Any] = {}
-        for p, a in zip(d.params, args):
-            local[p.name] = Thunk(a, scope)
-        for kw in kwargs:
-            if kw.name not in names:
-                hint = did_you_mean(kw.name, names)
-                raise CnnArgumentError(f"{d.name} has no parameter `{kw.name}`", kw.span,
-                                       help=(f"did you mean `{hint}`? " if hint else "") + sig)
-            if kw.name in local:
-                raise CnnArgumentError(f"{d.name}: `{kw.name}` is given twice", kw.span)
-            local[kw.name] = Thunk(kw.value, scope)
-        for p in d.params:
-            if p.name not in local:
-                if p.default is None:
-                    raise CnnArgumentError(f"{d.name} needs `{p.name}`", call.span, help=sig)
-                local[p.name] = Thunk(p.default, self.globals)
+        local = self.bind_def(d, call, args, kwargs, scope)
         self.enter(d.name, call.span, d)
         self.frame_ids += 1
         try:
             frame = Frame("block", d.name, self.frame_ids)
-            return self.build(d.body, Scope(local, self.globals), tail, path + (frame,))
+            return self.build(d.body, local, tail, path + (frame,))
         finally:
             self.stack.pop()
 

@@ -6,7 +6,7 @@ import itertools
 import re
 from dataclasses import dataclass, field
 
-from . import ast, layers
+from . import ast, functions, layers
 from .expand import BUILTINS
 from .parser import parse
 
@@ -61,6 +61,8 @@ class Formatter:
     # -- what an expression is, syntactically --------------------------------------------
     def is_layer(self, e: ast.Expr) -> bool:
         """True only where `e` can never evaluate to a number (see docs/fmt.md, separators)."""
+        if isinstance(e, ast.Call) and e.alias is None and functions.lookup(e.name):
+            return False  # round(x), max(a, b): numbers
         if isinstance(e, (ast.Call, ast.InputRef, ast.Optional)):
             return True  # value mode rejects all three
         if isinstance(e, ast.Group):
@@ -88,7 +90,7 @@ class Formatter:
         upper = name.upper()
         if name in self.params or upper in self.params or name.lower() in self.params:
             return name  # re-casing could make it refer to (or away from) a parameter
-        if name.lower() in BUILTINS:
+        if name.lower() in BUILTINS or functions.lookup(name):
             return name.lower()
         return upper if layers.lookup(name) else name
 

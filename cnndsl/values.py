@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from . import ast, layers
+from . import ast, functions, layers
 from .errors import (CnnArgumentError, CnnLimitError, CnnNameError, CnnSyntaxError, Span,
                      did_you_mean)
 from .layers import Symbol
@@ -131,6 +131,17 @@ class Evaluator:
             return True
         if isinstance(expr, (ast.Chain, ast.Product)):
             return all(self.is_number(e, scope, depth + 1) for e in expr.items)
+        if isinstance(expr, ast.Call) and expr.alias is None:
+            if functions.lookup(expr.name) is not None:
+                return True
+            bound = scope.find(expr.name)
+            if isinstance(bound, ast.Def):  # a def whose body is a number (`def ch(c) = c/2`)
+                try:
+                    local = self.bind_def(bound, expr, expr.args, expr.kwargs, scope)
+                except CnnArgumentError:
+                    return False  # a bad call: building it reports the mistake
+                return self.is_number(bound.body, local, depth + 1)
+            return False
         if isinstance(expr, ast.Name):
             bound = scope.find(expr.id)
             if isinstance(bound, Thunk):
@@ -139,8 +150,8 @@ class Evaluator:
                 return isinstance(bound.value, (int, float))
             if isinstance(bound, ast.Assign):
                 return self.is_number(bound.value, self.globals, depth + 1)
-            if isinstance(bound, ast.Def):
-                return False
+            if isinstance(bound, ast.Def):  # `name` alone calls it, as in build mode
+                return self.is_number(_call_of(expr), scope, depth + 1)
             if isinstance(bound, (int, float)):
                 return True
             return not (layers.lookup(expr.id) or expr.id.lower() in BUILTINS)
@@ -183,9 +194,68 @@ class Evaluator:
                     total = total / rhs
                 total = self.check_number(total, expr.span)
             return total
+        if isinstance(expr, ast.Call) and expr.alias is None:
+            return self.call_function(expr, scope)
         what = "layers" if isinstance(expr, (ast.Call, ast.InputRef)) else "this"
         raise CnnArgumentError(f"expected a number here, but {what} cannot be one", expr.span,
                                help="layers go in chains; arguments and counts are numbers")
+
+    def bind_def(self, d: ast.Def, call, args, kwargs, scope: Scope) -> Scope:
+        """The scope a `def`'s body runs in: its parameters bound to the call's arguments."""
+        names = [p.name for p in d.params]
+        sig = f"{d.name}({', '.join(names)})"
+        if len(args) > len(names):
+            raise CnnArgumentError(f"{d.name} takes {len(names)} argument"
+                                   f"{'s' if len(names) != 1 else ''}; got {len(args)}",
+                                   args[len(names)].span, help=sig)
+        local: dict[str, Any] = {}
+        for p, a in zip(d.params, args):
+            local[p.name] = Thunk(a, scope)
+        for kw in kwargs:
+            if kw.name not in names:
+                hint = did_you_mean(kw.name, names)
+                raise CnnArgumentError(f"{d.name} has no parameter `{kw.name}`", kw.span,
+                                       help=(f"did you mean `{hint}`? " if hint else "") + sig)
+            if kw.name in local:
+                raise CnnArgumentError(f"{d.name}: `{kw.name}` is given twice", kw.span)
+            local[kw.name] = Thunk(kw.value, scope)
+        for p in d.params:
+            if p.name not in local:
+                if p.default is None:
+                    raise CnnArgumentError(f"{d.name} needs `{p.name}`", call.span, help=sig)
+                local[p.name] = Thunk(p.default, self.globals)
+        return Scope(local, self.globals)
+
+    def call_function(self, call: ast.Call, scope: Scope):
+        """`round(x)`, `make_divisible(c * alpha, 8)`: a number function (functions.py)."""
+        fn = functions.lookup(call.name)
+        bound = scope.find(call.name)
+        if fn is None and isinstance(bound, ast.Def):
+            # def ch(c) = make_divisible(c * alpha): a def whose body is a number
+            local = self.bind_def(bound, call, call.args, call.kwargs, scope)
+            if self.is_number(bound.body, local):
+                self.enter(bound.name, call.span, bound)
+                try:
+                    return self.number(bound.body, local)
+                finally:
+                    self.stack.pop()
+        if fn is None:
+            if isinstance(bound, ast.Def) or layers.lookup(call.name) or \
+                    call.name.lower() in BUILTINS:
+                raise CnnArgumentError("expected a number here, but layers cannot be one",
+                                       call.span, help="layers go in chains; arguments and "
+                                       "counts are numbers")
+            hint = did_you_mean(call.name, functions.FUNCTIONS)
+            raise CnnNameError(f"unknown function `{call.name}`", call.name_span,
+                               help=f"did you mean `{hint}`?" if hint else
+                               "the functions are " + ", ".join(functions.FUNCTIONS))
+        args = [(self.number(a, scope), a.span) for a in call.args]
+        kwargs = [(k.name, self.number(k.value, scope), k.span) for k in call.kwargs]
+        try:
+            result = fn.apply(*fn.bind(args, kwargs, call.span))
+        except (ValueError, OverflowError) as exc:
+            raise CnnArgumentError(f"{fn.name}: {exc}", call.span, help=fn.signature()) from None
+        return self.check_number(result, call.span)
 
     def number(self, expr: ast.Expr, scope: Scope):
         v = self.value(expr, scope)
@@ -216,9 +286,18 @@ class Evaluator:
                 finally:
                     self.stack.pop()
             return self.var_cache[expr.id]
+        if isinstance(bound, ast.Def):
+            local = self.bind_def(bound, _call_of(expr), (), (), scope)  # `half` needs `c`
+            if self.is_number(bound.body, local):
+                return self.call_function(_call_of(expr), scope)
         if isinstance(bound, ast.Def) or layers.lookup(expr.id) or expr.id.lower() in BUILTINS:
             raise CnnArgumentError(f"expected a number, but `{expr.id}` is a layer or block",
                                    expr.span)
         if symbols:
             return Symbol(expr.id)
         raise self.unknown(expr.id, expr.span, scope, "number")
+
+
+def _call_of(name: ast.Name) -> ast.Call:
+    """A bare name as the call without arguments that it stands for."""
+    return ast.Call(name.span, name.id, name.span, (), ())

@@ -80,3 +80,23 @@ def test_softmax_head_is_kept_unless_logits():
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(probs(x), torch.softmax(logits(x), dim=1))
+
+
+@pytest.mark.parametrize("alpha", [0.35, 0.5, 0.75, 1.4])
+def test_mobilenet_v2_width_multiplier_is_torchvisions_width_mult(alpha):
+    """`-D alpha=...` rounds widths with make_divisible, as mobilenet_v2(width_mult=...) does:
+    the same parameters, tensor for tensor, and the same outputs from the same weights."""
+    torch.manual_seed(0)
+    theirs = torchvision.models.mobilenet_v2(weights=None, width_mult=alpha).eval()
+    ours = cnndsl.compile(SPECS / "mobilenet_v2.cnn", input="64x64x3", logits=True, seed=0,
+                          alpha=alpha).eval()
+    source, target = theirs.state_dict(), ours.state_dict()
+    assert [v.shape for v in source.values()] == [v.shape for v in target.values()]
+    assert count(ours) == count(theirs)
+    graph = cnndsl.build_graph(SPECS / "mobilenet_v2.cnn", alpha=alpha)
+    assert graph.graph["totals"]["params"] == count(theirs)
+    ours.load_state_dict(dict(zip(target, source.values())))
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected, got = theirs(x), ours(x)
+    assert (got - expected).abs().max().item() <= 1e-5 * expected.abs().max().item()

@@ -87,6 +87,18 @@ def mobilenet_v1_reference():
     return summed(*counted)
 
 
+def mobilenet_v1_conv_reference():
+    # Howard et al. 2017, Table 4's "Conv MobileNet": Table 1's body with each depthwise
+    # separable block one full 3x3 convolution from c_in to c_out (bias-free, then BN).
+    body = [(32, 64, 112), (64, 128, 56), (128, 128, 56), (128, 256, 28), (256, 256, 28),
+            (256, 512, 14)] + [(512, 512, 14)] * 5 + [(512, 1024, 7), (1024, 1024, 7)]
+    counted = [conv(3, 3, 32, 112, bias=False), (2 * 32, 0)]
+    for c_in, c_out, size in body:
+        counted += [conv(3, c_in, c_out, size, bias=False), (2 * c_out, 0)]
+    counted.append(fc(1024, 1000))
+    return summed(*counted)
+
+
 def alphago_reference(k):
     # Silver et al. 2016, Methods: CONV1 k 5x5 on 48 planes, CONV2..12 k 3x3, a 1x1 conv to
     # one plane with "a different bias for each position" (19*19 biases instead of one).
@@ -101,6 +113,7 @@ PAPER_REFERENCES = {
     "vgg_a_lrn": lambda: vgg_reference("A"),  # LRN adds neither parameters nor MACs
     "vgg_c": lambda: vgg_reference("C"),
     "mobilenet_v1": mobilenet_v1_reference,
+    "mobilenet_v1_conv": mobilenet_v1_conv_reference,
     "alphago_policy": lambda: alphago_reference(192),
 }
 
@@ -118,6 +131,11 @@ def test_the_arithmetic_reproduces_the_published_figures():
     assert alexnet_paper_reference()[0] == 60_965_224
     params, macs = mobilenet_v1_reference()
     assert params == 4_231_976 and round(macs / 1e6) == 569
+    # The notes' other row, Conv MobileNet: 29.3 million parameters, 4866 million mult-adds.
+    # (The paper does not say how it counts; exact arithmetic gives 4867.3M, and 568.7M for
+    # MobileNet's 569: both within 0.03% of the printed figures.)
+    params, macs = mobilenet_v1_conv_reference()
+    assert round(params / 1e5) == 293 and abs(macs / 1e6 - 4866) / 4866 < 3e-4
     table2 = {"A": 133, "B": 133, "C": 134, "D": 138, "E": 144}
     assert {c: round(vgg_reference(c)[0] / 1e6) for c in table2} == table2
 
@@ -225,6 +243,34 @@ def test_mobilenet_v1_ends_at_7x7x1024_and_takes_the_width_multiplier():
     assert str(next(d["shape"] for d in layers_of(half) if d["kind"] == "GAP")) == "1x1x512"
 
 
+# Howard et al. 2017, Table 6 (width multiplier, 224x224) and Table 7 (resolution, width 1):
+# (million mult-adds, million parameters) as printed.
+MOBILENET_TABLE_6 = {1: (569, 4.2), 0.75: (325, 2.6), 0.5: (149, 1.3), 0.25: (41, 0.5)}
+MOBILENET_TABLE_7 = {224: 569, 192: 418, 160: 290, 128: 186}
+
+
+@pytest.mark.parametrize("alpha", sorted(MOBILENET_TABLE_6))
+def test_mobilenet_v1_width_multipliers_give_table_6(alpha):
+    macs, params = MOBILENET_TABLE_6[alpha]
+    _, t = totals("mobilenet_v1", alpha=alpha)
+    assert round(t["params"] / 1e5) / 10 == params
+    assert abs(t["macs"] / 1e6 - macs) <= 1  # the paper's rounding (see Conv MobileNet above)
+
+
+@pytest.mark.parametrize("size", sorted(MOBILENET_TABLE_7))
+def test_mobilenet_v1_resolutions_give_table_7(size):
+    _, t = totals("mobilenet_v1", input=f"{size}x{size}x3")
+    assert round(t["params"] / 1e5) / 10 == 4.2
+    assert abs(t["macs"] / 1e6 - MOBILENET_TABLE_7[size]) <= 1
+
+
+def test_mobilenet_v1_any_width_multiplier_floors_like_keras():
+    # Keras' MobileNet takes int(filters * alpha): 0.6 gives 19 filters for 32, 614 for 1024.
+    graph, _ = totals("mobilenet_v1", alpha=0.6)
+    assert [str(d["shape"]) for d in layers_of(graph)][0] == "112x112x19"
+    assert str(next(d["shape"] for d in layers_of(graph) if d["kind"] == "GAP")) == "1x1x614"
+
+
 @pytest.mark.parametrize("k", [128, 192, 256, 384])
 def test_alphago_policy_for_each_filter_count_in_extended_data_table_3(k):
     graph, t = totals("alphago_policy", k=k)
@@ -269,7 +315,7 @@ def test_bias_on_a_vector_and_by_its_aliases():
 # -- the zoo as a whole: listing, zoo:NAME, descriptions --------------------------------------
 
 MINE = ["alexnet_paper", "zfnet", "vgg_a", "vgg_a_lrn", "vgg_b", "vgg_c", "vgg_d", "vgg_e",
-        "resnet101", "resnet152", "mobilenet_v1", "alphago_policy"]
+        "resnet101", "resnet152", "mobilenet_v1", "mobilenet_v1_conv", "alphago_policy"]
 
 
 def test_every_bundled_spec_checks_and_describes_itself():
@@ -318,7 +364,8 @@ def test_unknown_zoo_name_is_a_usage_error_with_a_suggestion(capsys):
 
 # The ResNets and MobileNet end in global average pooling, so a 64x64 input runs the same
 # modules (same parameters) in a fraction of the time; the others' FC layers fix their input.
-SMALL_INPUT = {"resnet101": "64x64x3", "resnet152": "64x64x3", "mobilenet_v1": "64x64x3"}
+SMALL_INPUT = {"resnet101": "64x64x3", "resnet152": "64x64x3", "mobilenet_v1": "64x64x3",
+               "mobilenet_v1_conv": "64x64x3"}
 
 
 @pytest.mark.parametrize("name", MINE)
