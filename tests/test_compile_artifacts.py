@@ -79,6 +79,23 @@ def test_torchscript_file(tmp_path):
         torch.testing.assert_close(loaded(x), model(x))
 
 
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_an_optimized_resnet_exports_to_onnx_and_torchscript(tmp_path):
+    # BN folded into the convolutions, channels_last weights and input: both formats keep them.
+    model = cnndsl.compile(SPECS / "resnet18.cnn", input="32x32x3", classes=10, seed=0,
+                           optimize=True, logits=True)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        expected = model(x)
+    assert artifacts.save_onnx(model, tmp_path / "fast.onnx") <= 1e-4
+    got = artifacts.run_onnx(tmp_path / "fast.onnx", x.numpy())
+    assert abs(got - expected.numpy()).max() <= 1e-4 * expected.abs().max().item()
+    artifacts.save(model, tmp_path / "fast.ts")
+    with torch.no_grad():
+        torch.testing.assert_close(cnndsl.load(tmp_path / "fast.ts")(x), expected)
+
+
 def test_a_failed_write_leaves_the_existing_file_untouched(tmp_path, monkeypatch):
     path = tmp_path / "model.pt"
     path.write_bytes(b"precious")

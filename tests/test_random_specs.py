@@ -95,3 +95,17 @@ def test_static_shapes_and_counts_match_torch(text):
     assert sum(p.numel() for p in model.parameters()) == graph.graph["totals"]["params"]
     running = sum(b.numel() for n, b in model.named_buffers() if "running" in n)
     assert running == graph.graph["totals"]["buffers"]
+
+
+@given(spec())
+def test_optimize_computes_what_the_plain_model_computes(text):
+    """BN folding, channels_last and the fused convolutions (ReLU, ReLU6, residual sums) of
+    optimize=True change no output, whatever the graph around them."""
+    ctx = static_graph(text).graph["context"].input
+    plain = cnndsl.compile(text, seed=0).eval()
+    fast = cnndsl.compile(text, seed=0, optimize=True)
+    x = torch.randn(2, ctx.c, ctx.h, ctx.w)
+    with torch.inference_mode():
+        expected, got = plain(x), fast(x)
+    tolerance = 1e-4 * max(1.0, expected.abs().max().item())
+    assert (got - expected).abs().max().item() <= tolerance, text
