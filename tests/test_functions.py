@@ -101,3 +101,43 @@ def test_fmt_keeps_arithmetic_between_function_calls_and_lowers_their_names():
     text = "input 8x8x3\nN = 2\nCONV(ROUND(N) + Max(1, N), 3)\n"
     assert format_text(text) == "input 8x8x3\nN = 2\nCONV(round(N) + max(1, N), 3)\n"
     assert filters(format_text(text)) == filters(text) == [4]
+
+
+# -- value mode against Python: random arithmetic with the functions ------------------------------
+
+def _divide(a, b):
+    # the language's `/`: a whole number when it divides exactly (docs/language.md)
+    return a // b if isinstance(a, int) and isinstance(b, int) and a % b == 0 else a / b
+
+
+LEAVES = st.integers(1, 12).map(lambda n: (str(n), n))
+
+
+def _combine(children):
+    pair = st.tuples(children, children)
+    return st.one_of(
+        pair.map(lambda p: (f"({p[0][0]} + {p[1][0]})", p[0][1] + p[1][1])),
+        pair.map(lambda p: (f"({p[0][0]} - {p[1][0]})", p[0][1] - p[1][1])),
+        pair.map(lambda p: (f"({p[0][0]} * {p[1][0]})", p[0][1] * p[1][1])),
+        pair.filter(lambda p: p[1][1] != 0).map(
+            lambda p: (f"({p[0][0]} / {p[1][0]})", _divide(p[0][1], p[1][1]))),
+        children.map(lambda c: (f"round({c[0]})", int(round(c[1])))),
+        children.map(lambda c: (f"floor({c[0]})", math.floor(c[1]))),
+        children.map(lambda c: (f"ceil({c[0]})", math.ceil(c[1]))),
+        pair.map(lambda p: (f"min({p[0][0]}, {p[1][0]})", min(p[0][1], p[1][1]))),
+        pair.map(lambda p: (f"max({p[0][0]}, {p[1][0]})", max(p[0][1], p[1][1]))),
+        children.filter(lambda c: c[1] > 0).map(
+            lambda c: (f"make_divisible({c[0]})", _make_divisible(c[1], 8))),
+    )
+
+
+@given(st.recursive(LEAVES, _combine, max_leaves=6))  # below 12**6: no limit errors
+def test_numbers_evaluate_as_python_computes_them(case):
+    from cnndsl.parser import parse
+    from cnndsl.values import Evaluator, Scope
+
+    text, expected = case
+    program = parse(f"input 4x4x1\nx = {text}\nRELU")
+    assign = program.statements[1]
+    got = Evaluator(program).value(assign.value, Scope({}))
+    assert got == pytest.approx(expected, rel=1e-12) and type(got) is type(expected), text
