@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import cnndsl
+from cnndsl.cli import main
 from cnndsl.errors import CnnDslError, UsageError
 from cnndsl.layers import Symbol
 from cnndsl.parser import parse
@@ -203,3 +204,13 @@ def test_cli_warns_about_a_variable_the_spec_never_uses():
     assert r.returncode == 0
     assert "the spec never uses `Q`" in r.stderr
     assert "never uses `N`" not in r.stderr
+
+
+def test_the_docs_ablation_rows_are_the_commands_output(capsys):
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "sweep.md").read_text()
+    section = doc[doc.index("### Optional layers: the lecture's AlexNet ablation"):]
+    shown = section.split("```text\n", 1)[1].split("```", 1)[0].splitlines()
+    assert main(["sweep", "zoo:alexnet_ablation", "--optional", "both"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    rows = [line for line in shown if line != "..."]
+    assert len(rows) == 7 and all(line in out for line in rows)  # the header and 6 rows

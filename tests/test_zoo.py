@@ -109,6 +109,7 @@ def alphago_reference(k):
 
 PAPER_REFERENCES = {
     "alexnet_paper": alexnet_paper_reference,
+    "alexnet_ablation": alexnet_paper_reference,  # every optional layer kept
     "zfnet": zfnet_reference,
     "vgg_a_lrn": lambda: vgg_reference("A"),  # LRN adds neither parameters nor MACs
     "vgg_c": lambda: vgg_reference("C"),
@@ -241,6 +242,34 @@ def test_mobilenet_v1_ends_at_7x7x1024_and_takes_the_width_multiplier():
     half, _ = totals("mobilenet_v1", alpha=0.5)
     assert [str(d["shape"]) for d in layers_of(half)][0] == "112x112x16"
     assert str(next(d["shape"] for d in layers_of(half) if d["kind"] == "GAP")) == "1x1x512"
+
+
+def test_alexnet_ablation_drops_what_the_lecture_says():
+    # The lecture, after Zeiler & Fergus 2014 (Table 3): removing layer 7 drops 16 million
+    # parameters, layers 6 and 7 "~50 million", layers 3 and 4 "~1 million"; without 3, 4, 6
+    # and 7 "only 4 layers" are left. The exact drops, from the paper's layer sizes: FC7 is
+    # 4096*4096+4096; without FC6 and FC7, FC8 reads 9216 values instead of 4096.
+    from cnndsl.parser import parse
+    from cnndsl.sweep import run_sweep
+
+    full = alexnet_paper_reference()[0]
+    rows = run_sweep(parse(modelzoo.read("zoo:alexnet_ablation")), [], optional="both")
+    assert len(rows) == 16 and all(r.valid for r in rows)
+    by_dropped = {frozenset(label.split("?")[0] for label in r.dropped): r for r in rows}
+    drop = {key: full - row.params for key, row in by_dropped.items()}
+    assert drop[frozenset()] == 0
+    assert drop[frozenset({"fc7"})] == fc(4096, 4096)[0] == 16_781_312
+    assert drop[frozenset({"fc6", "fc7"})] == (fc(9216, 4096)[0] + fc(4096, 4096)[0]
+                                               - (fc(9216, 1000)[0] - fc(4096, 1000)[0]))
+    assert round(drop[frozenset({"fc6", "fc7"})] / 1e7) == 5  # "~50 million"
+    # CONV3 (885,120) and CONV4 (663,936) go, and CONV5 reads 256 maps instead of 384
+    conv34 = conv(3, 256, 384, 13)[0] + conv(3, 384, 384, 13, groups=2)[0] + (
+        conv(3, 384, 256, 13, groups=2)[0] - conv(3, 256, 256, 13, groups=2)[0])
+    assert drop[frozenset({"conv3", "conv4"})] == conv34 == 1_696_512  # the notes round to ~1M
+    smallest = by_dropped[frozenset({"conv3", "conv4", "fc6", "fc7"})]
+    graph = cnndsl.build_graph("zoo:alexnet_ablation", drop_optional=True)
+    assert graph.graph["totals"]["params"] == smallest.params
+    assert sum(1 for d in layers_of(graph) if d["kind"] in ("CONV", "FC")) == 4
 
 
 # Howard et al. 2017, Table 6 (width multiplier, 224x224) and Table 7 (resolution, width 1):
