@@ -219,10 +219,10 @@ def _emit_output(dot, graph, drawn_last: int, ends: dict) -> None:
 def diagram_title(graph: DiGraph) -> str:
     t = graph.graph["totals"]
     name = Path(graph.graph["source"].name).name
-    from .summary import human
+    from .summary import count_of, human
 
-    return (f"{name}: {t['params']:,} parameters, {human(t['macs'])}MACs, "
-            f"{t['layers']:,} layers")
+    return (f"{name}: {count_of(t['params'], 'parameter')}, {human(t['macs'])}MACs, "
+            f"{count_of(t['layers'], 'layer')}")
 
 
 def format_for(path: Path, fmt: str | None) -> str:

@@ -164,7 +164,7 @@ def _walk(item, depth: int, out: list[DisplayRow]) -> None:
         return
     rows = leaves(item)
     if item.kind == "block":
-        out.append(DisplayRow(depth, item.name, f"block, {len(rows)} layers", rows, True))
+        out.append(DisplayRow(depth, item.name, f"block, {count_of(len(rows), 'layer')}", rows, True))
         for child in item.children:
             _walk(child, depth + 1, out)
         return
@@ -176,7 +176,7 @@ def _walk(item, depth: int, out: list[DisplayRow]) -> None:
         for child in item.children[0].children:
             _walk(child, depth + 1, out)
         return
-    out.append(DisplayRow(depth, f"x{item.count}", f"repeat, {len(rows)} layers", rows, True))
+    out.append(DisplayRow(depth, f"x{item.count}", f"repeat, {count_of(len(rows), 'layer')}", rows, True))
     for run in runs:  # the copies differ (a first copy that changes the shape): one per run
         first, last = run[0].key + 1, run[-1].key + 1
         name = f"#{first}" if len(run) == 1 else f"#{first}-{last}"
@@ -205,6 +205,11 @@ def rf_text(rf) -> str:
     return str(rf[0]) if rf[0] == rf[1] else f"{rf[0]}x{rf[1]}"
 
 
+def count_of(n: int, noun: str) -> str:
+    """`1 layer`, `23 layers`, `1,000 layers`."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def human(n: float, unit: str = "") -> str:
     """1234567 -> '1.23 M' (decimal prefixes, as torchvision and the papers quote)."""
     for value, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
@@ -228,7 +233,7 @@ def totals_lines(s: Summary) -> list[str]:
     t, mem = s.totals, s.totals["memory_bytes"]
     b = f"batch {s.batch}"
     return [
-        f"input {s.input} ({s.input.numel:,} values) -> output {s.output}; {t['layers']:,} layers",
+        f"input {s.input} ({s.input.numel:,} values) -> output {s.output}; {count_of(t['layers'], 'layer')}",
         f"parameters: {t['params']:,} trainable ({human(t['params'])}); "
         f"{t['buffers']:,} buffers (BN running mean and variance, not trained)",
         f"MACs: {t['macs']:,} ({human(t['macs'])}); FLOPs: {t['flops']:,} ({human(t['flops'])})",

@@ -137,3 +137,12 @@ def test_python_dash_m_runs_the_command_line():
     r = subprocess.run([sys.executable, "-m", "cnndsl", "check", "CONV-"], capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 1 and "error" in r.stderr
+
+
+def test_one_layer_is_singular():
+    r = cnndsl("check", "input 8x8x3\nFC(1, bias=false) - BIAS")
+    assert r.stdout.strip() == "<spec>: ok: 2 layers, output 1, 193 parameters"
+    r = cnndsl("check", "input 1x1x1\nFC(1, bias=false)")
+    assert r.stdout.strip() == "<spec>: ok: 1 layer, output 1, 1 parameter"
+    r = cnndsl("summary", "input 8x8x3\nRELU")
+    assert "-> output 8x8x3; 1 layer\n" in r.stdout

@@ -14,6 +14,7 @@ def run(args) -> int:
     graph = graph_from_args(args)
     t = graph.graph["totals"]
     name = graph.graph["source"].name
-    print(f"{name}: ok: {t['layers']} layers, output {t['output']}, "
-          f"{t['params']:,} parameters")
+    n, params = t["layers"], t["params"]
+    print(f"{name}: ok: {n:,} layer{'s' * (n != 1)}, output {t['output']}, "
+          f"{params:,} parameter{'s' * (params != 1)}")
     return 0
