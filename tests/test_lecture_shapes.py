@@ -158,3 +158,12 @@ def test_alphago_policy_first_and_hidden_layers():
 def test_zfnet_conv1_7x7_stride_2():
     node = out_of("input 224x224x3\nCONV(96, 7, s=2, pad=1, round=floor)")
     assert str(node["shape"]) == "110x110x96"  # ZF Net figure: 110x110x96
+
+
+def test_a_fully_connected_layer_on_a_megapixel_image_has_a_trillion_parameters():
+    # The notes' case for convolutions: "1000x1000 image, 1M hidden units -> 10^12 parameters!!!"
+    # Sharing each kernel across positions instead: 100 filters of 10x10 need 100*(10*10+1).
+    dense = build("input 1000x1000x1\nFC(1000000)").graph["totals"]
+    assert dense["params"] == 10 ** 12 + 10 ** 6  # weights, then one bias per hidden unit
+    conv = build("input 1000x1000x1\nCONV(100, 10)").graph["totals"]
+    assert conv["params"] == 100 * (10 * 10 + 1)
