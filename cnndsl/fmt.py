@@ -44,7 +44,8 @@ class Formatter:
         self.statements = [s.expr if isinstance(s, ast.ExprStmt) else s
                            for s in program.statements]
         self.line_starts = [0] + [m.end() for m in re.finditer("\n", self.text)]
-        self.defs = {s.name for s in self.statements if isinstance(s, ast.Def)}
+        self.defs = {s.name: s for s in self.statements if isinstance(s, ast.Def)}
+        self.def_gives_layers: dict[str, bool] = {}
         self.params: frozenset[str] = frozenset()  # parameters of the def being printed
         self.lines: list[Line] = []
 
@@ -61,8 +62,11 @@ class Formatter:
     # -- what an expression is, syntactically --------------------------------------------
     def is_layer(self, e: ast.Expr) -> bool:
         """True only where `e` can never evaluate to a number (see docs/fmt.md, separators)."""
-        if isinstance(e, ast.Call) and e.alias is None and functions.lookup(e.name):
-            return False  # round(x), max(a, b): numbers
+        if isinstance(e, ast.Call) and e.alias is None:
+            if functions.lookup(e.name):
+                return False  # round(x), max(a, b): numbers
+            if e.name in self.defs and e.name not in self.params:
+                return self.gives_layers(e.name)  # def ch(c) = c / 2 is a number
         if isinstance(e, (ast.Call, ast.InputRef, ast.Optional)):
             return True  # value mode rejects all three
         if isinstance(e, ast.Group):
@@ -74,8 +78,22 @@ class Formatter:
         if isinstance(e, ast.Name):
             if e.id in self.params:
                 return False  # a parameter may be bound to a number
-            return bool(layers.lookup(e.id)) or e.id.lower() in BUILTINS or e.id in self.defs
+            if e.id in self.defs:
+                return self.gives_layers(e.id)
+            return bool(layers.lookup(e.id)) or e.id.lower() in BUILTINS
         return False
+
+    def gives_layers(self, name: str) -> bool:
+        """Whether the def `name` certainly gives layers: its body is a layer, taking its own
+        parameters as possibly numbers (`def ch(c) = c / 2 + 1` gives a number)."""
+        if name not in self.def_gives_layers:
+            self.def_gives_layers[name] = False  # while deciding: a def calling itself
+            outer, self.params = self.params, frozenset(p.name for p in self.defs[name].params)
+            try:
+                self.def_gives_layers[name] = self.is_layer(self.defs[name].body)
+            finally:
+                self.params = outer
+        return self.def_gives_layers[name]
 
     def chain_items(self, e: ast.Chain) -> tuple[list[ast.Expr], list[str]]:
         """Items and operators; a chain of layers is flattened and joined with `-`."""

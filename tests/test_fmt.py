@@ -176,7 +176,9 @@ def layer_text(draw) -> str:
         kernel = draw(st.sampled_from([str(k), f"{k}x{k}", f"({k} - 1 + 1)", f"{k} x {k}"]))
         pad = draw(st.sampled_from(["", ", pad=same", f", pad={k // 2}", ", pad=0"]))
         stride = draw(st.sampled_from(["", "", ", s=2", ",s = 1", ", s=4/2"]))
-        filters = draw(st.sampled_from(["8", "C", "2*C", "C+4", "C - -2", "16 / 2"]))
+        filters = draw(st.sampled_from(["8", "C", "2*C", "C+4", "C - -2", "16 / 2",
+                                        "round(C) + MAX(1, C)", "make_divisible(C * 0.6)",
+                                        "floor(C/3) - -ceil(1.5)", "ch(C) + ch(2)"]))
         comma = draw(st.sampled_from(["", "", ",", " ,\n  "]))
         return (f"{name('CONV')}({filters},{draw(st.sampled_from(['', ' ']))}{kernel}{stride}"
                 f"{pad}{comma})")
@@ -229,6 +231,7 @@ def spec_texts(draw) -> str:
                  draw(st.sampled_from(["", "  # two", ";C = 8"])))
     if "C =" not in lines[-1]:
         lines.append("C=8")
+    lines.append("def ch(c) = c / 2 + 1")  # a number function of the spec's own
     defs = []
     if draw(st.booleans()):
         lines.append(f"def blk(c, n=1) = (CONV(c, 3, pad=1) -> relu)*n - {layer_text(draw)}")
@@ -288,3 +291,13 @@ def test_cli_syntax_error_leaves_the_file_untouched(tmp_path):
     assert r.returncode == 1
     assert "bad.cnn:2:5: error: unclosed `(`" in r.stderr
     assert bad.read_text() == "input 8x8x3\nCONV(8, 3\n"
+
+
+def test_a_def_whose_body_is_a_number_keeps_the_arithmetic_around_its_calls():
+    # Found by the round-trip property: `ch(C) + ch(2)` is 5 + 2 filters, not "ch(C), then ch(2)".
+    text = "input 16x16x3\nC = 8\ndef ch(c) = c / 2 + 1\ndef unit = CONV(4, 1) + RELU\n" \
+           "CONV(ch(C) + ch(2), 1) + unit\n"
+    formatted = format_text(text)
+    assert "CONV(ch(C) + ch(2), 1) - unit\n" in formatted
+    assert "def unit = CONV(4, 1) - RELU\n" in formatted
+    assert_same_meaning(text, formatted)
