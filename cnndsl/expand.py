@@ -185,7 +185,8 @@ class Expander(Evaluator):
             finally:
                 self.stack.pop()
         if isinstance(bound, ast.Def):
-            return self.call_def(bound, expr, [], [], scope, tail, path)
+            return self.build_call(ast.Call(expr.span, expr.id, expr.span, (), ()), scope,
+                                   tail, path)
         if isinstance(bound, ast.Assign):
             self.enter(expr.id, expr.span, bound)
             try:
@@ -201,6 +202,10 @@ class Expander(Evaluator):
     def build_call(self, call: ast.Call, scope: Scope, tail: int, path: tuple) -> int:
         bound = scope.find(call.name)
         if isinstance(bound, ast.Def):
+            if self.is_number(call, scope):
+                raise CnnArgumentError(f"`{call.name}` gives a number, not layers", call.span,
+                                       help="use it where a number goes, e.g. CONV("
+                                       f"{call.name}{'(...)' if bound.params else ''}, 3)")
             return self.call_def(bound, call, call.args, call.kwargs, scope, tail, path)
         if isinstance(bound, (Thunk, ast.Assign, Override)):
             raise CnnArgumentError(f"`{call.name}` is a variable, not a block", call.name_span,

@@ -82,6 +82,8 @@ def test_a_def_may_be_a_number_in_one_call_and_layers_in_another():
     ("def half(c) = c / 2\nFC(half)", CnnArgumentError, "half needs `c`"),
     ("def f(n) = f(n) + 1\nCONV(f(2), 3)", CnnDslError, "`f` refers to itself"),
     ("CONV(RELU(2), 3)", CnnArgumentError, "expected a number here, but layers cannot be one"),
+    ("def ch(c) = c / 2\nCONV(4, 3) - ch(8)", CnnArgumentError, "`ch` gives a number, not layers"),
+    ("def three = 3\nCONV(4, 3) - three", CnnArgumentError, "`three` gives a number, not layers"),
 ])
 def test_mistakes_are_located_errors(spec, error, message):
     with pytest.raises(error) as info:
