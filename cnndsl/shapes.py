@@ -92,6 +92,16 @@ def out_size(n: int, k: int, s: int, p: int, d: int = 1, *, rounding: str = "str
         span, help=_fit_help(n, eff, s, p, pool, round_hint))
 
 
+def explain_size(n: int, k: int, s: int, p: int, d: int, out: int) -> str:
+    """The lecture's formula for one axis, worked out: `(32 - 5 + 2*0)/1 + 1 = 28`, with the
+    rounding when the window does not fit exactly (`= 13.50, rounded down to 13`)."""
+    exact = (n + 2 * p - (d * (k - 1) + 1)) / s + 1
+    text = f"{_formula(n, k, s, p, d)} = {_fmt(exact)}"
+    if exact != out:
+        text += f", rounded {'down' if out < exact else 'up'} to {out}"
+    return text
+
+
 def _fit_help(n: int, eff: int, s: int, p: int, pool: bool, round_hint: str) -> str:
     ideas = []
     pads = [q for q in range(0, eff) if (n + 2 * q - eff) % s == 0 and n + 2 * q >= eff]

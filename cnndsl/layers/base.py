@@ -168,6 +168,12 @@ class LayerKind:
             return kh * kw  # pooling: one window of one channel, no bias
         return 1  # elementwise (activations, DROPOUT) and copies (FLATTEN, CONCAT)
 
+    def explain(self, p: dict, ins: list[Shape], out: Shape, n_params: int) -> list[str]:
+        """The lecture's arithmetic for this layer (`cnndsl expand --explain`): how its
+        output size and its parameter count come out. Layers that only pass values through
+        (activations, dropout) have nothing to show."""
+        return []
+
     def recipe(self, p: dict, ins: list[Shape], out: Shape) -> Recipe:
         raise NotImplementedError(self.name)
 

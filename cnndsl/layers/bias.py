@@ -27,5 +27,12 @@ class PositionBias(LayerKind):
     def inputs_per_neuron(self, p, ins, out, n_params):
         return 2  # its input plus the bias of its position
 
+    def explain(self, p, ins, out, n_params):
+        s = ins[0]
+        if not s.is_volume:
+            return [f"parameters {n_params:,}, one bias per value"]
+        return [f"parameters {s.h}*{s.w}*{s.c} = {n_params:,}, one bias per position and "
+                "channel"]
+
 
 KINDS = (PositionBias(),)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 from ..errors import CnnArgumentError, CnnShapeError
-from ..shapes import Shape, out_size
+from ..shapes import Shape, explain_size, out_size
 from .base import Context, LayerKind, Param, Recipe, Site, Symbol, pair_str, volume_in
 
 
@@ -46,6 +46,16 @@ def window_out(kind: str, p: dict, shape: Shape, site: Site, pool: bool = False)
             dims.append(dims[0])
             break
     return dims
+
+
+def explain_window(p: dict, shape: Shape, out: Shape) -> str:
+    """`size (32 - 5 + 2*2)/1 + 1 = 32`, once for a square window on a square input, else
+    per axis."""
+    axes = [explain_size(n, k, s, pad, d, o) for n, k, s, pad, d, o in zip(
+        (shape.h, shape.w), p["kernel"], p["stride"], p["pad"], p["dilation"], (out.h, out.w))]
+    if shape.h == shape.w and axes[0] == axes[1]:
+        return f"size {axes[0]}"
+    return f"height {axes[0]}; width {axes[1]}"
 
 
 def conv_label(name: str, p: dict, filters: int) -> str:
@@ -112,6 +122,12 @@ class Conv(LayerKind):
     def count_macs(self, p, ins, out):
         kh, kw = p["kernel"]
         return out.h * out.w * out.c * kh * kw * (ins[0].c // p["groups"])
+
+    def explain(self, p, ins, out, n_params):
+        kh, kw = p["kernel"]
+        per_filter = f"{kh}*{kw}*{ins[0].c // p['groups']}" + (" + 1" if p["bias"] else "")
+        return [explain_window(p, ins[0], out),
+                f"parameters {p['filters']} filters x ({per_filter}) = {n_params:,}"]
 
     def recipe(self, p, ins, out):
         return Recipe("Conv2d", dict(

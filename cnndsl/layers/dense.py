@@ -49,6 +49,13 @@ class FullyConnected(LayerKind):
     def count_macs(self, p, ins, out):
         return ins[0].numel * p["units"]
 
+    def explain(self, p, ins, out, n_params):
+        n_in = ins[0]
+        inputs = f"{n_in.h}*{n_in.w}*{n_in.c} = {n_in.numel:,} inputs, " if n_in.is_volume \
+            else ""
+        per_unit = f"({n_in.numel:,} + 1)" if p["bias"] else f"{n_in.numel:,}"
+        return [f"{inputs}parameters {p['units']:,} units x {per_unit} = {n_params:,}"]
+
     def recipe(self, p, ins, out):
         return Recipe("Linear", dict(in_features=ins[0].numel, out_features=p["units"],
                                      bias=p["bias"]), flatten=ins[0].is_volume)
@@ -66,6 +73,10 @@ class Flatten(LayerKind):
 
     def infer(self, p, ins, ctx, site):
         return Shape.vector(ins[0].numel)
+
+    def explain(self, p, ins, out, n_params):
+        s = ins[0]
+        return [f"{s.h}*{s.w}*{s.c} = {s.numel:,} values in a row"] if s.is_volume else []
 
     def recipe(self, p, ins, out):
         return Recipe("Flatten", {})

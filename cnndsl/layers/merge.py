@@ -83,6 +83,9 @@ class Add(LayerKind):
     def inputs_per_neuron(self, p, ins, out, n_params):
         return len(ins)
 
+    def explain(self, p, ins, out, n_params):
+        return [f"the sum of {len(ins)} volumes of {out}, value by value; no parameters"]
+
 
 class Concat(LayerKind):
     name = "CONCAT"
@@ -103,6 +106,9 @@ class Concat(LayerKind):
         channels = sum(s.c for s in ins)
         return Shape.volume(first.h, first.w, channels) if first.is_volume else \
             Shape.vector(channels)
+
+    def explain(self, p, ins, out, n_params):
+        return [f"channels {' + '.join(str(s.c) for s in ins)} = {out.c}, stacked in depth"]
 
     def recipe(self, p, ins, out):
         return Recipe(None)

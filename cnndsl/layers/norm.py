@@ -22,6 +22,11 @@ class BatchNorm(LayerKind):
     def inputs_per_neuron(self, p, ins, out, n_params):
         return 2  # one input scaled by gamma, plus the shift beta (the layer's bias)
 
+    def explain(self, p, ins, out, n_params):
+        c = ins[0].c
+        return [f"parameters 2 x {c} channels = {n_params:,} (a scale and a shift each), "
+                f"and 2 x {c} running statistics"]
+
 
 class LocalResponseNorm(LayerKind):
     name = "LRN"

@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..errors import CnnShapeError
 from ..shapes import Shape
 from .base import LayerKind, Param, Recipe, pair_str, volume_in
-from .conv import resolve_window, window_out
+from .conv import explain_window, resolve_window, window_out
 
 
 class MaxPool(LayerKind):
@@ -39,6 +39,9 @@ class MaxPool(LayerKind):
     def window(self, p, ins):
         return p["kernel"], p["stride"], (1, 1)
 
+    def explain(self, p, ins, out, n_params):
+        return [explain_window(p, ins[0], out) + "; no parameters, each channel on its own"]
+
     def recipe(self, p, ins, out):
         kwargs = dict(kernel_size=p["kernel"], stride=p["stride"], padding=p["pad"],
                       ceil_mode=p["round"] == "ceil")
@@ -71,6 +74,10 @@ class GlobalAvgPool(LayerKind):
 
     def window(self, p, ins):
         return (ins[0].h, ins[0].w), (1, 1), (1, 1)
+
+    def explain(self, p, ins, out, n_params):
+        s = ins[0]
+        return [f"each of the {s.c} {s.h}x{s.w} maps averaged to one value; no parameters"]
 
     def recipe(self, p, ins, out):
         return Recipe("AdaptiveAvgPool2d", dict(output_size=(1, 1)))
