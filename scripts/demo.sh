@@ -19,12 +19,19 @@ echo; echo "== a stride that doesn't fit (the lecture's 7x7 input, 3x3 filter, s
 cnndsl check "input 7x7x3
 CONV(10, 3, s=3)" || true
 
+echo; echo "== the lecture's arithmetic, layer by layer (AlexNet's first layers)"
+cnndsl expand --explain "input 227x227x3
+CONV(96, 11, s=4) - RELU - MAXPOOL(3, 2)"
+
 echo; echo "== summary of LeNet-5, as the lecture's table"
 cnndsl summary specs/lenet5.cnn
 
 echo; echo "== the whole family at 32x32x3: N=1..3, M=1..6, K=0..2"
 cnndsl sweep "[(CONV-RELU)*N-POOL]*M-(FC-RELU)*K-SOFTMAX" -D N=1..3 -D M=1..6 -D K=0..2 \
   --input 32x32x3 --classes 10 --sort params | head -20
+
+echo; echo "== the lecture's AlexNet ablation: layers 3, 4, 6 and 7 kept or removed"
+cnndsl sweep zoo:alexnet_ablation --optional both
 
 echo; echo "== diagrams -> out/*.svg"
 for name in lenet5 vgg16 resnet50 googlenet; do
