@@ -199,6 +199,8 @@ def _unexpected_character(source: Source, exc) -> CnnSyntaxError:
         help_ = "write sizes as 3x3"
     elif char == "%" or char == "^":
         help_ = "arithmetic supports + - * / and parentheses"
+    elif char in "\"'":
+        help_ = "words are written without quotes, e.g. pad=same"
     return CnnSyntaxError(f"unexpected character `{shown}`", span,
                           help=help_ or "layers are joined with `-`; see docs/language.md")
 

@@ -164,7 +164,8 @@ def _walk(item, depth: int, out: list[DisplayRow]) -> None:
         return
     rows = leaves(item)
     if item.kind == "block":
-        out.append(DisplayRow(depth, item.name, f"block, {count_of(len(rows), 'layer')}", rows, True))
+        out.append(DisplayRow(depth, item.name, f"block, {count_of(len(rows), 'layer')}", rows,
+                              True))
         for child in item.children:
             _walk(child, depth + 1, out)
         return
@@ -176,7 +177,8 @@ def _walk(item, depth: int, out: list[DisplayRow]) -> None:
         for child in item.children[0].children:
             _walk(child, depth + 1, out)
         return
-    out.append(DisplayRow(depth, f"x{item.count}", f"repeat, {count_of(len(rows), 'layer')}", rows, True))
+    out.append(DisplayRow(depth, f"x{item.count}", f"repeat, {count_of(len(rows), 'layer')}",
+                          rows, True))
     for run in runs:  # the copies differ (a first copy that changes the shape): one per run
         first, last = run[0].key + 1, run[-1].key + 1
         name = f"#{first}" if len(run) == 1 else f"#{first}-{last}"
@@ -233,7 +235,8 @@ def totals_lines(s: Summary) -> list[str]:
     t, mem = s.totals, s.totals["memory_bytes"]
     b = f"batch {s.batch}"
     return [
-        f"input {s.input} ({s.input.numel:,} values) -> output {s.output}; {count_of(t['layers'], 'layer')}",
+        f"input {s.input} ({s.input.numel:,} values) -> output {s.output}; "
+        f"{count_of(t['layers'], 'layer')}",
         f"parameters: {t['params']:,} trainable ({human(t['params'])}); "
         f"{t['buffers']:,} buffers (BN running mean and variance, not trained)",
         f"MACs: {t['macs']:,} ({human(t['macs'])}); FLOPs: {t['flops']:,} ({human(t['flops'])})",

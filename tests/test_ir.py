@@ -1,4 +1,4 @@
-"""cnndsl.ir.DiGraph answers exactly as networkx.DiGraph does, for the interface the pipeline uses."""
+"""cnndsl.ir.DiGraph answers as networkx.DiGraph does, for the interface the pipeline uses."""
 from __future__ import annotations
 
 import networkx as nx

@@ -5,7 +5,7 @@ import networkx as nx
 import pytest
 
 import cnndsl
-from cnndsl.errors import CnnDslError, CnnNameError, CnnShapeError
+from cnndsl.errors import CnnArgumentError, CnnDslError, CnnNameError, CnnShapeError
 
 from conftest import build, layers_of, shapes_of
 
@@ -399,3 +399,52 @@ def test_a_repeat_of_one_is_not_a_repetition():
     graph = build("input 8x8x4\n(CONV(4, 3, pad=1) - RELU) * 1 - (RELU * 2)")
     frames = [[f.kind for f in d["path"]] for d in layers_of(graph)]
     assert frames == [[], [], ["repeat"], ["repeat"]]
+
+
+# -- PyTorch's spellings: input sizes are checked, never misread ---------------------------------
+
+def test_batchnorm2d_64_is_64_channels_not_eps_64():
+    # PyTorch's BatchNorm2d(num_features): once this silently meant eps=64.
+    graph = build("input 8x8x3\nCONV(64, 3) - BatchNorm2d(64)")
+    bn = layers_of(graph)[-1]
+    assert bn["kind"] == "BN" and bn["params"]["eps"] == 1e-5 and bn["params"]["channels"] == 64
+    assert bn["n_params"] == 2 * 64
+    with pytest.raises(CnnShapeError, match="channels=32, but its input has 64 channels"):
+        build("input 8x8x3\nCONV(64, 3) - BN(32)")
+
+
+def test_linear_with_two_numbers_is_pytorchs_in_and_out_features():
+    # LeNet's FC layers as PyTorch writes them: Linear(16*5*5, 120), Linear(120, 84), ...
+    torch_style = build("input 32x32x1\nCONV(6, 5) - AVGPOOL(2) - CONV(16, 5) - AVGPOOL(2)"
+                        " - Linear(16*5*5, 120) - Linear(120, 84) - Linear(84, 10)")
+    ours = build("input 32x32x1\nCONV(6, 5) - AVGPOOL(2) - CONV(16, 5) - AVGPOOL(2)"
+                 " - FC(120) - FC(84) - FC(10)")
+    assert [d["n_params"] for d in layers_of(torch_style)][-3:] == [48_120, 10_164, 850]
+    assert torch_style.graph["totals"]["params"] == ours.graph["totals"]["params"]
+    assert [d["params"]["bias"] for d in layers_of(build("input 10\nFC(4, false)"))] == [False]
+    with pytest.raises(CnnShapeError, match="in_features=100, but its input has 400 values"):
+        build("input 5x5x16\nLinear(100, 10)")
+
+
+def test_pytorch_keywords_and_checked_in_channels():
+    graph = build("input 10x10x3\nConv2d(in_channels=3, out_channels=8, kernel_size=3)"
+                  " - MaxPool2d(kernel_size=3, stride=2, ceil_mode=true)")
+    conv, pool = layers_of(graph)
+    assert conv["params"]["filters"] == 8 and conv["params"]["kernel"] == (3, 3)
+    # 10 - 3 + 1 = 8; (8 - 3)/2 + 1 = 3.5, rounded up
+    assert pool["params"]["round"] == "ceil" and str(pool["shape"]) == "4x4x8"
+    with pytest.raises(CnnShapeError, match="in_channels=4, but its input has 3 channels"):
+        build("input 9x9x3\nCONV(8, 3, in_channels=4)")
+    # extras are keywords only: a fifth positional pooling argument is still an error
+    with pytest.raises(CnnArgumentError, match="at most 4 positional"):
+        build("input 9x9x3\nMAXPOOL(2, 2, 0, floor, 7)")
+
+
+def test_batchnorm2d_compiles_with_torchs_default_eps():
+    import torch
+
+    import cnndsl
+
+    model = cnndsl.compile("input 8x8x3\nCONV(4, 3) - BatchNorm2d(4)", seed=0)
+    bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert bn.num_features == 4 and bn.eps == 1e-5

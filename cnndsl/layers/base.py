@@ -22,6 +22,7 @@ class Param:
     default: Any = None  # None: decided by the kind (often from the input shape)
     aliases: tuple[str, ...] = ()
     doc: str = ""
+    keyword_only: bool = False  # PyTorch's extras (in_channels, ceil_mode): never positional
 
 
 @dataclass
@@ -90,13 +91,14 @@ class LayerKind:
              span: Span) -> dict:
         """Positional and keyword arguments -> {param: coerced value}; defaults left None."""
         values: dict[str, Any] = {}
-        if len(args) > len(self.params):
-            names = ", ".join(p.name for p in self.params) or "no arguments"
+        positional = [p for p in self.params if not p.keyword_only]
+        if len(args) > len(positional):
+            names = ", ".join(p.name for p in positional) or "no arguments"
             raise CnnArgumentError(
-                f"{self.name} takes at most {len(self.params)} positional argument"
-                f"{'s' if len(self.params) != 1 else ''} ({names}); got {len(args)}",
-                args[len(self.params)][1], help=self.signature())
-        for param, (value, vspan) in zip(self.params, args):
+                f"{self.name} takes at most {len(positional)} positional argument"
+                f"{'s' if len(positional) != 1 else ''} ({names}); got {len(args)}",
+                args[len(positional)][1], help=self.signature())
+        for param, (value, vspan) in zip(positional, args):
             values[param.name] = self.coerce(param, value, vspan)
         by_name = {}
         for param in self.params:
@@ -126,7 +128,7 @@ class LayerKind:
         """Cross-argument checks that need no shapes (override)."""
 
     def signature(self) -> str:
-        names = ", ".join(p.name for p in self.params)
+        names = ", ".join(p.name for p in self.params if not p.keyword_only)
         return f"{self.name}({names})" if names else f"{self.name} takes no arguments"
 
     def coerce(self, param: Param, value, span: Span):
@@ -193,6 +195,16 @@ class LayerKind:
     def macro(self, values: dict) -> list[tuple[str, dict]] | None:
         """Kinds that stand for several layers (SEPCONV) return them here."""
         return None
+
+
+def check_input_size(kind: str, param: str, given, actual: int, site: Site,
+                     unit: str = "channels") -> None:
+    """PyTorch's in_channels / in_features / num_features, when a spec writes them: they must
+    be what the layer before produces (cnndsl takes them from there)."""
+    if given is not None and given != actual:
+        raise CnnShapeError(
+            f"{kind}: {param}={given}, but its input has {actual:,} {unit}", site.span,
+            help=f"leave {param} out: cnndsl takes it from the layer before")
 
 
 def volume_in(kind: str, shape: Shape, site: Site) -> Shape:

@@ -5,7 +5,8 @@ import math
 
 from ..errors import CnnArgumentError, CnnShapeError
 from ..shapes import Shape, explain_size, out_size
-from .base import Context, LayerKind, Param, Recipe, Site, Symbol, pair_str, volume_in
+from .base import (Context, LayerKind, Param, Recipe, Site, Symbol, check_input_size, pair_str,
+                   volume_in)
 
 
 def resolve_window(kind: str, p: dict, ins: list[Shape], ctx: Context, site: Site,
@@ -79,14 +80,15 @@ class Conv(LayerKind):
            "Bare `CONV` is the lecture's common setting 3x3, stride 1, pad 1, with the filter "
            "count doubling from `width` each time the volume was halved.")
     params = (
-        Param("filters", "count", None, ("n", "k_out", "channels", "out")),
-        Param("kernel", "pair", None, ("f", "size", "k")),
+        Param("filters", "count", None, ("n", "k_out", "channels", "out", "out_channels")),
+        Param("kernel", "pair", None, ("f", "size", "k", "kernel_size")),
         Param("stride", "pair", None, ("s",)),
         Param("pad", "pad", None, ("p", "padding")),
         Param("dilation", "pair", None, ("d",)),
         Param("groups", "count", 1, ("g",)),
         Param("bias", "bool", True),
         Param("round", "rounding", None, ("rounding",)),
+        Param("in_channels", "count", None, keyword_only=True),
     )
 
     paper_token = r"conv(\d+)-(\d+)"  # VGG: conv<kernel>-<filters>, size-preserving
@@ -96,6 +98,7 @@ class Conv(LayerKind):
 
     def resolve(self, p, ins, ctx, site):
         shape = volume_in(self.name, ins[0], site)
+        check_input_size(self.name, "in_channels", p.get("in_channels"), shape.c, site)
         p = resolve_window(self.name, p, ins, ctx, site, bare_kernel=3, bare_pad_same=True)
         if p["filters"] is None:
             halvings = max(0, int(math.floor(math.log2(ctx.input.h / shape.h)))) \
@@ -145,7 +148,7 @@ class DepthwiseConv(Conv):
     doc = ("Depthwise convolution (MobileNet): one `kernel`x`kernel` filter per input channel "
            "(groups = channels), `multiplier` filters each. Bare: 3x3, stride 1, pad 1.")
     params = (
-        Param("kernel", "pair", None, ("f", "size", "k")),
+        Param("kernel", "pair", None, ("f", "size", "k", "kernel_size")),
         Param("stride", "pair", None, ("s",)),
         Param("pad", "pad", None, ("p", "padding")),
         Param("multiplier", "count", 1, ("m",)),
@@ -173,7 +176,7 @@ class SeparableConv(LayerKind):
            "with `filters` outputs; it expands to those two layers.")
     params = (
         Param("filters", "count", None, ("n", "channels", "out")),
-        Param("kernel", "pair", None, ("f", "size", "k")),
+        Param("kernel", "pair", None, ("f", "size", "k", "kernel_size")),
         Param("stride", "pair", None, ("s",)),
         Param("pad", "pad", None, ("p", "padding")),
         Param("bias", "bool", True),

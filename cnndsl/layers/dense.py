@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..errors import CnnShapeError
 from ..shapes import Shape
-from .base import LayerKind, Param, Recipe
+from .base import LayerKind, Param, Recipe, check_input_size
 
 
 class FullyConnected(LayerKind):
@@ -14,8 +14,18 @@ class FullyConnected(LayerKind):
     doc = ("Fully connected layer with `units` outputs; a volume is flattened first "
            "(\"32x32x3 -> stretch to 3072 x 1\"). Bare `FC` is the classifier (`classes` "
            "units) when only SOFTMAX or DROPOUT follow it, else a hidden layer of `fc_width`.")
-    params = (Param("units", "count", None, ("n", "out", "neurons")), Param("bias", "bool", True))
+    params = (Param("units", "count", None, ("n", "out", "neurons", "out_features")),
+              Param("bias", "bool", True), Param("in_features", "count", None, keyword_only=True))
     paper_token = r"fc-(\d+)"  # VGG: FC-4096
+
+    def bind(self, args, kwargs, span):
+        # Two numbers in a row are PyTorch's Linear(in_features, out_features[, bias]); the
+        # input size is then checked against the layer before. FC(10, false) is ours.
+        if len(args) >= 2 and all(isinstance(v, int) and not isinstance(v, bool)
+                                  for v, _ in args[:2]):
+            (n_in, n_span), rest = args[0], args[1:]
+            return super().bind(rest, [*kwargs, ("in_features", n_in, n_span, n_span)], span)
+        return super().bind(args, kwargs, span)
 
     def from_paper_token(self, match):
         return (int(match[1]),), {}
@@ -33,6 +43,8 @@ class FullyConnected(LayerKind):
                 p = dict(p, units=ctx.fc_width)
         if ins[0].numel == 0:
             raise CnnShapeError(f"{site.label} receives an empty volume", site.span)
+        check_input_size(self.name, "in_features", p.get("in_features"), ins[0].numel, site,
+                         unit="values")
         return p
 
     def infer(self, p, ins, ctx, site):

@@ -1,7 +1,7 @@
 """Normalisation: batch norm (BN) and AlexNet's local response normalisation (LRN/NORM)."""
 from __future__ import annotations
 
-from .base import LayerKind, Param, Recipe, volume_in
+from .base import LayerKind, Param, Recipe, check_input_size, volume_in
 
 
 class BatchNorm(LayerKind):
@@ -9,8 +9,14 @@ class BatchNorm(LayerKind):
     aliases = ("BATCHNORM", "BATCH_NORM", "BATCHNORM2D")
     family = "norm"
     doc = ("Batch normalisation: a scale and a shift per channel (trainable) and running mean "
-           "and variance (buffers). 2d on volumes, 1d on vectors.")
-    params = (Param("eps", "float", 1e-5), Param("momentum", "float", 0.1))
+           "and variance (buffers). 2d on volumes, 1d on vectors. `channels` is optional, as "
+           "PyTorch's `BatchNorm2d(64)` writes it, and must match the input.")
+    params = (Param("channels", "count", None, ("num_features", "c")),
+              Param("eps", "float", 1e-5), Param("momentum", "float", 0.1))
+
+    def resolve(self, p, ins, ctx, site):
+        check_input_size(self.name, "channels", p.get("channels"), ins[0].c, site)
+        return p
 
     def count_params(self, p, ins, out):
         return 2 * ins[0].c, 2 * ins[0].c

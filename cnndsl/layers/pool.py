@@ -15,14 +15,17 @@ class MaxPool(LayerKind):
            "padding to 0. Bare: 2x2, stride 2 (the lecture's common setting).")
     torch_name = "MaxPool2d"
     params = (
-        Param("kernel", "pair", None, ("f", "size", "k")),
+        Param("kernel", "pair", None, ("f", "size", "k", "kernel_size")),
         Param("stride", "pair", None, ("s",)),
         Param("pad", "pad", None, ("p", "padding")),
         Param("round", "rounding", None, ("rounding",)),
+        Param("ceil_mode", "bool", False, keyword_only=True),  # PyTorch's spelling of round=ceil
     )
 
     def resolve(self, p, ins, ctx, site):
         volume_in(self.name, ins[0], site)
+        if p.get("ceil_mode"):
+            p = dict(p, round="ceil")
         p = resolve_window(self.name, p, ins, ctx, site, bare_kernel=2, bare_pad_same=False,
                            pool=True)
         p["dilation"] = (1, 1)
