@@ -448,3 +448,12 @@ def test_batchnorm2d_compiles_with_torchs_default_eps():
     model = cnndsl.compile("input 8x8x3\nCONV(4, 3) - BatchNorm2d(4)", seed=0)
     bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
     assert bn.num_features == 4 and bn.eps == 1e-5
+
+
+def test_a_pytorch_style_conv2d_that_does_not_fit_says_why():
+    with pytest.raises(CnnShapeError) as info:
+        build("input 32x32x3\nConv2d(3, 64, 3)")
+    assert any("PyTorch's Conv2d(3, 64, 3) is Conv2d(64, 3) here" in n for n in info.value.notes)
+    with pytest.raises(CnnShapeError) as info:
+        build("input 32x32x3\nCONV(3, 64, 3)")  # written CONV: no PyTorch habit to point at
+    assert not any("PyTorch" in n for n in info.value.notes)
