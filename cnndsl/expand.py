@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import ast, functions, layers
-from .errors import (CnnArgumentError, CnnLimitError, CnnNameError, CnnSyntaxError, Span,
-                     did_you_mean)
+from .errors import CnnArgumentError, CnnLimitError, CnnNameError, CnnSyntaxError, Span
 from .ir import DiGraph
 from .values import BUILTINS, MAX_DEPTH, SETTINGS, Evaluator, Override, Scope, Thunk
 
