@@ -14,8 +14,9 @@ demo: install
 test: install
 	$(PYTHON) -m pytest -q -p no:cacheprovider
 
-# The long fuzzing run: 10,000 hypothesis examples per property (not in CI; ~5 min):
-# arbitrary text, mutated zoo specs, random valid specs against torch, the formatter's round trip.
+# The long fuzzing run: 10,000 hypothesis examples per property (not in CI; ~9 min):
+# arbitrary text, mutated zoo specs, random valid specs against torch (plain and optimize=True),
+# the formatter's round trip.
 test-long: install
 	$(PYTHON) -m pytest -q -p no:cacheprovider --hypothesis-profile=long \
 		tests/test_robustness.py tests/test_random_specs.py tests/test_fmt.py
