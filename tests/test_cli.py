@@ -146,3 +146,23 @@ def test_one_layer_is_singular():
     assert r.stdout.strip() == "<spec>: ok: 1 layer, output 1, 1 parameter"
     r = cnndsl("summary", "input 8x8x3\nRELU")
     assert "-> output 8x8x3; 1 layer\n" in r.stdout
+
+
+def test_the_readmes_first_examples_are_what_the_commands_print():
+    import shlex
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("```\n", 2)[1]
+    sessions = [s for s in ("\n" + block).split("\n$ ")[1:]]
+    assert len(sessions) == 3
+    for session in sessions:
+        lines = session.rstrip("\n").split("\n")
+        command, rest = lines[0], lines[1:]
+        while True:  # a quoted spec may run over several lines
+            try:
+                argv = shlex.split(command)
+                break
+            except ValueError:
+                command += "\n" + rest.pop(0)
+        r = cnndsl(*argv[1:])
+        assert (r.stdout + r.stderr).rstrip("\n") == "\n".join(rest), command
