@@ -217,6 +217,15 @@ def format_csv(rows: list[Row], names: list[str]) -> str:
     return buf.getvalue()
 
 
+def short_label(label: str, width: int = 24) -> str:
+    """A site label for the table: `(CONV(384, 3, pad=1) - RELU)?@12:5` becomes
+    `(CONV(384, 3, pad=1) -…?@12:5` (JSON and CSV keep the whole text)."""
+    text, at, where = label.rpartition("@")
+    if len(text) <= width:
+        return label
+    return f"{text[:width - 2].rstrip()}…?{at}{where}"
+
+
 def format_table(rows: list[Row], names: list[str], show_dropped: bool) -> str:
     head = ["#", *names, *(["dropped"] if show_dropped else []), "layers", "params", "MACs",
             "output", "result"]
@@ -224,7 +233,8 @@ def format_table(rows: list[Row], names: list[str], show_dropped: bool) -> str:
     cells = [head]
     for i, r in enumerate(rows, 1):
         cells.append([str(i), *(_value_text(r.variables[n]) for n in names),
-                      *([" ".join(r.dropped) or "-"] if show_dropped else []),
+                      *([" ".join(map(short_label, r.dropped)) or "-"] if show_dropped
+                        else []),
                       *((f"{r.layers:,}", f"{r.params:,}", f"{r.macs:,}", str(r.output), "ok")
                         if r.valid else ("", "", "", "", r.error))])
     widths = [max(len(line[i]) for line in cells) for i in range(len(head))]

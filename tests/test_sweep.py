@@ -214,3 +214,14 @@ def test_the_docs_ablation_rows_are_the_commands_output(capsys):
     out = capsys.readouterr().out.splitlines()
     rows = [line for line in shown if line != "..."]
     assert len(rows) == 7 and all(line in out for line in rows)  # the header and 6 rows
+
+
+def test_long_optional_sites_are_shortened_in_the_table_only(capsys):
+    spec = ("input 16x16x3\nCONV(8, 3, pad=1) - (CONV(16, 3, pad=1) - RELU - BN)? - GAP"
+            " - FC(10)")
+    assert main(["sweep", spec, "--optional", "both"]) == 0
+    table = capsys.readouterr().out
+    assert "(CONV(16, 3, pad=1) -…?@2:21" in table and "BN)?@" not in table
+    assert main(["sweep", spec, "--optional", "both", "--format", "json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert ["(CONV(16, 3, pad=1) - RELU - BN)?@2:21"] in [r["dropped"] for r in records]
