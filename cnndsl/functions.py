@@ -84,8 +84,8 @@ FUNCTIONS: dict[str, Function] = {f.name: f for f in (
              "the whole number at or below x (Keras' int(filters * alpha))"),
     Function("ceil", (("x", _NO_DEFAULT),), lambda x: int(math.ceil(x)),
              "the whole number at or above x"),
-    Function("min", (), min, "the smallest of its numbers", variadic=True),
-    Function("max", (), max, "the largest of its numbers", variadic=True),
+    Function("min", (), lambda *xs: min(xs), "the smallest of its numbers", variadic=True),
+    Function("max", (), lambda *xs: max(xs), "the largest of its numbers", variadic=True),
     Function("make_divisible", (("v", _NO_DEFAULT), ("divisor", 8), ("min_value", None)),
              make_divisible,
              "the multiple of divisor nearest to v, at least divisor and never 10% below v: "

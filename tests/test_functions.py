@@ -50,6 +50,8 @@ def test_round_takes_halves_to_even_as_python_does():
 
 def test_min_and_max_take_any_number_of_numbers():
     assert filters("input 4x4x3\nN = 7\nCONV(max(3, N, 5), 1) - CONV(min(N * 2, 9), 1)") == [7, 9]
+    # one number is its own min and max (Python's min(1) would try to iterate it)
+    assert filters("input 4x4x3\nCONV(min(3), 1) - CONV(max(2), 1)") == [3, 2]
 
 
 def test_a_function_gives_a_repeat_count():
@@ -128,6 +130,8 @@ def _combine(children):
         children.map(lambda c: (f"ceil({c[0]})", math.ceil(c[1]))),
         pair.map(lambda p: (f"min({p[0][0]}, {p[1][0]})", min(p[0][1], p[1][1]))),
         pair.map(lambda p: (f"max({p[0][0]}, {p[1][0]})", max(p[0][1], p[1][1]))),
+        children.map(lambda c: (f"max({c[0]})", c[1])),
+        children.map(lambda c: (f"min({c[0]})", c[1])),
         children.filter(lambda c: c[1] > 0).map(
             lambda c: (f"make_divisible({c[0]})", _make_divisible(c[1], 8))),
     )

@@ -21,7 +21,11 @@ TOKENS = ["CONV", "conv3-64", "FC", "FC-10", "soft-max", "POOL", "RELU", "BN", "
           "[", "]", "{", "}", "-", "->", "+", ",", "*", "/", "?", "=", ";", "\n", " ", "1",
           "0", "3", "32x32x3", "2.5", "s=2", "pad=same", "same", "floor", "round=ceil", "#c",
           "\t", "GAP", "DWCONV", "SEPCONV", "LRN", "DROPOUT", "k", "c", "FLATTEN", "INPUT",
-          "-1", "99999999999999", "1x7", "\r\n", "\ufeff", "→", "é"]
+          "-1", "99999999999999", "1x7", "\r\n", "\ufeff", "→", "é",
+          # number functions, PyTorch's spellings, a number-valued def
+          "round", "floor", "ceil", "min", "max", "make_divisible", "min(", "max(1)",
+          "Linear", "BatchNorm2d", "in_channels=3", "kernel_size=3", "ceil_mode=true",
+          "def h(c) = c / 2", "h(", "0.5"]
 
 any_text = st.one_of(
     st.text(max_size=80),
