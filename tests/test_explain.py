@@ -121,3 +121,13 @@ def test_every_kind_that_has_parameters_explains_them():
                     if d["kind"] != "INPUT" else None
                 if window is not None and d["kind"] not in ("FC", "GAP", "ADAPTIVEAVGPOOL"):
                     assert "size " in lines or "height " in lines, (text, lines)
+
+
+def test_activations_show_what_they_compute(capsys):
+    out = explain(capsys, "input 4x4x2\nRELU - LEAKYRELU(0.1) - ELU(0.5) - FC(3) - SOFTMAX"
+                          " - DROPOUT(0.25)")
+    assert "max(0, x), applied to each of the 32 values; no parameters" in out
+    assert "max(0.1*x, x), applied to each of the 32 values" in out
+    assert "x if x >= 0, else 0.5*(e^x - 1), applied" in out
+    assert "e^x_i / (the sum of e^x_j over all 3 values), so they add up to 1" in out
+    assert "zeroed with probability 0.25 and the rest scaled by 1/0.75" in out

@@ -8,6 +8,11 @@ from .base import LayerKind, Param, Recipe
 class Activation(LayerKind):
     family = "activation"
     torch_name = ""
+    formula = "f(x)"  # what it computes for each value, as `--explain` shows it
+
+    def explain(self, p, ins, out, n_params):
+        return [f"{self.formula.format(**p)}, applied to each of the {out.numel:,} values; "
+                "no parameters"]
 
     def recipe(self, p, ins, out):
         return Recipe(self.torch_name, self.torch_kwargs(p))
@@ -20,6 +25,7 @@ class ReLU(Activation):
     name = "RELU"
     doc = "Rectified linear unit max(0, x)."
     torch_name = "ReLU"
+    formula = "max(0, x)"
 
     def torch_kwargs(self, p):
         return {"inplace": True}
@@ -29,6 +35,7 @@ class ReLU6(Activation):
     name = "RELU6"
     doc = "min(max(0, x), 6) (MobileNet v2)."
     torch_name = "ReLU6"
+    formula = "min(max(0, x), 6)"
 
     def torch_kwargs(self, p):
         return {"inplace": True}
@@ -39,6 +46,7 @@ class LeakyReLU(Activation):
     aliases = ("LRELU", "LEAKY_RELU")
     doc = "max(slope*x, x); the notes' example uses slope 0.1, PyTorch's default is 0.01."
     torch_name = "LeakyReLU"
+    formula = "max({slope:g}*x, x)"
     params = (Param("slope", "float", 0.01, ("alpha", "negative_slope")),)
 
     def torch_kwargs(self, p):
@@ -52,18 +60,21 @@ class Sigmoid(Activation):
     name = "SIGMOID"
     doc = "1 / (1 + e^-x)."
     torch_name = "Sigmoid"
+    formula = "1 / (1 + e^-x)"
 
 
 class Tanh(Activation):
     name = "TANH"
     doc = "tanh(x)."
     torch_name = "Tanh"
+    formula = "tanh(x)"
 
 
 class ELU(Activation):
     name = "ELU"
     doc = "x for x >= 0, alpha*(e^x - 1) below."
     torch_name = "ELU"
+    formula = "x if x >= 0, else {alpha:g}*(e^x - 1)"
     params = (Param("alpha", "float", 1.0),)
 
     def torch_kwargs(self, p):
@@ -74,6 +85,7 @@ class GELU(Activation):
     name = "GELU"
     doc = "Gaussian error linear unit."
     torch_name = "GELU"
+    formula = "x * P(X <= x) for X ~ N(0, 1)"
 
 
 class Softmax(LayerKind):
@@ -100,6 +112,10 @@ class Softmax(LayerKind):
 
     def inputs_per_neuron(self, p, ins, out, n_params):
         return ins[0].numel  # every output depends on every input through the sum
+
+    def explain(self, p, ins, out, n_params):
+        return [f"e^x_i / (the sum of e^x_j over all {out.numel:,} values), so they add up "
+                "to 1; no parameters"]
 
 
 KINDS = (ReLU(), ReLU6(), LeakyReLU(), Sigmoid(), Tanh(), ELU(), GELU(), Softmax())

@@ -102,6 +102,10 @@ class Dropout(LayerKind):
     doc = "Dropout with probability `p` (default 0.5, as AlexNet); identity in eval mode."
     params = (Param("p", "prob", 0.5, ("rate",)),)
 
+    def explain(self, p, ins, out, n_params):
+        return [f"in training each value is zeroed with probability {p['p']:g} and the rest "
+                f"scaled by 1/{1 - p['p']:g}; at inference it passes unchanged; no parameters"]
+
     def recipe(self, p, ins, out):
         return Recipe("Dropout", dict(p=p["p"]))
 
