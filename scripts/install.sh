@@ -28,3 +28,6 @@ echo "== installing cnndsl"
 # where PYTHONDONTWRITEBYTECODE is set (as on this sandbox): every `cnndsl check` would then
 # compile 30 modules from source, about 40 ms. Compile them now, as a regular install does.
 "$PY" -m compileall -q cnndsl >/dev/null
+# Build lark's parse tables once now (0.7 s), into the per-user cache the first command would
+# otherwise fill (cnndsl/parser.py), so that command answers at once too.
+"$PY" -c "from cnndsl.parser import parse; parse('input 1x1x1\nRELU')"
