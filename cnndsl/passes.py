@@ -129,16 +129,6 @@ def _site(graph, v, ordinal, heads) -> Site:
     return Site(span=data["span"], label=f"{written} #{ordinal}", is_head=v in heads)
 
 
-def _spelling_notes(data) -> list[str]:
-    """PyTorch's Conv2d(in_channels, out_channels, kernel_size) reads as filters, kernel, stride
-    here (the lecture's and Keras' order): say so when such a layer does not fit."""
-    if data.get("written") == "CONV2D":
-        return ["Conv2d takes the filters first, as Keras' Conv2D does: PyTorch's "
-                "Conv2d(3, 64, 3) is Conv2d(64, 3) here (the input channels come from the "
-                "layer before)"]
-    return []
-
-
 def _repeat_notes(data) -> list[str]:
     notes = []
     for frame in data.get("path", ()):
@@ -197,7 +187,8 @@ def _infer_node(graph, v, ctx, heads, counts):
         out = kind.infer(params, ins, ctx, site)
     except CnnShapeError as exc:
         exc.notes = [f"the input to this layer is {' and '.join(map(str, ins)) or 'none'}",
-                     *_repeat_notes(data), *_spelling_notes(data), *exc.notes]
+                     *_repeat_notes(data), *kind.spelling_notes(data.get("written")),
+                     *exc.notes]
         raise
     if out.numel <= 0:
         raise CnnShapeError(f"{site.label} produces an empty volume ({out})", site.span)

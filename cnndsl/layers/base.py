@@ -170,6 +170,11 @@ class LayerKind:
             return kh * kw  # pooling: one window of one channel, no bias
         return 1  # elementwise (activations, DROPOUT) and copies (FLATTEN, CONCAT)
 
+    def spelling_notes(self, written: str | None) -> list[str]:
+        """Notes for a shape error of a layer written this way (`CONV2D`, `LINEAR`...): what
+        a reader coming from another framework may have meant."""
+        return []
+
     def explain(self, p: dict, ins: list[Shape], out: Shape, n_params: int) -> list[str]:
         """The lecture's arithmetic for this layer (`cnndsl expand --explain`): how its
         output size and its parameter count come out. Layers that only pass values through

@@ -126,6 +126,15 @@ class Conv(LayerKind):
         kh, kw = p["kernel"]
         return out.h * out.w * out.c * kh * kw * (ins[0].c // p["groups"])
 
+    def spelling_notes(self, written):
+        # PyTorch's Conv2d(in_channels, out_channels, kernel_size) reads as filters, kernel,
+        # stride here (the lecture's and Keras' order): say so when such a layer does not fit.
+        if written == "CONV2D":
+            return ["Conv2d takes the filters first, as Keras' Conv2D does: PyTorch's "
+                    "Conv2d(3, 64, 3) is Conv2d(64, 3) here (the input channels come from the "
+                    "layer before)"]
+        return []
+
     def explain(self, p, ins, out, n_params):
         kh, kw = p["kernel"]
         per_filter = f"{kh}*{kw}*{ins[0].c // p['groups']}" + (" + 1" if p["bias"] else "")
