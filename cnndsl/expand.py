@@ -201,11 +201,12 @@ class Expander(Evaluator):
     def build_call(self, call: ast.Call, scope: Scope, tail: int, path: tuple) -> int:
         bound = scope.find(call.name)
         if isinstance(bound, ast.Def):
-            if self.is_number(call, scope):
+            local = self.bind_def(bound, call, call.args, call.kwargs, scope)
+            if self.is_number(bound.body, local):
                 raise CnnArgumentError(f"`{call.name}` gives a number, not layers", call.span,
                                        help="use it where a number goes, e.g. CONV("
                                        f"{call.name}{'(...)' if bound.params else ''}, 3)")
-            return self.call_def(bound, call, call.args, call.kwargs, scope, tail, path)
+            return self.call_def(bound, call, local, tail, path)
         if isinstance(bound, (Thunk, ast.Assign, Override)):
             raise CnnArgumentError(f"`{call.name}` is a variable, not a block", call.name_span,
                                    help="define a block with `def`")
@@ -240,9 +241,8 @@ class Expander(Evaluator):
                                  f"{written}.{part_kind}")
         return tail
 
-    def call_def(self, d: ast.Def, call, args, kwargs, scope: Scope, tail: int,
-                 path: tuple) -> int:
-        local = self.bind_def(d, call, args, kwargs, scope)
+    def call_def(self, d: ast.Def, call, local: Scope, tail: int, path: tuple) -> int:
+        """Build a def's body in the scope bind_def made for this call."""
         self.enter(d.name, call.span, d)
         self.frame_ids += 1
         try:

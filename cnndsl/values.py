@@ -234,11 +234,7 @@ class Evaluator:
             # def ch(c) = make_divisible(c * alpha): a def whose body is a number
             local = self.bind_def(bound, call, call.args, call.kwargs, scope)
             if self.is_number(bound.body, local):
-                self.enter(bound.name, call.span, bound)
-                try:
-                    return self.number(bound.body, local)
-                finally:
-                    self.stack.pop()
+                return self.def_number(bound, call, local)
         if fn is None:
             if isinstance(bound, ast.Def) or layers.lookup(call.name) or \
                     call.name.lower() in BUILTINS:
@@ -256,6 +252,14 @@ class Evaluator:
         except (ValueError, OverflowError) as exc:
             raise CnnArgumentError(f"{fn.name}: {exc}", call.span, help=fn.signature()) from None
         return self.check_number(result, call.span)
+
+    def def_number(self, d: ast.Def, call: ast.Call, local: Scope):
+        """The value of a def whose body is a number, its arguments already bound."""
+        self.enter(d.name, call.span, d)
+        try:
+            return self.number(d.body, local)
+        finally:
+            self.stack.pop()
 
     def number(self, expr: ast.Expr, scope: Scope):
         v = self.value(expr, scope)
@@ -287,9 +291,10 @@ class Evaluator:
                     self.stack.pop()
             return self.var_cache[expr.id]
         if isinstance(bound, ast.Def):
-            local = self.bind_def(bound, _call_of(expr), (), (), scope)  # `half` needs `c`
+            call = _call_of(expr)
+            local = self.bind_def(bound, call, (), (), scope)  # `half` needs `c`
             if self.is_number(bound.body, local):
-                return self.call_function(_call_of(expr), scope)
+                return self.def_number(bound, call, local)
         if isinstance(bound, ast.Def) or layers.lookup(expr.id) or expr.id.lower() in BUILTINS:
             raise CnnArgumentError(f"expected a number, but `{expr.id}` is a layer or block",
                                    expr.span)
