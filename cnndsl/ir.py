@@ -70,10 +70,7 @@ class DiGraph:
         return len(self._node)
 
     def __contains__(self, n) -> bool:
-        try:
-            return n in self._node
-        except TypeError:
-            return False
+        return n in self.nodes  # False for an unhashable n, as networkx answers
 
     def number_of_nodes(self) -> int:
         return len(self._node)

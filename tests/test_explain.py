@@ -99,8 +99,8 @@ def test_the_language_docs_example_is_the_commands_output(capsys):
     shown = doc[doc.index(marker) + len(marker):].split("```", 1)[0]
     spec = "input 227x227x3\nCONV(96, 11, s=4) - RELU - MAXPOOL(3, 2) - FC(10)"
     assert explain(capsys, spec) == shown
-    # the FC line by hand: 27*27*96 = 69,984 inputs; 10 x 69,985 = 699,850
-    assert 10 * (27 * 27 * 96 + 1) == 699_850
+    # the FC line's count is the layer's, worked by hand: 27*27*96 inputs, + 1 bias, x 10 units
+    assert layer_rows(check_spec(spec))[-1]["params"] == 10 * (27 * 27 * 96 + 1)
 
 
 def test_every_kind_that_has_parameters_explains_them():

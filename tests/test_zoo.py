@@ -74,13 +74,17 @@ def vgg_reference(column):
     return summed(*counted)
 
 
+# Howard et al. 2017, Table 1 at 224x224: after a 3x3/2 conv to 32, the blocks (c_in, c_out,
+# output size). Every conv is bias-free and followed by BN (2 parameters per channel).
+MOBILENET_V1_BODY = [(32, 64, 112), (64, 128, 56), (128, 128, 56), (128, 256, 28),
+                     (256, 256, 28), (256, 512, 14)] + [(512, 512, 14)] * 5 + [
+                     (512, 1024, 7), (1024, 1024, 7)]
+
+
 def mobilenet_v1_reference():
-    # Howard et al. 2017, Table 1 at 224x224: conv 3x3/2 to 32, then depthwise separable
-    # blocks (c_in, c_out, output size); every conv bias-free and followed by BN (2 per channel).
-    body = [(32, 64, 112), (64, 128, 56), (128, 128, 56), (128, 256, 28), (256, 256, 28),
-            (256, 512, 14)] + [(512, 512, 14)] * 5 + [(512, 1024, 7), (1024, 1024, 7)]
+    # each block depthwise separable: a 3x3 depthwise conv, then a 1x1 pointwise one
     counted = [conv(3, 3, 32, 112, bias=False), (2 * 32, 0)]
-    for c_in, c_out, size in body:
+    for c_in, c_out, size in MOBILENET_V1_BODY:
         counted += [conv(3, c_in, c_in, size, groups=c_in, bias=False), (2 * c_in, 0),
                     conv(1, c_in, c_out, size, bias=False), (2 * c_out, 0)]
     counted.append(fc(1024, 1000))
@@ -90,10 +94,8 @@ def mobilenet_v1_reference():
 def mobilenet_v1_conv_reference():
     # Howard et al. 2017, Table 4's "Conv MobileNet": Table 1's body with each depthwise
     # separable block one full 3x3 convolution from c_in to c_out (bias-free, then BN).
-    body = [(32, 64, 112), (64, 128, 56), (128, 128, 56), (128, 256, 28), (256, 256, 28),
-            (256, 512, 14)] + [(512, 512, 14)] * 5 + [(512, 1024, 7), (1024, 1024, 7)]
     counted = [conv(3, 3, 32, 112, bias=False), (2 * 32, 0)]
-    for c_in, c_out, size in body:
+    for c_in, c_out, size in MOBILENET_V1_BODY:
         counted += [conv(3, c_in, c_out, size, bias=False), (2 * c_out, 0)]
     counted.append(fc(1024, 1000))
     return summed(*counted)
