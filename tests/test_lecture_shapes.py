@@ -167,3 +167,31 @@ def test_a_fully_connected_layer_on_a_megapixel_image_has_a_trillion_parameters(
     assert dense["params"] == 10 ** 12 + 10 ** 6  # weights, then one bias per hidden unit
     conv = build("input 1000x1000x1\nCONV(100, 10)").graph["totals"]
     assert conv["params"] == 100 * (10 * 10 + 1)
+
+
+# Issue 17, F1: each axis has its own (W - F + 2P)/S + 1, even on a square input with a square
+# kernel. Expected shapes are what torch.nn computes for the same layer.
+@pytest.mark.parametrize("text, shape", [
+    ("input 8x8x3\nCONV(4, 3, pad=0x1)", (6, 8, 4)),
+    ("input 8x8x4\nMAXPOOL(2, s=2x1)", (4, 7, 4)),
+    ("input 8x8x3\nrounding = floor\nCONV(4, 3, s=1x2, pad=1)", (8, 4, 4)),
+    ("input 9x9x2\nCONV(2, 3, d=1x3)", (7, 3, 2)),
+])
+def test_per_axis_windows_on_square_inputs(text, shape):
+    import torch
+    from torch import nn
+
+    out = out_of(text)["shape"]
+    h, w, c = map(int, text.split("\n")[0].split()[1].split("x"))
+    layer = {"CONV(4, 3, pad=0x1)": nn.Conv2d(3, 4, 3, padding=(0, 1)),
+             "MAXPOOL(2, s=2x1)": nn.MaxPool2d(2, stride=(2, 1)),
+             "CONV(4, 3, s=1x2, pad=1)": nn.Conv2d(3, 4, 3, stride=(1, 2), padding=1),
+             "CONV(2, 3, d=1x3)": nn.Conv2d(2, 2, 3, dilation=(1, 3))}[text.split("\n")[-1]]
+    real = layer(torch.zeros(1, c, h, w)).shape
+    assert (out.h, out.w, out.c) == (real[2], real[3], real[1]) == shape
+
+
+def test_per_axis_stride_that_does_not_fit_names_the_axis():
+    with pytest.raises(CnnShapeError) as info:
+        build("input 8x8x3\nCONV(4, 3, s=1x2, pad=1) - FC(10)")
+    assert "(width)" in info.value.message and "4.50" in info.value.message

@@ -36,17 +36,13 @@ def resolve_window(kind: str, p: dict, ins: list[Shape], ctx: Context, site: Sit
 
 def window_out(kind: str, p: dict, shape: Shape, site: Site, pool: bool = False):
     hint = "round=floor on this layer, or `rounding = floor` for the spec"
-    dims = []
-    for axis, n, k, s, pad, d in zip(("height", "width"), (shape.h, shape.w), p["kernel"],
-                                      p["stride"], p["pad"], p["dilation"]):
-        square = shape.h == shape.w and p["kernel"][0] == p["kernel"][1]
-        dims.append(out_size(n, k, s, pad, d, rounding=p["round"], what=f"{site.label}",
-                             axis="" if square else axis, span=site.span, pool=pool,
-                             round_hint=hint))
-        if square:
-            dims.append(dims[0])
-            break
-    return dims
+    per_axis = list(zip((shape.h, shape.w), p["kernel"], p["stride"], p["pad"], p["dilation"]))
+    # Each axis has its own formula; only when both axes are alike does one stand for both
+    # (and the message then names no axis).
+    square = per_axis[0] == per_axis[1]
+    return [out_size(n, k, s, pad, d, rounding=p["round"], what=f"{site.label}",
+                     axis="" if square else axis, span=site.span, pool=pool, round_hint=hint)
+            for axis, (n, k, s, pad, d) in zip(("height", "width"), per_axis)]
 
 
 def explain_window(p: dict, shape: Shape, out: Shape) -> str:
