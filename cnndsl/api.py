@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from . import passes
 from .errors import UsageError
 from .expand import DEFAULT_MAX_LAYERS, Options, expand
-from .ir import DiGraph
+from .ir import Graph
 from .parser import parse
 
 if TYPE_CHECKING:
@@ -118,8 +118,8 @@ def build_graph(spec: str | Path, *, input=None, classes: int | None = None,
 
 def check_spec(spec: str | Path, *, input=None, classes: int | None = None,
                max_layers: int | None = None, drop_optional=False,
-               max_bytes: int | None = None, **variables) -> DiGraph:
-    """build_graph() as the pipeline keeps it: a cnndsl.ir.DiGraph (no networkx import)."""
+               max_bytes: int | None = None, **variables) -> Graph:
+    """build_graph() as the pipeline keeps it: the typed cnndsl.ir.Graph (no networkx import)."""
     text, name = read_spec(spec, max_bytes)
     options = make_options(variables, input=input, classes=classes, max_layers=max_layers,
                            drop_optional=drop_optional)
@@ -143,26 +143,19 @@ def gc_paused():
             gc.enable()
 
 
-def check_text(text: str, name: str, options: Options) -> DiGraph:
+def check_text(text: str, name: str, options: Options) -> Graph:
     with gc_paused():
         return check_program(parse(text, name), options)
 
 
-def check_program(program, options: Options) -> DiGraph:
+def check_program(program, options: Options) -> Graph:
     """Expand and check an already parsed spec (sweeps parse once, check many times)."""
     with gc_paused():
         return passes.check(expand(program, options))
 
 
-def layer_rows(graph: DiGraph) -> list[dict]:
+def layer_rows(graph: Graph) -> list[dict]:
     """The checked layers in data-flow order, as plain dicts."""
-    from . import layers
-
-    rows = []
-    for v in passes.data_flow_order(graph):
-        d = graph.nodes[v]
-        rows.append({"id": v, "name": d["name"], "kind": d["kind"],
-                     "label": layers.get(d["kind"]).label(d["params"]),
-                     "shape": d["shape"], "params": d["n_params"], "macs": d["macs"],
-                     "rf": d["rf"]})
-    return rows
+    return [{"id": n.id, "name": n.name, "kind": n.kind.name, "label": n.label(),
+             "shape": n.shape, "params": n.n_params, "macs": n.macs, "rf": n.rf}
+            for n in graph.order()]

@@ -63,7 +63,7 @@ def graph_from_args(args):
     defines = defines_from_args(args)
     graph = check_spec(args.spec, input=args.input, classes=args.classes,
                        max_layers=args.max_layers, max_bytes=args.max_bytes, **defines)
-    warn_unused_defines(graph.graph.get("unused_defines", ()), graph)
+    warn_unused_defines(graph.unused_defines, graph)
     return graph
 
 
@@ -74,7 +74,7 @@ def warn_unused_defines(names, graph) -> None:
 
     if not names:
         return
-    used = {n.id for n in _names_in(parse(graph.graph["source"].text, "<spec>"))}
+    used = {n.id for n in _names_in(parse(graph.source.text, "<spec>"))}
     for name in names:
         hint = did_you_mean(name, used)
         print(f"cnndsl: warning: the spec never uses `{name}`; -D {name} changes nothing" +

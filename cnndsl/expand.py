@@ -1,4 +1,5 @@
-"""Syntax tree -> IR: evaluates variables, blocks and repeats into a DAG of layers (ir.DiGraph).
+"""Syntax tree -> IR: evaluates variables, blocks and repeats into the layer graph (ir.Graph)
+and its scope tree.
 
 One expression language serves numbers and networks: whether `a - b` means "a then b" or a
 subtraction, and whether `X * N` repeats X, follows from what the names are bound to.
@@ -8,23 +9,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import ast, functions, layers
-from .errors import CnnArgumentError, CnnLimitError, CnnNameError, CnnSyntaxError, Span
-from .ir import DiGraph
+from . import ast, functions, ir, layers
+from .errors import (
+    CnnArgumentError,
+    CnnDslError,
+    CnnLimitError,
+    CnnNameError,
+    CnnSyntaxError,
+    Span,
+)
 from .values import BUILTINS, MAX_DEPTH, SETTINGS, Evaluator, Override, Scope, Thunk
 
 DEFAULT_MAX_LAYERS = 200_000
-
-
-@dataclass(frozen=True)
-class Frame:
-    """One enclosing construct of a node: a block call or one iteration of a repeat."""
-
-    kind: str  # "block" | "repeat" | "branch"
-    name: str  # block name, "x3", "residual", "concat"
-    id: int  # unique per instance (the same syntax expanded twice gets two ids)
-    index: int = 0  # iteration or branch number
-    count: int = 1  # iterations or branches
 
 
 @dataclass
@@ -42,8 +38,7 @@ class Expander(Evaluator):
     def __init__(self, program: ast.Program, options: Options):
         super().__init__(program)
         self.options = options
-        self.graph = DiGraph()
-        self.next_id = 0
+        self.graph = ir.Graph()
         self.frame_ids = 0
         self.optional_sites: list[tuple[int, int]] = []
         self.network: ast.ExprStmt | None = None
@@ -88,21 +83,16 @@ class Expander(Evaluator):
             self.globals.names["classes"] = Override(self.options.classes)
 
     # -- build mode: layers ----------------------------------------------------------------
-    def add_node(self, kind: str, params: dict, span: Span, path: tuple, inputs: list[int],
-                 **attrs) -> int:
-        if self.next_id > self.options.max_layers:
+    def add_node(self, kind: layers.LayerKind, bound: dict, span: Span, where: ir.Scope,
+                 inputs: list[ir.Edge], **fields) -> int:
+        if self.graph.next_id > self.options.max_layers:
             raise CnnLimitError(
                 f"the network has more than {self.options.max_layers:,} layers", span,
                 help="raise the limit with --max-layers")
-        node = self.next_id
-        self.next_id += 1
-        self.graph.add_node(node, kind=kind, params=params, span=span, path=path, **attrs)
-        for i, src in enumerate(inputs):
-            self.graph.add_edge(src, node, index=i)
-        return node
+        return self.graph.add(kind, inputs, span, where, bound, **fields).id
 
-    def build(self, expr: ast.Expr, scope: Scope, tail: int, path: tuple) -> int:
-        if len(path) > MAX_DEPTH:
+    def build(self, expr: ast.Expr, scope: Scope, tail: int, path: ir.Scope) -> int:
+        if path.depth > MAX_DEPTH:
             raise CnnLimitError(f"blocks nested deeper than {MAX_DEPTH} levels", expr.span)
         if isinstance(expr, ast.Chain):
             for item in expr.items:
@@ -121,7 +111,7 @@ class Expander(Evaluator):
                 return tail
             return self.build(expr.operand, scope, tail, path)
         if isinstance(expr, ast.InputRef):
-            if tail != 0:
+            if tail != self.graph.input:
                 raise CnnSyntaxError("INPUT can only begin the network", expr.span)
             return tail
         if isinstance(expr, ast.Name):
@@ -133,7 +123,7 @@ class Expander(Evaluator):
                                    help="to repeat a layer N times write `LAYER * N`")
         raise CnnArgumentError("expected a layer here", expr.span)
 
-    def build_product(self, expr: ast.Product, scope: Scope, tail: int, path: tuple) -> int:
+    def build_product(self, expr: ast.Product, scope: Scope, tail: int, path: ir.Scope) -> int:
         if "/" in expr.ops:
             raise CnnArgumentError("`/` divides numbers; layers cannot be divided", expr.span)
         counts = [i for i, item in enumerate(expr.items) if self.is_number(item, scope)]
@@ -154,7 +144,7 @@ class Expander(Evaluator):
             total *= n
         return self.repeat(expr.items[bodies[0]], total, scope, tail, path, expr.span)
 
-    def repeat(self, body: ast.Expr, n: int, scope: Scope, tail: int, path: tuple,
+    def repeat(self, body: ast.Expr, n: int, scope: Scope, tail: int, path: ir.Scope,
                span: Span) -> int:
         limit = self.options.max_layers
         if n > limit:
@@ -165,17 +155,18 @@ class Expander(Evaluator):
         self.frame_ids += 1
         fid = self.frame_ids
         for i in range(n):
-            before = self.next_id
-            tail = self.build(body, scope, tail, path + (Frame("repeat", f"x{n}", fid, i, n),))
+            before = self.graph.next_id
+            tail = self.build(body, scope, tail, path.child("repeat", f"x{n}", fid, i, n,
+                                                            span=span))
             if i == 0:
-                per_copy = self.next_id - before
-                if self.next_id + per_copy * (n - 1) > limit + 1:
+                per_copy = self.graph.next_id - before
+                if self.graph.next_id + per_copy * (n - 1) > limit + 1:
                     raise CnnLimitError(
                         f"this repeat makes {per_copy * n:,} layers; the limit is {limit:,}",
                         span, help="raise the limit with --max-layers")
         return tail
 
-    def build_name(self, expr: ast.Name, scope: Scope, tail: int, path: tuple) -> int:
+    def build_name(self, expr: ast.Name, scope: Scope, tail: int, path: ir.Scope) -> int:
         bound = scope.find(expr.id)
         if isinstance(bound, Thunk):
             self.enter(expr.id, expr.span, bound)
@@ -198,7 +189,7 @@ class Expander(Evaluator):
         call = ast.Call(expr.span, expr.id, expr.span, (), ())
         return self.build_call(call, scope, tail, path)
 
-    def build_call(self, call: ast.Call, scope: Scope, tail: int, path: tuple) -> int:
+    def build_call(self, call: ast.Call, scope: Scope, tail: int, path: ir.Scope) -> int:
         bound = scope.find(call.name)
         if isinstance(bound, ast.Def):
             local = self.bind_def(bound, call, call.args, call.kwargs, scope)
@@ -236,20 +227,35 @@ class Expander(Evaluator):
         parts = kind.macro(params) or [(kind.name, params)]
         written = call.alias or call.name.upper()
         for part_kind, part_params in parts:
-            tail = self.add_node(part_kind, part_params, call.span, path, [tail],
-                                 alias=call.alias, written=written if len(parts) == 1 else
+            tail = self.add_node(layers.get(part_kind), part_params, call.span, path,
+                                 [ir.Edge(tail)], alias=call.alias,
+                                 written=written if len(parts) == 1 else
                                  f"{written}.{part_kind}")
         return tail
 
-    def call_def(self, d: ast.Def, call, local: Scope, tail: int, path: tuple) -> int:
+    def call_def(self, d: ast.Def, call, local: Scope, tail: int, path: ir.Scope) -> int:
         """Build a def's body in the scope bind_def made for this call."""
         self.enter(d.name, call.span, d)
         self.frame_ids += 1
         try:
-            frame = Frame("block", d.name, self.frame_ids)
-            return self.build(d.body, local, tail, path + (frame,))
+            block = path.child("block", d.name, self.frame_ids, span=call.span,
+                               args=self.block_args(d, local))
+            return self.build(d.body, local, tail, block)
         finally:
             self.stack.pop()
+
+    def block_args(self, d: ast.Def, local: Scope) -> dict:
+        """A def call's arguments by parameter name: numbers (and words) as their values, a
+        block passed as an argument as its syntax tree."""
+        args = {}
+        for p in d.params:
+            thunk = local.names[p.name]
+            try:
+                is_number = self.is_number(thunk.expr, thunk.scope)
+                args[p.name] = self.value(thunk.expr, thunk.scope) if is_number else thunk.expr
+            except CnnDslError:
+                args[p.name] = thunk.expr  # an argument the body never uses as a number
+        return args
 
     def build_builtin(self, name: str, call: ast.Call, scope: Scope, tail: int,
                       path: tuple) -> int:
@@ -269,11 +275,11 @@ class Expander(Evaluator):
                                    help=f"{name}(A, B, ...), one branch per argument")
         outs = []
         for i, branch in enumerate(call.args):
-            frame = Frame("branch", name, fid, i, len(call.args))
-            outs.append(self.build(branch, scope, tail, path + (frame,)))
-        return self.add_node(name.upper(), {}, call.span, path, outs)
+            where = path.child("branch", name, fid, i, len(call.args), span=call.span)
+            outs.append(ir.Edge(self.build(branch, scope, tail, where), ir.branch(i + 1)))
+        return self.add_node(layers.merge_kind(name), {}, call.span, path, outs)
 
-    def build_residual(self, call: ast.Call, scope: Scope, tail: int, path: tuple,
+    def build_residual(self, call: ast.Call, scope: Scope, tail: int, path: ir.Scope,
                        fid: int) -> int:
         shortcut = None
         for kw in call.kwargs:
@@ -286,19 +292,20 @@ class Expander(Evaluator):
                                    help="residual(CONV - BN - RELU - CONV - BN)")
         if len(call.args) == 2:
             shortcut = call.args[1]
-        start = self.next_id
-        body = self.build(call.args[0], scope, tail, path + (Frame("branch", "residual", fid, 0,
-                                                                    2),))
-        uses_bn = any(self.graph.nodes[n]["kind"] == "BN" for n in range(start, self.next_id))
+        start = self.graph.next_id
+        body = self.build(call.args[0], scope, tail,
+                          path.child("branch", "residual", fid, 0, 2, span=call.span))
+        # torchvision's projections: conv1x1 with BN where the body normalises, else a bias.
+        uses_bn = any(self.graph[n].kind.batch_norm for n in range(start, self.graph.next_id))
         short = tail if shortcut is None else self.build(
-            shortcut, scope, tail, path + (Frame("branch", "residual", fid, 1, 2),))
+            shortcut, scope, tail, path.child("branch", "residual", fid, 1, 2, span=call.span))
         if body == tail:
             raise CnnArgumentError("the residual body has no layers", call.span)
-        return self.add_node("ADD", {}, call.span, path, [body, short], shortcut=1,
-                             project_bn=uses_bn, residual=True)
+        return self.add_node(layers.merge_kind("residual"), {"project_bn": uses_bn}, call.span,
+                             path, [ir.Edge(body, ir.BODY), ir.Edge(short, ir.SHORTCUT)])
 
     # -- the whole program -----------------------------------------------------------------
-    def run(self) -> DiGraph:
+    def run(self) -> ir.Graph:
         self.collect()
         source = self.program.source
         if self.network is None:
@@ -307,22 +314,23 @@ class Expander(Evaluator):
             where = source.end_span() if self.program.statements else Span(source, 1, 1, 1, 2)
             raise CnnSyntaxError(what, where,
                                  help="write the layers, e.g. `CONV(6, 5) - RELU - POOL`")
-        dims = self.options.input or (self.input_stmt.dims if self.input_stmt else None)
-        self.graph.graph.update(source=source, input_dims=dims, input_span=(
-            self.input_stmt.span if self.input_stmt else None))
-        self.add_node("INPUT", {}, self.input_stmt.span if self.input_stmt else
-                      self.network.span, (), [])
-        out = self.build(self.network.expr, self.globals, 0, ())
-        if out == 0:
+        graph = self.graph
+        graph.source = source
+        graph.input_dims = self.options.input or (self.input_stmt.dims if self.input_stmt
+                                                  else None)
+        graph.input_span = self.input_stmt.span if self.input_stmt else None
+        graph.input = self.add_node(layers.input_kind(), {}, self.input_stmt.span if
+                                    self.input_stmt else self.network.span, graph.root, [])
+        out = self.build(self.network.expr, self.globals, graph.input, graph.root)
+        if out == graph.input:
             raise CnnSyntaxError("the network has no layers", self.network.span,
                                  help="check the repeat counts and optional layers")
-        settings = {name: self.setting(name) for name in SETTINGS}
-        self.graph.graph.update(output=out, settings=settings,
-                                unused_defines=unused_defines(self.program,
-                                                              self.options.defines),
-                                optional_sites=list(self.optional_sites),
-                                network_span=self.network.span)
-        return self.graph
+        graph.output = out
+        graph.settings = {name: self.setting(name) for name in SETTINGS}
+        graph.unused_defines = unused_defines(self.program, self.options.defines)
+        graph.optional_sites = list(self.optional_sites)
+        graph.network_span = self.network.span
+        return graph
 
 
 def unused_defines(program: ast.Program, names) -> list[str]:
@@ -334,6 +342,6 @@ def unused_defines(program: ast.Program, names) -> list[str]:
     return [n for n in names if n not in used and n not in SETTINGS]
 
 
-def expand(program: ast.Program, options: Options | None = None) -> DiGraph:
+def expand(program: ast.Program, options: Options | None = None) -> ir.Graph:
     """Expand a parsed spec into its layer graph (shapes not yet inferred)."""
     return Expander(program, options or Options()).run()

@@ -1,200 +1,353 @@
-"""The layer graph (IR): a small directed graph with networkx.DiGraph's interface and semantics.
+"""The layer graph (IR): typed layer nodes with ordered, role-tagged inputs, and the scope tree.
 
-Why not networkx.DiGraph itself: importing networkx takes about 0.1 s (it imports all of its
-algorithms and scans the installed packages' entry points for backends), a third of what a
-`cnndsl check` or `cnndsl summary` costs in all. The pipeline needs only the storage (nodes with
-attribute dicts, edges with attribute dicts, predecessors and successors in insertion order),
-so it keeps that here, laid out as networkx lays it out (`_node`, `_succ`, `_pred`), with the
-same method names, so that code written against one runs on the other and a test checks that
-the two answer alike. `to_networkx()` hands the graph to networkx (what `cnndsl.build_graph`
-returns), for its algorithms.
+The expander builds it, the passes fill in each node's results, the backends read it. It is a
+plain structure of our own rather than a networkx.DiGraph: a layer's inputs are an ordered list
+in which one producer may appear twice (`concat(identity, identity)`), which a DiGraph (one
+edge per pair of nodes) cannot hold, and importing networkx costs 0.1 s of a 0.14 s `cnndsl
+summary` (docs/architecture.md). `Graph.to_networkx()` hands users a networkx view.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import heapq
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .errors import Span
+    from .layers import Context, LayerKind
+    from .shapes import Shape
+
+# Input roles. A chain's layer reads its one input as BODY; residual(...)'s sum reads the body's
+# end and the SHORTCUT; add(...) and concat(...) read branch1, branch2, ... in argument order.
+BODY = "body"
+SHORTCUT = "shortcut"
 
 
-class DiGraph:
-    """Directed graph: nodes are hashable ids with an attribute dict; edges carry a dict."""
+def branch(k: int) -> str:
+    """The role of a merge's k-th argument (1-based), as written."""
+    return f"branch{k}"
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """One input of a node: the producer's id and the role it plays."""
+
+    node: int
+    role: str = BODY
+
+
+class Scope:
+    """One construct of the spec that encloses layers: a `def` call, one iteration of a repeat,
+    one branch of a merge. The expander builds the tree once; summary rows, diagram clusters
+    and generated modules all read it.
+
+    `id` names the construct: the iterations of one repeat and the branches of one merge are
+    sibling scopes sharing it (with `index` 0..count-1); each def call has its own.
+    """
+
+    __slots__ = (
+        "_path",
+        "args",
+        "children",
+        "count",
+        "id",
+        "index",
+        "kind",
+        "name",
+        "parent",
+        "span",
+    )
+
+    def __init__(self, kind: str, name: str, id: int, index: int = 0, count: int = 1, *,
+                 args: dict | None = None, span: Span | None = None,
+                 parent: Scope | None = None):
+        self.kind = kind  # "root" | "block" | "repeat" | "branch"
+        self.name = name  # the def's name; "x3" for a repeat; "residual", "concat", "add"
+        self.id = id
+        self.index = index  # iteration or branch number, from 0
+        self.count = count  # iterations or branches of the construct
+        self.args = args or {}  # a block's bound arguments
+        self.span = span  # the call, repeat or merge in the spec
+        self.parent = parent
+        self.children: list[Scope] = []
+        self._path: tuple[Scope, ...] | None = None
+        if parent is not None:
+            parent.children.append(self)
+
+    def child(self, kind: str, name: str, id: int, index: int = 0, count: int = 1,
+              **extra) -> Scope:
+        return Scope(kind, name, id, index, count, parent=self, **extra)
+
+    @property
+    def path(self) -> tuple[Scope, ...]:
+        """The enclosing scopes, outermost first, this one last (the root left out)."""
+        if self._path is None:
+            self._path = () if self.parent is None else (*self.parent.path, self)
+        return self._path
+
+    @property
+    def depth(self) -> int:
+        return len(self.path)
+
+    def blocks(self) -> list[Scope]:
+        """The `def` calls around (and including) this scope, outermost first."""
+        return [s for s in self.path if s.kind == "block"]
+
+    def key(self) -> tuple:
+        """What the scope is, from the root down: equal for the same construct of two builds
+        of one spec (the frames of a node's path compare by value, as torch.fx's names do)."""
+        return tuple((s.kind, s.name, s.id, s.index, s.count) for s in self.path)
+
+    def __eq__(self, other) -> bool:
+        return self is other or (isinstance(other, Scope) and self.key() == other.key())
+
+    def __hash__(self) -> int:
+        return hash(self.key())
+
+    def __repr__(self) -> str:
+        where = f" {self.index + 1}/{self.count}" if self.count > 1 else ""
+        return f"<Scope {self.kind} {self.name}{where} #{self.id}>"
+
+
+@dataclass(eq=False, slots=True)
+class Node:
+    """One layer. The expander sets the first group of fields, the passes the second."""
+
+    id: int
+    kind: LayerKind
+    inputs: list[Edge]
+    span: Span
+    scope: Scope
+    bound: dict  # the arguments as written and bound: every parameter, None where defaulted
+    written: str = ""  # how the spec spelled the layer: CONV2D, conv3-64, SEPCONV.DWCONV
+    alias: str | None = None  # the paper's token it was written as (VGG's conv3-64), if any
+    implicit: bool = False  # inserted by a pass (an `activation =` ReLU, a projection)
+    # -- set by the passes -----------------------------------------------------------------
+    params: dict | None = None  # the arguments resolved against the input shape
+    shape: Shape | None = None  # the output, per sample
+    in_shapes: list = field(default_factory=list)
+    n_params: int = 0  # trainable
+    n_buffers: int = 0  # non-trainable (BN's running statistics)
+    macs: int = 0
+    rf: tuple[int, int] = (1, 1)  # receptive field on the input, per axis
+    jump: tuple[int, int] = (1, 1)  # distance on the input between neighbouring outputs
+    name: str = ""  # unique, readable: conv1, relu2, add1
+
+    @property
+    def path(self) -> tuple[Scope, ...]:
+        return self.scope.path
+
+    def label(self) -> str:
+        """`CONV 3x3/1, 64` (the resolved arguments once checked)."""
+        return self.kind.label(self.params if self.params is not None else self.bound)
+
+    def __repr__(self) -> str:
+        return f"<Node {self.id} {self.kind.name} {self.name or ''}>"
+
+
+class Graph:
+    """The layers of one network, their inputs, the scope tree and the spec-wide facts."""
 
     def __init__(self):
-        self.graph: dict = {}
-        self._node: dict = {}
-        self._succ: dict = {}
-        self._pred: dict = {}
-        # Made once, as networkx caches them: the passes read graph.nodes[v] millions of times.
-        self.nodes = NodeView(self._node)
-        self.edges = EdgeView(self._succ)
+        self.nodes: dict[int, Node] = {}
+        self.root = Scope("root", "", 0)
+        self.input: int | None = None  # the INPUT node's id
+        self.output: int | None = None  # the node whose value the network returns
+        self._users: dict[int, list[int]] = {}  # producer -> consumers, once per edge
+        self._order: list[Node] | None = None
+        self._next_id = 0
+        # Spec-wide facts (the expander, then the passes).
+        self.source = None  # errors.Source
+        self.input_dims: tuple[int, ...] | None = None
+        self.input_span: Span | None = None
+        self.network_span: Span | None = None
+        self.settings: dict[str, Any] = {}
+        self.unused_defines: list[str] = []
+        self.optional_sites: list[tuple[int, int]] = []
+        self.context: Context | None = None
+        self.totals: dict[str, Any] = {}
 
-    # -- building ------------------------------------------------------------------------
-    def add_node(self, n, **attr) -> None:
-        if n not in self._node:
-            self._node[n] = attr
-            self._succ[n] = {}
-            self._pred[n] = {}
-        else:
-            self._node[n].update(attr)
+    # -- building -------------------------------------------------------------------------
+    def add(self, kind: LayerKind, inputs: list[Edge], span: Span, scope: Scope, bound: dict,
+            **fields) -> Node:
+        node = Node(self._next_id, kind, list(inputs), span, scope, bound, **fields)
+        self._next_id += 1
+        self.nodes[node.id] = node
+        self._users[node.id] = []
+        for edge in node.inputs:
+            self._users[edge.node].append(node.id)
+        self._order = None
+        return node
 
-    def add_edge(self, u, v, **attr) -> None:
-        for n in (u, v):
-            if n not in self._node:
-                self.add_node(n)
-        data = self._succ[u].get(v, {})
-        data.update(attr)
-        self._succ[u][v] = data
-        self._pred[v][u] = data
+    def insert_after(self, producer: Node, kind: LayerKind, bound: dict, *,
+                     span: Span | None = None, scope: Scope | None = None, **fields) -> Node:
+        """A new node reading `producer`; everything that read `producer` reads it instead."""
+        consumers = self._users[producer.id]
+        self._users[producer.id] = []
+        new = self.add(kind, [Edge(producer.id)], span or producer.span,
+                       scope or producer.scope, bound, **fields)
+        for v in dict.fromkeys(consumers):
+            node = self.nodes[v]
+            node.inputs = [Edge(new.id, e.role) if e.node == producer.id else e
+                           for e in node.inputs]
+            self._users[new.id] += [v] * sum(e.node == new.id for e in node.inputs)
+        if self.output == producer.id:
+            self.output = new.id
+        return new
 
-    def remove_edge(self, u, v) -> None:
-        try:
-            del self._succ[u][v]
-            del self._pred[v][u]
-        except KeyError:
-            raise KeyError(f"the edge {u}-{v} is not in the graph") from None
+    def insert_before(self, consumer: Node, position: int, kind: LayerKind, bound: dict,
+                      **fields) -> Node:
+        """A new node between `consumer` and its input at `position` (which keeps its role)."""
+        edge = consumer.inputs[position]
+        self._users[edge.node].remove(consumer.id)
+        new = self.add(kind, [Edge(edge.node)], consumer.span, consumer.scope, bound, **fields)
+        consumer.inputs[position] = Edge(new.id, edge.role)
+        self._users[new.id].append(consumer.id)
+        return new
 
-    def remove_node(self, n) -> None:
-        try:
-            succ = self._succ.pop(n)
-        except KeyError:
-            raise KeyError(f"the node {n} is not in the graph") from None
-        for v in succ:
-            del self._pred[v][n]
-        for u in self._pred.pop(n):
-            del self._succ[u][n]
-        del self._node[n]
-
-    # -- reading -------------------------------------------------------------------------
-    def __iter__(self) -> Iterator:
-        return iter(self._node)
+    # -- reading --------------------------------------------------------------------------
+    def __getitem__(self, v: int) -> Node:
+        return self.nodes[v]
 
     def __len__(self) -> int:
-        return len(self._node)
+        return len(self.nodes)
 
-    def __contains__(self, n) -> bool:
-        return n in self.nodes  # False for an unhashable n, as networkx answers
+    def __iter__(self) -> Iterator[Node]:
+        """The nodes in data-flow order."""
+        return iter(self.order())
 
-    def number_of_nodes(self) -> int:
-        return len(self._node)
+    def order(self) -> list[Node]:
+        """Data-flow order, ties broken by creation: the order networkx's
+        lexicographical_topological_sort gives (names and tables follow it). Kept until the
+        graph changes."""
+        if self._order is None:
+            waiting = {v: len({e.node for e in n.inputs}) for v, n in self.nodes.items()}
+            ready = [v for v, n in waiting.items() if n == 0]
+            heapq.heapify(ready)
+            order = []
+            while ready:
+                v = heapq.heappop(ready)
+                order.append(self.nodes[v])
+                for w in dict.fromkeys(self._users[v]):
+                    waiting[w] -= 1
+                    if not waiting[w]:
+                        heapq.heappush(ready, w)
+            if len(order) != len(self.nodes):
+                raise ValueError("the layer graph has a cycle")  # the expander never makes one
+            self._order = order
+        return self._order
 
-    def number_of_edges(self) -> int:
-        return sum(len(s) for s in self._succ.values())
+    def inputs(self, node: Node) -> list[Node]:
+        """The producers a node reads, in argument order; one may appear more than once."""
+        return [self.nodes[e.node] for e in node.inputs]
 
-    def has_node(self, n) -> bool:
-        return n in self
+    def users(self, node: Node) -> list[Node]:
+        """The nodes that read this one, each once, in the order they were connected."""
+        return [self.nodes[v] for v in dict.fromkeys(self._users[node.id])]
 
-    def has_edge(self, u, v) -> bool:
-        return u in self._succ and v in self._succ[u]
-
-    def is_directed(self) -> bool:
-        return True
-
-    def is_multigraph(self) -> bool:
-        return False
+    def uses(self, node: Node) -> int:
+        """How many inputs read this node (concat(identity, identity) reads it twice)."""
+        return len(self._users[node.id])
 
     @property
-    def adj(self) -> Mapping:
-        return self._succ
-
-    succ = adj
+    def next_id(self) -> int:
+        """The id the next node will get (ids count up from 0: creation order)."""
+        return self._next_id
 
     @property
-    def pred(self) -> Mapping:
-        return self._pred
+    def input_node(self) -> Node:
+        return self.nodes[self.input]
 
-    def successors(self, n) -> Iterator:
-        try:
-            return iter(self._succ[n])
-        except KeyError:
-            raise KeyError(f"the node {n} is not in the graph") from None
+    @property
+    def output_node(self) -> Node:
+        return self.nodes[self.output]
 
-    def predecessors(self, n) -> Iterator:
-        try:
-            return iter(self._pred[n])
-        except KeyError:
-            raise KeyError(f"the node {n} is not in the graph") from None
+    def scope_tree(self) -> ScopeItems:
+        """The scope tree with the layers in it, everything in data-flow order: what summary
+        groups, render boxes and module classes are made from."""
+        root = ScopeItems(self.root)
+        for node in self.order():
+            holder = root
+            for scope in node.scope.path:
+                holder = holder.enter(scope)
+            holder.items.append(node)
+        return root
 
-    def in_degree(self, n) -> int:
-        return len(self._pred[n])
-
-    def out_degree(self, n) -> int:
-        return len(self._succ[n])
-
-    # -- conversion ----------------------------------------------------------------------
+    # -- conversion -----------------------------------------------------------------------
     def to_networkx(self):
-        """The same graph as a networkx.DiGraph (imports networkx). Attribute dicts are
-        copied, their values shared, as networkx's own graph copies do."""
+        """A networkx.DiGraph view for users (imports networkx): node attributes under the
+        field names, `kind` as its name, `inputs` as the ordered (producer, role) list; each
+        edge's `index` is the first argument position it feeds and `roles` every role it
+        plays. The typed graph itself is `graph.graph["ir"]`."""
         import networkx as nx
 
         g = nx.DiGraph()
-        g.graph.update(self.graph)
-        g.add_nodes_from((n, dict(d)) for n, d in self._node.items())
-        g.add_edges_from((u, v, dict(d)) for u, nbrs in self._succ.items()
-                         for v, d in nbrs.items())
+        g.graph.update(self.facts(), ir=self)
+        for node in self.order():
+            g.add_node(node.id, **node_dict(node))
+        for node in self.order():
+            for index, edge in enumerate(node.inputs):
+                if g.has_edge(edge.node, node.id):
+                    g.edges[edge.node, node.id]["roles"].append(edge.role)
+                else:
+                    g.add_edge(edge.node, node.id, index=index, roles=[edge.role])
         return g
 
+    def facts(self) -> dict:
+        return {"source": self.source, "input_dims": self.input_dims,
+                "input_span": self.input_span, "network_span": self.network_span,
+                "output": self.output, "settings": self.settings,
+                "unused_defines": self.unused_defines, "optional_sites": self.optional_sites,
+                "context": self.context, "totals": self.totals}
+
     def __repr__(self) -> str:
-        return f"<cnndsl.ir.DiGraph with {len(self)} nodes and {self.number_of_edges()} edges>"
+        return f"<cnndsl.ir.Graph with {len(self)} layers>"
 
 
-class NodeView(Mapping):
-    """`graph.nodes`: node -> attribute dict; `graph.nodes(data=True)` gives (node, dict)."""
-
-    __slots__ = ("_nodes",)
-
-    def __init__(self, nodes: dict):
-        self._nodes = nodes
-
-    def __getitem__(self, n) -> dict:
-        return self._nodes[n]
-
-    def __iter__(self) -> Iterator:
-        return iter(self._nodes)
-
-    def __len__(self) -> int:
-        return len(self._nodes)
-
-    def __contains__(self, n) -> bool:
-        try:
-            return n in self._nodes
-        except TypeError:
-            return False
-
-    def __call__(self, data=False, default=None):
-        if data is False:
-            return self
-        if data is True:
-            return list(self._nodes.items())
-        return [(n, d.get(data, default)) for n, d in self._nodes.items()]
+def node_dict(node: Node) -> dict:
+    """A node's fields as the networkx view's attribute dict."""
+    return {"kind": node.kind.name, "params": node.params if node.params is not None else
+            node.bound, "bound": node.bound, "span": node.span, "path": node.path,
+            "scope": node.scope, "written": node.written, "alias": node.alias,
+            "implicit": node.implicit,
+            "inputs": [(e.node, e.role) for e in node.inputs], "shape": node.shape,
+            "in_shapes": node.in_shapes, "n_params": node.n_params, "n_buffers": node.n_buffers,
+            "macs": node.macs, "rf": node.rf, "jump": node.jump, "name": node.name}
 
 
-class EdgeView:
-    """`graph.edges`: (u, v) pairs; `graph.edges[u, v]` is the edge's attribute dict."""
+class ScopeItems:
+    """A scope with what it holds in data-flow order: layers (Node) and inner scopes."""
 
-    __slots__ = ("_succ",)
+    __slots__ = ("_open", "items", "scope")
 
-    def __init__(self, succ: dict):
-        self._succ = succ
+    def __init__(self, scope: Scope):
+        self.scope = scope
+        self.items: list[Node | ScopeItems] = []
+        self._open: dict[int, ScopeItems] = {}
 
-    def __getitem__(self, edge) -> dict:
-        u, v = edge
-        return self._succ[u][v]
+    def enter(self, scope: Scope) -> ScopeItems:
+        # A scope whose layers are interleaved with a sibling's (the branches of a merge
+        # evaluated side by side) stays one entry: its layers join it where it first appeared.
+        inner = self._open.get(id(scope))
+        if inner is None:
+            inner = self._open[id(scope)] = ScopeItems(scope)
+            self.items.append(inner)
+        return inner
 
-    def __iter__(self) -> Iterator:
-        return ((u, v) for u, nbrs in self._succ.items() for v in nbrs)
+    def nodes(self) -> list[Node]:
+        """Every layer inside, in data-flow order."""
+        out: list[Node] = []
+        for item in self.items:
+            out.extend(item.nodes() if isinstance(item, ScopeItems) else (item,))
+        return out
 
-    def __len__(self) -> int:
-        return sum(len(nbrs) for nbrs in self._succ.values())
 
-    def __contains__(self, edge) -> bool:
-        try:
-            u, v = edge
-            return v in self._succ[u]
-        except (TypeError, ValueError, KeyError):
-            return False
-
-    def __call__(self, data=False, default=None):
-        if data is False:
-            return list(self)
-        if data is True:
-            return [(u, v, d) for u, nbrs in self._succ.items() for v, d in nbrs.items()]
-        return [(u, v, d.get(data, default)) for u, nbrs in self._succ.items()
-                for v, d in nbrs.items()]
+def as_graph(graph) -> Graph:
+    """The typed graph, from itself or from the networkx view `cnndsl.build_graph` returns."""
+    if isinstance(graph, Graph):
+        return graph
+    inner = getattr(graph, "graph", {}).get("ir")
+    if isinstance(inner, Graph):
+        return inner
+    raise TypeError(f"expected a checked cnndsl graph, not {type(graph).__name__}")

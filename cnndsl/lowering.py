@@ -7,19 +7,12 @@ from __future__ import annotations
 
 import keyword
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from . import layers
-from .ir import DiGraph
-from .passes import data_flow_order, inputs_of
+from .ir import Graph, Node, as_graph
+from .layers import Recipe
 from .shapes import Shape
 
-# Modules whose output may be their input tensor itself (eval dropout, flatten views, in-place
-# activations): an in-place activation after them would also overwrite that input.
-_ALIASING = {"Dropout", "Flatten", "Identity"}
-# Producers whose backward does not need their output: an ADD may accumulate into it in place
-# (as torchvision's `out += identity`), saving an allocation per residual.
-_ACCUMULATE_INTO = {"Conv2d", "BatchNorm2d", "BatchNorm1d", "Linear"}
 # Window arguments torch reads alike as 3 or (3, 3): written as one number when square.
 _PAIRS = ("kernel_size", "stride", "padding", "dilation", "output_size")
 
@@ -30,16 +23,27 @@ class Step:
 
     node: int  # the graph node id
     name: str  # identifier: the submodule's attribute name (conv1, bn1, add1)
-    op: str  # "module" | "add" | "concat" | "flatten"
-    inputs: tuple[int, ...]  # node ids, in argument order
+    op: str  # "module" | "function" | "flatten"
+    inputs: tuple[int, ...]  # node ids, in argument order (one may appear more than once)
     shape: Shape  # the static output shape (per sample)
-    module: str | None = None  # torch.nn (or cnndsl.torch_modules) class name
-    kwargs: dict = field(default_factory=dict)
-    flatten: bool = False  # flatten (N, C, H, W) -> (N, C*H*W) before the module
+    recipe: Recipe = field(default_factory=Recipe)  # the kind's torch form
+    kwargs: dict = field(default_factory=dict)  # the module's (or function's) arguments
     label: str = ""  # "CONV 3x3/1, 64"
     block: str = ""  # the `def` blocks the node comes from, `stage.basic`
     block_id: int = 0  # which call of it (0: none)
-    accumulate: bool = False  # ADD: sum into the first input's tensor (Tensor.add_)
+    accumulate: bool = False  # a sum: into the first input's tensor (Tensor.add_)
+
+    @property
+    def module(self) -> str | None:
+        return self.recipe.module if self.op == "module" else None
+
+    @property
+    def function(self) -> str | None:
+        return self.recipe.function if self.op == "function" else None
+
+    @property
+    def flatten(self) -> bool:
+        return self.recipe.flatten
 
 
 @dataclass(frozen=True)
@@ -60,80 +64,86 @@ def safe_identifier(text: str, default: str = "x") -> str:
     return name
 
 
-def _block_of(data: dict) -> tuple[str, int]:
+def _block_of(node: Node) -> tuple[str, int]:
     """`stage.basic`: the `def` blocks around a node, outermost first; the innermost's id."""
-    frames = [f for f in data.get("path", ()) if f.kind == "block"]
-    if not frames:
+    blocks = node.scope.blocks()
+    if not blocks:
         return "", 0
-    return ".".join(safe_identifier(f.name, "block") for f in frames), frames[-1].id
+    return ".".join(safe_identifier(b.name, "block") for b in blocks), blocks[-1].id
 
 
-def _step(graph: DiGraph, v: int, names: dict[int, str]) -> Step:
-    data = graph.nodes[v]
-    kind = layers.get(data["kind"])
-    common = dict(node=v, name=names[v], inputs=tuple(inputs_of(graph, v)), shape=data["shape"],
-                  label=kind.label(data["params"]))
-    common["block"], common["block_id"] = _block_of(data)
-    if kind.family == "merge":  # ADD, CONCAT: tensor operations, not modules
-        return Step(op=data["kind"].lower(), **common)
-    recipe = kind.recipe(data["params"], data["in_shapes"], data["shape"])
+def _step(graph: Graph, node: Node, names: dict[int, str]) -> Step:
+    recipe = node.kind.recipe(node.params, node.in_shapes, node.shape)
+    block, block_id = _block_of(node)
+    common = dict(node=node.id, name=names[node.id], inputs=tuple(e.node for e in node.inputs),
+                  shape=node.shape, label=node.label(), block=block, block_id=block_id,
+                  recipe=recipe)
+    if recipe.function is not None:
+        if recipe.function not in FUNCTIONS:
+            raise ValueError(f"layer kind {node.kind.name}: unknown tensor function "
+                             f"{recipe.function!r}")
+        return Step(op="function", kwargs=dict(recipe.kwargs), **common)
     if recipe.module is None or not re.fullmatch(r"[A-Z][A-Za-z0-9_]*", recipe.module):
-        raise ValueError(f"layer kind {kind.name} has no torch recipe ({recipe.module!r})")
+        raise ValueError(f"layer kind {node.kind.name} has no torch recipe ({recipe.module!r})")
     kwargs = {k: v[0] if k in _PAIRS and isinstance(v, tuple) and len(set(v)) == 1 else v
               for k, v in recipe.kwargs.items()}
-    return Step(op="module", module=recipe.module, kwargs=kwargs,
-                flatten=recipe.flatten, **common)
+    return Step(op="module", kwargs=kwargs, **common)
 
 
-def _owner_is_shared(graph: DiGraph, steps: dict[int, Step], v: int, start: int) -> bool:
+# The tensor functions a recipe may name: how many inputs they take, at least.
+FUNCTIONS = {"add": 2, "cat": 1}
+
+
+def _owner_is_shared(graph: Graph, steps: dict[int, Step], v: int, start: int) -> bool:
     """Whether the tensor node v outputs may be seen by anyone but its one consumer."""
     while True:
-        if v == start or graph.out_degree(v) > 1:
+        if v == start or graph.uses(graph[v]) > 1:
             return True
         step = steps.get(v)
-        if step is None or not (step.op == "flatten" or step.module in _ALIASING
+        if step is None or not (step.op == "flatten" or step.recipe.aliases_input
                                 or step.kwargs.get("inplace") or step.accumulate):
             return False
         v = step.inputs[0]
 
 
-def _may_accumulate(graph: DiGraph, steps: dict[int, Step], step: Step, start: int) -> bool:
+def _may_accumulate(graph: Graph, steps: dict[int, Step], step: Step, start: int) -> bool:
     first = step.inputs[0]
     producer = steps.get(first)
     return (producer is not None and step.inputs.count(first) == 1
-            and (producer.module in _ACCUMULATE_INTO or producer.op in ("add", "concat"))
+            and (producer.recipe.accumulable or producer.op == "function")
             and not _owner_is_shared(graph, steps, first, start))
 
 
-def plan(graph: DiGraph, *, logits: bool = False) -> Plan:
+def plan(graph, *, logits: bool = False) -> Plan:
     """The torch steps of a checked graph, in data-flow order.
 
     logits=True drops a trailing SOFTMAX (keeping its flatten, so the output shape holds).
-    An activation runs in place, and an ADD sums into its first operand, only where no
+    An activation runs in place, and a sum accumulates into its first operand, only where no
     other node can see the tensor overwritten.
     """
-    order = data_flow_order(graph)
-    start = next(v for v in order if graph.nodes[v]["kind"] == "INPUT")
-    names = {v: safe_identifier(graph.nodes[v]["name"], "layer") for v in order}
+    graph = as_graph(graph)
+    order = graph.order()
+    start = graph.input
+    names = {n.id: safe_identifier(n.name, "layer") for n in order}
     if len(set(names.values())) != len(names):
         raise ValueError("node names are not unique")
-    output = graph.graph["output"]
+    output = graph.output
     steps: dict[int, Step] = {}
-    for v in order:
-        if v == start:
+    for node in order:
+        if node.id == start:
             continue
-        step = _step(graph, v, names)
-        if v == output and logits and graph.nodes[v]["kind"] == "SOFTMAX":
+        step = _step(graph, node, names)
+        if node.id == output and logits and node.kind.logits_drop:
             if not step.flatten:
                 output = step.inputs[0]
                 continue
-            step = Step(node=v, name=step.name, op="flatten", inputs=step.inputs,
+            step = Step(node=node.id, name=step.name, op="flatten", inputs=step.inputs,
                         shape=step.shape, label="FLATTEN (logits)", block=step.block,
                         block_id=step.block_id)
         if step.kwargs.get("inplace") and _owner_is_shared(graph, steps, step.inputs[0], start):
-            step = Step(**{**step.__dict__, "kwargs": {**step.kwargs, "inplace": False}})
-        if step.op == "add" and _may_accumulate(graph, steps, step, start):
-            step = Step(**{**step.__dict__, "accumulate": True})
-        steps[v] = step
-    return Plan(input=start, input_shape=graph.nodes[start]["shape"], output=output,
+            step = replace(step, kwargs={**step.kwargs, "inplace": False})
+        if step.function == "add" and _may_accumulate(graph, steps, step, start):
+            step = replace(step, accumulate=True)
+        steps[node.id] = step
+    return Plan(input=start, input_shape=graph.input_node.shape, output=output,
                 steps=tuple(steps.values()))

@@ -71,10 +71,10 @@ def entry(name: str) -> Entry:
 
     text = read(name)
     graph = check_spec(PREFIX + name)  # so that a diagnostic names the spec
-    totals = graph.graph["totals"]
+    totals = graph.totals
     return Entry(name=name, description=description(text), layers=totals["layers"],
                  params=totals["params"], macs=totals["macs"],
-                 input=str(graph.graph["context"].input), output=str(totals["output"]))
+                 input=str(graph.context.input), output=str(totals["output"]))
 
 
 def entries() -> list[Entry]:

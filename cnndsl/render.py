@@ -8,10 +8,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import layers
 from .errors import UsageError
-from .ir import DiGraph
-from .passes import data_flow_order, inputs_of
+from .ir import SHORTCUT, Graph, Node, ScopeItems, as_graph
 
 FORMATS = ("svg", "png", "pdf", "dot")
 EXTENSIONS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
@@ -52,15 +50,15 @@ class FrameFacts:
     structured: set = field(default_factory=set)  # blocks holding a branch, repeat or block
 
     @classmethod
-    def of(cls, graph: DiGraph) -> "FrameFacts":
+    def of(cls, graph: Graph) -> "FrameFacts":
         facts = cls()
-        for _, d in graph.nodes(data=True):
-            path = d.get("path", ())
+        for node in graph.nodes.values():
+            path = node.path
             for depth, frame in enumerate(path):
                 facts.layers[frame.id] = facts.layers.get(frame.id, 0) + 1
-                facts.params[frame.id] = facts.params.get(frame.id, 0) + d["n_params"]
+                facts.params[frame.id] = facts.params.get(frame.id, 0) + node.n_params
                 if frame.kind == "block" and (depth + 1 < len(path) or
-                                              layers.get(d["kind"]).family == "merge"):
+                                              node.kind.family == "merge"):
                     facts.structured.add(frame.id)
         return facts
 
@@ -72,88 +70,94 @@ class FrameFacts:
 MIN_BOXED_CHAIN = 4
 
 
-def cluster_keys(path: tuple, expand: bool, facts: FrameFacts) -> list[tuple]:
-    """(key, label, kind) of each box a node sits in, outermost first; branches get none."""
-    keys = []
-    for frame in path:
-        if frame.kind == "block" and facts.boxed(frame):
-            keys.append((("block", frame.id), frame.name, "block"))
-        elif frame.kind == "repeat" and frame.count > 1:
-            params = facts.params[frame.id]
+def boxes(box: Cluster, holder: ScopeItems, expand: bool, facts: FrameFacts) -> None:
+    """Fill `box` from the scope tree: a box per boxed block call and per repeat (and per
+    iteration when expanded), a node per shown layer; branches get no box."""
+    for item in holder.items:
+        if isinstance(item, Node):
+            box.items.append(item.id)
+            continue
+        scope, inner = item.scope, box
+        if scope.kind == "block" and facts.boxed(scope):
+            inner = box.box(("block", scope.id), scope.name, "block")
+        elif scope.kind == "repeat" and scope.count > 1:
+            if scope.index > 0 and not expand:
+                continue  # folded: the first copy stands for the rest
+            params = facts.params[scope.id]
             note = f" · {params:,} params in all" if params else ""
-            label = f'<<b>x {frame.count}</b><font point-size="8">{note}</font>>'
-            keys.append((("repeat", frame.id), label, "repeat"))
+            label = f'<<b>x {scope.count}</b><font point-size="8">{note}</font>>'
+            inner = box.box(("repeat", scope.id), label, "repeat")
             if expand:
-                keys.append((("iteration", frame.id, frame.index),
-                             f"{frame.index + 1}/{frame.count}", "iteration"))
-    return keys
+                inner = inner.box(("iteration", scope.id, scope.index),
+                                  f"{scope.index + 1}/{scope.count}", "iteration")
+        boxes(inner, item, expand, facts)
 
 
-def is_hidden(data: dict) -> bool:
+def is_hidden(node: Node) -> bool:
     """Whether a collapsed drawing leaves the node out: it is not in the first copy of a repeat."""
-    return any(f.kind == "repeat" and f.index > 0 for f in data.get("path", ()))
+    return any(f.kind == "repeat" and f.index > 0 for f in node.path)
 
 
-def first_copy_exits(graph: DiGraph, order: dict[int, int]) -> dict[int, int]:
+def first_copy_exits(graph: Graph, order: dict[int, int]) -> dict[int, int]:
     """Repeat frame id -> the last node of its first copy (what the second copy reads)."""
     members: dict[int, set[int]] = {}
-    for v, d in graph.nodes(data=True):
-        for f in d.get("path", ()):
+    for node in graph.nodes.values():
+        for f in node.path:
             if f.kind == "repeat" and f.index == 0 and f.count > 1:
-                members.setdefault(f.id, set()).add(v)
+                members.setdefault(f.id, set()).add(node.id)
     exits = {}
     for fid, nodes in members.items():
-        outward = [v for v in nodes if any(s not in nodes for s in graph.successors(v))]
+        outward = [v for v in nodes if any(u.id not in nodes for u in graph.users(graph[v]))]
         exits[fid] = max(outward or nodes, key=order.__getitem__)
     return exits
 
 
-def stand_in(graph: DiGraph, v: int, exits: dict[int, int]) -> int:
+def stand_in(graph: Graph, v: int, exits: dict[int, int]) -> int:
     """The drawn node that stands for a folded one: the end of its repeat's first copy."""
-    while is_hidden(graph.nodes[v]):
-        frame = next(f for f in graph.nodes[v]["path"] if f.kind == "repeat" and f.index > 0)
+    while is_hidden(graph[v]):
+        frame = next(f for f in graph[v].path if f.kind == "repeat" and f.index > 0)
         v = exits[frame.id]
     return v
 
 
-def shortcut_nodes(graph: DiGraph) -> set[int]:
+def shortcut_nodes(graph: Graph) -> set[int]:
     """Layers residual() inserted on a shortcut (the 1x1 projection and its BN)."""
     found = set()
-    for v, d in graph.nodes(data=True):
-        if not d.get("residual"):
-            continue
-        u = inputs_of(graph, v)[d.get("shortcut", 1)]
-        while graph.nodes[u].get("implicit") and graph.nodes[u]["kind"] != "INPUT":
-            found.add(u)
-            u = inputs_of(graph, u)[0]
+    for node in graph.nodes.values():
+        for edge in node.inputs:
+            if edge.role != SHORTCUT:
+                continue
+            u = graph[edge.node]
+            while u.implicit and u.inputs:
+                found.add(u.id)
+                u = graph[u.inputs[0].node]
     return found
 
 
-def node_label(d: dict) -> tuple[str, dict]:
+def node_label(node: Node) -> tuple[str, dict]:
     """An HTML-like label (kind and key parameters, then name and parameters) and the style."""
-    kind = layers.get(d["kind"])
-    style = dict(kind.style())
+    style = dict(node.kind.style())
     glyph = style.pop("label", None)
     if glyph is not None:
         return glyph, style
-    if d["kind"] == "INPUT":
-        return f"<<b>input</b><br/>{d['shape']}>", style
-    title = html.escape(kind.label(d["params"]))
-    detail = d["name"] + (f" · {d['n_params']:,} params" if d["n_params"] else "")
+    if not node.inputs:
+        return f"<<b>input</b><br/>{node.shape}>", style
+    title = html.escape(node.label())
+    detail = node.name + (f" · {node.n_params:,} params" if node.n_params else "")
     return (f'<<b>{title}</b><br/><font point-size="8" color="#4d5656">'
             f"{html.escape(detail)}</font>>", style)
 
 
-def build_diagram(graph: DiGraph, *, expand: bool = False, rankdir: str = "TB",
+def build_diagram(graph, *, expand: bool = False, rankdir: str = "TB",
                   title: str | None = None):
     """The graphviz.Digraph of a checked graph (repeats folded to one copy unless `expand`)."""
     import graphviz
 
-    order = {v: i for i, v in enumerate(data_flow_order(graph))}
+    graph = as_graph(graph)
+    order = {node.id: i for i, node in enumerate(graph.order())}
     exits = first_copy_exits(graph, order)
     shortcuts = shortcut_nodes(graph)
-    shown = [v for v in sorted(order, key=order.__getitem__)
-             if expand or not is_hidden(graph.nodes[v])]
+    shown = [node.id for node in graph.order() if expand or not is_hidden(node)]
     dot = graphviz.Digraph("cnn", graph_attr=dict(
         rankdir=rankdir, fontname=FONT, nodesep="0.3", ranksep="0.3", newrank="true",
         labelloc="t", label=title or "", fontsize="14"), node_attr=dict(
@@ -162,16 +166,12 @@ def build_diagram(graph: DiGraph, *, expand: bool = False, rankdir: str = "TB",
                                       arrowsize="0.6", color="#34495e"))
     facts = FrameFacts.of(graph)
     root = Cluster((), "", "root")
-    for v in shown:
-        box = root
-        for key, label, kind in cluster_keys(graph.nodes[v].get("path", ()), expand, facts):
-            box = box.box(key, label, kind)
-        box.items.append(v)
+    boxes(root, graph.scope_tree(), expand, facts)
     # The input and output pentagons point along the flow: down in TB, right in LR.
     ends = {"orientation": str(_TURN[rankdir])} if _TURN.get(rankdir) else {}
     _emit_cluster(dot, root, graph, shortcuts, ends)
     _emit_edges(dot, graph, shown, exits, shortcuts, expand)
-    out = graph.graph["output"]
+    out = graph.output
     _emit_output(dot, graph, out if expand else stand_in(graph, out, exits), ends)
     return dot
 
@@ -186,10 +186,10 @@ def _emit_cluster(dot, box: Cluster, graph, shortcuts, ends: dict) -> None:
                 sub.attr(label=item.label, **CLUSTER_STYLES[item.kind])
                 _emit_cluster(sub, item, graph, shortcuts, ends)
             continue
-        label, style = node_label(graph.nodes[item])
+        label, style = node_label(graph[item])
         if item in shortcuts:
             style["style"] = "filled,rounded,dashed"
-        if graph.nodes[item]["kind"] == "INPUT":
+        if item == graph.input:
             style.update(ends)
         dot.node(f"n{item}", label, **style)
 
@@ -197,28 +197,29 @@ def _emit_cluster(dot, box: Cluster, graph, shortcuts, ends: dict) -> None:
 def _emit_edges(dot, graph, shown, exits, shortcuts, expand) -> None:
     visible = set(shown)
     for v in shown:
-        d = graph.nodes[v]
-        for index, u in enumerate(inputs_of(graph, v)):
+        for edge in graph[v].inputs:
+            u = edge.node
             src = u if expand else stand_in(graph, u, exits)
             if src not in visible:
                 continue
-            attrs = {"label": f" {graph.nodes[u]['shape']} "}
-            on_shortcut = v in shortcuts or (d.get("residual") and index == d.get("shortcut"))
+            attrs = {"label": f" {graph[u].shape} "}
+            on_shortcut = v in shortcuts or edge.role == SHORTCUT
             if on_shortcut:
                 attrs.update(style="dashed", color=SHORTCUT_COLOR, penwidth="1.2")
             dot.edge(f"n{src}", f"n{v}", **attrs)
 
 
 def _emit_output(dot, graph, drawn_last: int, ends: dict) -> None:
-    shape = graph.nodes[graph.graph["output"]]["shape"]
+    shape = graph.output_node.shape
     dot.node("output", f"<<b>output</b><br/>{shape}>", shape="house", fillcolor="#d5d8dc",
              **ends)
     dot.edge(f"n{drawn_last}", "output", label=f" {shape} ")
 
 
-def diagram_title(graph: DiGraph) -> str:
-    t = graph.graph["totals"]
-    name = Path(graph.graph["source"].name).name
+def diagram_title(graph) -> str:
+    graph = as_graph(graph)
+    t = graph.totals
+    name = Path(graph.source.name).name
     from .summary import count_of, human
 
     return (f"{name}: {count_of(t['params'], 'parameter')}, {human(t['macs'])}MACs, "
@@ -270,7 +271,7 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise UsageError(f"cannot write {path}: {exc.strerror}") from None
 
 
-def render_file(graph: DiGraph, path: str | Path, fmt: str | None = None, *,
+def render_file(graph, path: str | Path, fmt: str | None = None, *,
                 expand: bool = False, rankdir: str = "TB") -> Path:
     """Draw a checked graph into `path` (format from the extension unless `fmt`)."""
     path = Path(path)
@@ -282,7 +283,7 @@ def render_file(graph: DiGraph, path: str | Path, fmt: str | None = None, *,
     return path
 
 
-def render_dot(graph: DiGraph, *, expand: bool = False, rankdir: str = "TB") -> str:
+def render_dot(graph, *, expand: bool = False, rankdir: str = "TB") -> str:
     """The DOT source of the drawing (no Graphviz program needed)."""
     return build_diagram(graph, expand=expand, rankdir=rankdir,
                          title=diagram_title(graph)).source

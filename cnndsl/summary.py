@@ -5,9 +5,7 @@ import csv
 import io
 from dataclasses import dataclass, field
 
-from . import layers
-from .ir import DiGraph
-from .passes import data_flow_order, inputs_of
+from .ir import Graph, Node, ScopeItems, as_graph
 from .shapes import Shape
 
 BYTES_PER_VALUE = 4  # float32
@@ -47,6 +45,7 @@ class Summary:
     output: Shape
     batch: int
     totals: dict
+    groups: Group | None = None  # the rows as the spec's blocks and repeats (scope tree)
 
 
 @dataclass
@@ -62,31 +61,31 @@ class Group:
 
 # -- per-layer numbers ------------------------------------------------------------------------
 
-def _label(d: dict) -> str:
-    label = layers.get(d["kind"]).label(d["params"])
-    return f"{label} (inserted)" if d.get("implicit") else label
+def _label(node: Node) -> str:
+    label = node.label()
+    return f"{label} (inserted)" if node.implicit else label
 
 
-def layer_row(graph: DiGraph, v: int) -> LayerRow:
-    d = graph.nodes[v]
-    preds = inputs_of(graph, v)
-    ins = d.get("in_shapes", [])
-    shape = d["shape"]
+def layer_row(graph: Graph, node: Node) -> LayerRow:
+    ins = node.in_shapes
+    shape = node.shape
     neurons = shape.numel  # for INPUT: the input values, as the lecture's tables list them
-    fan_in = layers.get(d["kind"]).inputs_per_neuron(d["params"], ins, shape, d["n_params"])
+    fan_in = node.kind.inputs_per_neuron(node.params, ins, shape, node.n_params)
     return LayerRow(
-        id=v, name=d["name"], kind=d["kind"], label=_label(d),
-        shape=shape, neurons=neurons, params=d["n_params"], buffers=d["n_buffers"],
-        macs=d["macs"], connections=neurons * fan_in, rf=tuple(d["rf"]),
-        inputs=[graph.nodes[u]["name"] for u in preds], path=tuple(d.get("path", ())),
-        implicit=bool(d.get("implicit")))
+        id=node.id, name=node.name, kind=node.kind.name, label=_label(node),
+        shape=shape, neurons=neurons, params=node.n_params, buffers=node.n_buffers,
+        macs=node.macs, connections=neurons * fan_in, rf=tuple(node.rf),
+        inputs=[u.name for u in graph.inputs(node)], path=node.path,
+        implicit=node.implicit)
 
 
-def summarize(graph: DiGraph, batch: int = 1) -> Summary:
+def summarize(graph, batch: int = 1) -> Summary:
     """Every layer's numbers and the network's totals (independent of how they are shown)."""
-    rows = [layer_row(graph, v) for v in data_flow_order(graph)]
-    ctx = graph.graph["context"]
-    out = graph.nodes[graph.graph["output"]]["shape"]
+    graph = as_graph(graph)
+    by_id = {node.id: layer_row(graph, node) for node in graph.order()}
+    rows = list(by_id.values())
+    ctx = graph.context
+    out = graph.output_node.shape
     params = sum(r.params for r in rows)
     buffers = sum(r.buffers for r in rows)
     macs = sum(r.macs for r in rows)
@@ -99,34 +98,40 @@ def summarize(graph: DiGraph, batch: int = 1) -> Summary:
     totals = {"layers": len(rows) - 1, "params": params, "buffers": buffers, "macs": macs,
               "flops": 2 * macs, "connections": sum(r.connections for r in rows),
               "activations": activations, "memory_bytes": memory}
-    return Summary(graph.graph["source"].name, rows, ctx.input, out, batch, totals)
+    return Summary(graph.source.name, rows, ctx.input, out, batch, totals,
+                   group_rows(graph.scope_tree(), by_id))
 
 
 # -- grouping ---------------------------------------------------------------------------------
 
-def group_rows(rows: list[LayerRow]) -> Group:
-    """The layers as a tree of block calls and repeats, from the frames in node paths."""
+def group_rows(tree: ScopeItems, rows: dict[int, LayerRow]) -> Group:
+    """The table's tree, read off the scope tree: a group per block call, a repeat group
+    whose children are its iterations; branches are shown in place (data-flow order)."""
     root = Group("root", "")
-    for row in rows:
-        node = root
-        for frame in row.path:
-            if frame.kind == "branch":
-                continue  # branches are shown in data-flow order, not as groups
-            kind = "block" if frame.kind == "block" else "repeat"
-            node = _last_group(node, kind, frame.id, frame.name, frame.count)
-            if kind == "repeat":
-                node = _last_group(node, "iteration", frame.index, f"#{frame.index + 1}", 1)
-        node.children.append(row)
+    _fill(root, tree, rows)
     return root
 
 
-def _last_group(parent: Group, kind: str, key: int, name: str, count: int) -> Group:
-    last = parent.children[-1] if parent.children else None
-    if isinstance(last, Group) and last.kind == kind and last.key == key:
-        return last
-    group = Group(kind, name, count, key)
-    parent.children.append(group)
-    return group
+def _fill(group: Group, holder: ScopeItems, rows: dict[int, LayerRow]) -> None:
+    for item in holder.items:
+        if not isinstance(item, ScopeItems):
+            group.children.append(rows[item.id])
+            continue
+        scope = item.scope
+        if scope.kind == "branch":
+            _fill(group, item, rows)
+            continue
+        if scope.kind == "block":
+            inner = Group("block", scope.name, 1, scope.id)
+            group.children.append(inner)
+        else:  # one iteration of a repeat: joins the repeat's group if it directly precedes
+            last = group.children[-1] if group.children else None
+            if not (isinstance(last, Group) and last.kind == "repeat" and last.key == scope.id):
+                last = Group("repeat", scope.name, scope.count, scope.id)
+                group.children.append(last)
+            inner = Group("iteration", f"#{scope.index + 1}", 1, scope.index)
+            last.children.append(inner)
+        _fill(inner, item, rows)
 
 
 def leaves(item) -> list[LayerRow]:
@@ -153,7 +158,7 @@ def display_rows(summary: Summary, expand: bool = False) -> list[DisplayRow]:
     if expand:
         return [DisplayRow(0, r.name, r.label, [r], False) for r in summary.rows]
     out: list[DisplayRow] = []
-    for child in group_rows(summary.rows).children:
+    for child in summary.groups.children:
         _walk(child, 0, out)
     return out
 

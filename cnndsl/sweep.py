@@ -169,12 +169,12 @@ def run_sweep(program: ast.Program, axes: list[Axis], *, input=None, classes=Non
             passes.check(graph)
         except CnnDslError as exc:
             row.error, row.location = short_error(exc), exc.location
-        reached = graph.graph.get("optional_sites") if graph is not None else None
+        reached = graph.optional_sites if graph is not None else None
         if optional == "both" and reached is not None and not options.drop_optional <= set(
                 reached):
             continue  # the same network as the combination keeping that site
         if row.valid:
-            t = graph.graph["totals"]
+            t = graph.totals
             row.layers, row.params, row.macs, row.output = (t["layers"], t["params"], t["macs"],
                                                             t["output"])
         rows.append(row)

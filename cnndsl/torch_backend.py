@@ -21,7 +21,8 @@ DTYPES = {"float32": torch.float32, "float": torch.float32, "bfloat16": torch.bf
 
 def make_layer(step: lowering.Step) -> nn.Module:
     """The module a step's recipe names, from torch.nn or cnndsl.torch_modules."""
-    cls = getattr(nn, step.module, None) or getattr(torch_modules, step.module, None)
+    home = torch_modules if step.recipe.custom else nn
+    cls = getattr(home, step.module, None)
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
         raise ValueError(f"{step.name}: no torch module named {step.module}")
     return cls(**step.kwargs)
@@ -33,7 +34,7 @@ def to_module(graph, *, logits: bool = False, class_name: str = "Net") -> fx.Gra
     forward is straight-line code (chains, ADD as +, CONCAT as torch.cat on channels), so
     the module works with torch.compile, torch.jit.script/trace, torch.export and ONNX.
     """
-    plan = lowering.plan(graph, logits=logits)
+    plan = lowering.plan(graph, logits=logits)  # accepts the networkx view too
     g = fx.Graph()
     values = {plan.input: g.placeholder("x")}
     modules: dict[str, nn.Module] = {}
@@ -45,15 +46,16 @@ def to_module(graph, *, logits: bool = False, class_name: str = "Net") -> fx.Gra
                 x = g.call_function(torch.flatten, (x, 1))
             modules[step.name] = make_layer(step)
             out = g.create_node("call_module", step.name, (x,), name=step.name)
-        elif step.op == "add":
+        elif step.function == "add":
             out = args[0]
             for i, other in enumerate(args[1:], 1):
                 name = step.name if i == len(args) - 1 else None
                 out = g.create_node("call_method", "add_", (out, other), name=name) \
                     if step.accumulate else \
                     g.create_node("call_function", operator.add, (out, other), name=name)
-        elif step.op == "concat":
-            out = g.create_node("call_function", torch.cat, (args, 1), name=step.name)
+        elif step.function == "cat":
+            out = g.create_node("call_function", torch.cat, (args,), dict(step.kwargs),
+                                name=step.name)
         elif step.op == "flatten":
             out = g.create_node("call_function", torch.flatten, (args[0], 1), name=step.name)
         else:
@@ -182,8 +184,8 @@ def compile_text(text: str, name: str, *, input=None, classes=None, device=None,
         "input": list(input) if isinstance(input, (tuple, list)) else input,
         "classes": classes, "logits": bool(logits), "optimize": bool(optimize),
         "dtype": str(dtype).removeprefix("torch."),
-        "input_shape": graph.graph["context"].input.as_list(),
-        "params": graph.graph["totals"]["params"],
+        "input_shape": graph.context.input.as_list(),
+        "params": graph.totals["params"],
     }
     # GraphModule re-creates these attributes on deepcopy (DDP, optimisers, EMA copies).
     model.meta.setdefault("_user_preserved_attributes", {})["cnndsl_info"] = model.cnndsl_info

@@ -101,10 +101,10 @@ def test_residual_sums_accumulate_in_place_only_into_private_tensors():
     with torch.no_grad():
         c = model.conv1(x)
         assert torch.equal(model(x), torch.cat([c + model.conv2(c), c], dim=1))
-    adds = [s for s in lowering.plan(cnndsl.build_graph(shared)).steps if s.op == "add"]
+    adds = [s for s in lowering.plan(cnndsl.build_graph(shared)).steps if s.function == "add"]
     assert [s.accumulate for s in adds] == [False]
     resnet = lowering.plan(cnndsl.build_graph(SPECS / "resnet18.cnn"))
-    assert all(s.accumulate for s in resnet.steps if s.op == "add")
+    assert all(s.accumulate for s in resnet.steps if s.function == "add")
     # a body ending in a layer whose backward needs its output is summed out of place
     model = cnndsl.compile("input 4x4x3\nresidual(CONV(3, 1) - SIGMOID)")
     model(x).sum().backward()

@@ -9,6 +9,7 @@ import pytest
 
 from cnndsl import modelzoo
 from cnndsl.api import check_spec, layer_rows
+from cnndsl.ir import node_dict
 from cnndsl.cli import main
 from cnndsl.commands.expand import explanation
 
@@ -75,7 +76,7 @@ def test_every_explanation_in_the_zoo_adds_up(name):
     parameter product gives the count the summary has, for every layer of every spec."""
     graph = check_spec(f"zoo:{name}")
     for row in layer_rows(graph):
-        d = graph.nodes[row["id"]]
+        d = node_dict(graph[row["id"]])
         for line in explanation(graph, row["id"]):
             for axis in re.finditer(r"(?:size|height|width) ([^=;]+) = ([\d.]+)"
                                     r"(?:, rounded (?:down|up) to (\d+))?", line):
@@ -113,7 +114,7 @@ def test_every_kind_that_has_parameters_explains_them():
         for text in specs_for(kind):
             graph = check_spec(text)
             for row in layer_rows(graph):
-                d = graph.nodes[row["id"]]
+                d = node_dict(graph[row["id"]])
                 lines = " ".join(explanation(graph, row["id"]))
                 if d["n_params"]:
                     assert re.search(rf"parameters .*{d['n_params']:,}\b", lines), (text, lines)

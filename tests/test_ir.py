@@ -1,103 +1,33 @@
-"""cnndsl.ir.DiGraph answers as networkx.DiGraph does, for the interface the pipeline uses."""
+"""The typed layer graph (cnndsl.ir.Graph): ordered inputs with roles, the scope tree, and the
+networkx view that cnndsl.build_graph hands out."""
 from __future__ import annotations
 
 import networkx as nx
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 import cnndsl
-from cnndsl import ir
+from cnndsl import ir, layers
 from cnndsl.api import check_spec, layer_rows
-from cnndsl.passes import data_flow_order
 from cnndsl.lowering import plan
 from cnndsl.render import build_diagram
 from cnndsl.summary import summarize
-
-NODES = st.integers(0, 7)
-ATTRS = st.dictionaries(st.sampled_from(["kind", "index", "shape"]), st.integers(0, 3),
-                        max_size=2)
-OPS = st.lists(st.one_of(
-    st.tuples(st.just("add_node"), NODES, ATTRS),
-    st.tuples(st.just("add_edge"), st.tuples(NODES, NODES), ATTRS),
-    st.tuples(st.just("remove_edge"), st.tuples(NODES, NODES), st.just({})),
-    st.tuples(st.just("remove_node"), NODES, st.just({})),
-), max_size=40)
-
-
-def apply(graph, ops) -> list[str]:
-    """Run the operations; which of them failed (both graphs must fail on the same ones)."""
-    failed = []
-    for i, (op, arg, attrs) in enumerate(ops):
-        try:
-            if op == "add_node":
-                graph.add_node(arg, **attrs)
-            elif op == "add_edge":
-                graph.add_edge(*arg, **attrs)
-            elif op == "remove_edge":
-                graph.remove_edge(*arg)
-            else:
-                graph.remove_node(arg)
-        except (KeyError, nx.NetworkXError):
-            failed.append(i)
-    return failed
-
-
-def observe(graph) -> dict:
-    """Everything the pipeline reads from a graph, in the order it reads it."""
-    return {
-        "graph": dict(graph.graph), "len": len(graph), "iter": list(graph),
-        "nodes": list(graph.nodes), "node data": list(graph.nodes(data=True)),
-        "node kind": list(graph.nodes(data="kind", default=-1)),
-        "each node": [graph.nodes[n] for n in graph.nodes],
-        "edges": list(graph.edges), "edge data": list(graph.edges(data=True)),
-        "edge index": list(graph.edges(data="index")),
-        "each edge": [graph.edges[u, v] for u, v in graph.edges],
-        "succ": {n: list(graph.successors(n)) for n in graph},
-        "pred": {n: list(graph.predecessors(n)) for n in graph},
-        "pred map": {n: dict(graph.pred[n]) for n in graph},
-        "succ map": {n: dict(graph.succ[n]) for n in graph},
-        "degrees": {n: (graph.in_degree(n), graph.out_degree(n)) for n in graph},
-        "contains": [n in graph for n in range(-1, 9)] + [[1] in graph],
-        "has edge": [graph.has_edge(u, v) for u in range(8) for v in range(8)],
-        "edge in": [(u, v) in graph.edges for u in range(8) for v in range(8)],
-        "counts": (graph.number_of_nodes(), graph.number_of_edges(), len(graph.edges)),
-    }
-
-
-@given(OPS)
-def test_the_ir_graph_behaves_as_networkx_digraph(ops):
-    ours, theirs = ir.DiGraph(), nx.DiGraph()
-    ours.graph["output"] = theirs.graph["output"] = 3
-    assert apply(ours, ops) == apply(theirs, ops)
-    assert observe(ours) == observe(theirs)
-    converted = ours.to_networkx()
-    assert type(converted) is nx.DiGraph
-    assert nx.utils.graphs_equal(converted, theirs)
-    assert list(converted.edges(data=True)) == list(theirs.edges(data=True))
-
-
-def test_missing_nodes_and_edges_fail_as_in_networkx():
-    g = ir.DiGraph()
-    g.add_edge(1, 2, index=0)
-    with pytest.raises(KeyError):
-        g.remove_edge(2, 1)
-    with pytest.raises(KeyError):
-        list(g.successors(9))
-    with pytest.raises(KeyError):
-        g.nodes[9]
-    assert g.edges[1, 2] == {"index": 0}
 
 
 @pytest.mark.parametrize("spec", ["zoo:lenet5", "zoo:resnet18", "zoo:googlenet"])
 def test_build_graph_is_networkx_with_the_pipelines_contents(spec):
     ours = check_spec(spec)
     public = cnndsl.build_graph(spec)
-    assert type(ours) is ir.DiGraph and type(public) is nx.DiGraph
-    assert data_flow_order(public) == list(nx.lexicographical_topological_sort(public))
-    assert data_flow_order(ours) == data_flow_order(public)
-    assert layer_rows(ours) == layer_rows(public)
-    # the backends read either kind of graph alike
+    assert type(ours) is ir.Graph and type(public) is nx.DiGraph
+    order = [node.id for node in ours.order()]
+    assert order == list(nx.lexicographical_topological_sort(public))
+    assert list(public.nodes) == order
+    for node in ours.order():
+        data = public.nodes[node.id]
+        assert data["kind"] == node.kind.name and data["shape"] == node.shape
+        assert data["inputs"] == [(e.node, e.role) for e in node.inputs]
+        assert sorted(public.predecessors(node.id)) == sorted({e.node for e in node.inputs})
+    assert layer_rows(ours) == layer_rows(public.graph["ir"])
+    # the backends read either form alike
     assert summarize(ours).rows == summarize(public).rows
     assert plan(ours) == plan(public)
     assert build_diagram(ours).source == build_diagram(public).source
@@ -105,3 +35,61 @@ def test_build_graph_is_networkx_with_the_pipelines_contents(spec):
     expected = {"zoo:lenet5": 61_706, "zoo:resnet18": 11_689_512}
     if spec in expected:
         assert public.graph["totals"]["params"] == expected[spec]
+
+
+def test_a_repeated_operand_is_two_inputs():
+    graph = check_spec("input 4x4x2\nconcat(identity, RELU, identity)")
+    cat = graph.output_node
+    assert [e.node for e in cat.inputs] == [graph.input, graph.input + 1, graph.input]
+    assert [e.role for e in cat.inputs] == ["branch1", "branch2", "branch3"]
+    assert graph.uses(graph.input_node) == 3 and len(graph.users(graph.input_node)) == 2
+    public = cnndsl.build_graph("input 4x4x2\nconcat(identity, RELU, identity)")
+    out = public.graph["output"]
+    assert public.edges[0, out]["roles"] == ["branch1", "branch3"]
+    assert public.edges[0, out]["index"] == 0
+
+
+def test_residual_inputs_are_body_then_shortcut_and_the_projection_keeps_the_role():
+    graph = check_spec("input 9x9x4\nresidual(CONV(8, 3, s=2, pad=1) - BN - RELU)")
+    add = graph.output_node
+    assert [e.role for e in add.inputs] == [ir.BODY, ir.SHORTCUT]
+    projection = graph[add.inputs[1].node]
+    assert projection.kind.batch_norm and projection.implicit  # conv1x1 then BN, torchvision's
+    conv = graph.inputs(projection)[0]
+    assert conv.kind is layers.lookup("CONV") and conv.params["stride"] == (2, 2)
+    assert graph.inputs(conv) == [graph.input_node]
+
+
+def test_insertions_rewire_users_and_keep_roles():
+    g = ir.Graph()
+    relu = layers.lookup("RELU")
+    a = g.add(layers.input_kind(), [], None, g.root, {})
+    b = g.add(relu, [ir.Edge(a.id)], None, g.root, {})
+    s = g.add(layers.merge_kind("add"), [ir.Edge(b.id, ir.BODY), ir.Edge(a.id, ir.SHORTCUT)],
+              None, g.root, {})
+    g.input, g.output = a.id, s.id
+    mid = g.insert_after(b, relu, {}, implicit=True)
+    assert g.inputs(s) == [mid, a] and g.users(b) == [mid] and g.users(mid) == [s]
+    pre = g.insert_before(s, 1, relu, {})
+    assert [e.role for e in s.inputs] == [ir.BODY, ir.SHORTCUT]
+    assert g.inputs(s) == [mid, pre] and g.users(a) == [b, pre]
+    assert [n.id for n in g.order()] == [a.id, b.id, mid.id, pre.id, s.id]
+    last = g.insert_after(s, relu, {})
+    assert g.output == last.id
+
+
+def test_the_scope_tree_holds_blocks_repeats_and_branches():
+    text = ("input 8x8x4\ndef unit(c) = CONV(c, 3, pad=1) - RELU\n"
+            "(unit(4)) * 2 - concat(unit(2), identity)")
+    graph = check_spec(text)
+    kinds = [(s.kind, s.name, s.index, s.count) for s in graph.root.children]
+    assert kinds == [("repeat", "x2", 0, 2), ("repeat", "x2", 1, 2), ("branch", "concat", 0, 2),
+                     ("branch", "concat", 1, 2)]
+    first, second = graph.root.children[:2]
+    assert first.id == second.id  # iterations of one repeat share the construct's id
+    block = first.children[0]
+    assert (block.kind, block.name, block.args) == ("block", "unit", {"c": 4})
+    assert block.span.line == 3 and block.path == (first, block)
+    conv = graph.scope_tree().items[1].items[0].items[0]
+    assert conv.kind is layers.lookup("CONV") and conv.scope is block
+    assert graph.root.children[2].children[0].args == {"c": 2}

@@ -12,8 +12,8 @@ def register(sub) -> None:
 
 def run(args) -> int:
     graph = graph_from_args(args)
-    t = graph.graph["totals"]
-    name = graph.graph["source"].name
+    t = graph.totals
+    name = graph.source.name
     n, params = t["layers"], t["params"]
     print(f"{name}: ok: {n:,} layer{'s' * (n != 1)}, output {t['output']}, "
           f"{params:,} parameter{'s' * (params != 1)}")

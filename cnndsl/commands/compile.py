@@ -67,7 +67,7 @@ def write_source(args, text: str, name: str, out: Path | None) -> int:
     from ..artifacts import write_text
 
     write_text(out, source)
-    print(f"{out}: {graph.graph['totals']['params']:,} parameters, PyTorch source")
+    print(f"{out}: {graph.totals['params']:,} parameters, PyTorch source")
     return 0
 
 

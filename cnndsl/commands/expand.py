@@ -30,9 +30,7 @@ def run(args) -> int:
 
 def explanation(graph, v) -> list[str]:
     """The registry's worked arithmetic for node v (see LayerKind.explain)."""
-    from .. import layers
-
-    d = graph.nodes[v]
-    if d["kind"] == "INPUT":
-        return []
-    return layers.get(d["kind"]).explain(d["params"], d["in_shapes"], d["shape"], d["n_params"])
+    node = graph[v]
+    if not node.inputs:
+        return []  # the input volume: nothing computed
+    return node.kind.explain(node.params, node.in_shapes, node.shape, node.n_params)

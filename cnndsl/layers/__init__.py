@@ -30,6 +30,22 @@ def get(kind: str) -> LayerKind:
     return REGISTRY[kind]
 
 
+def input_kind() -> LayerKind:
+    """The kind of the network's entry node."""
+    return next(kind for kind in REGISTRY.values() if kind.family == "input")
+
+
+def merge_kind(builtin: str) -> LayerKind:
+    """The kind a merge builtin makes: `concat` -> CONCAT; `add` and `residual` -> the sum."""
+    builtin = "add" if builtin == "residual" else builtin
+    return next(kind for kind in REGISTRY.values() if kind.merge_builtin == builtin)
+
+
+def merge_builtins() -> tuple[str, ...]:
+    """The language's merge builtins the registry declares."""
+    return tuple(kind.merge_builtin for kind in REGISTRY.values() if kind.merge_builtin)
+
+
 def paper_token(text: str) -> tuple[LayerKind, tuple, dict] | None:
     """The kind and argument values a paper's token (`conv3-64`, `FC-4096`) stands for."""
     import re
@@ -43,4 +59,4 @@ def paper_token(text: str) -> tuple[LayerKind, tuple, dict] | None:
 
 
 __all__ = ["REGISTRY", "Context", "LayerKind", "Param", "Recipe", "Site", "Symbol", "lookup",
-           "callable_names", "get", "paper_token"]
+           "callable_names", "get", "input_kind", "merge_builtins", "merge_kind", "paper_token"]

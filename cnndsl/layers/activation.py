@@ -93,13 +93,14 @@ class Softmax(LayerKind):
     aliases = ("SOFT_MAX",)
     family = "activation"
     passive_tail = True
+    logits_drop = True
     paper_token = r"soft-max"  # VGG's table
     doc = ("Softmax over the flattened input. It is the lecture's output layer: when the spec "
            "sets `classes` and the input does not already hold that many values, the "
            "classifier FC(classes) is put in front of it (the LeNet-5 table's Softmax row, "
            "840 parameters).")
 
-    def insertions(self, p, ins, ctx, site, attrs):
+    def insertions(self, p, ins, ctx, site, roles):
         if ctx.classes is not None and ins[0].numel != ctx.classes:
             return [(0, [("FC", {"units": ctx.classes, "bias": True})])]
         return []

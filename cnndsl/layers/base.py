@@ -48,11 +48,25 @@ class Site:
 
 @dataclass
 class Recipe:
-    """How a node becomes torch, as data: read alike by the in-memory and source backends."""
+    """How a node becomes torch, as data: read alike by the in-memory and source backends.
 
-    module: str | None  # a torch.nn class name; None for ADD/CONCAT/INPUT (tensor ops)
+    Either a module (`module`, built with `kwargs`) or a tensor function over all the node's
+    inputs (`function`: "add" sums them, "cat" joins them along `kwargs["dim"]`).
+    """
+
+    module: str | None = None  # a torch.nn class name, or a cnndsl.torch_modules one (custom)
     kwargs: dict = field(default_factory=dict)
     flatten: bool = False  # flatten a volume to (N, C*H*W) before the module
+    function: str | None = None  # "add" | "cat": a tensor operation, not a module
+    positional: tuple[str, ...] = ()  # kwargs the generated source writes positionally
+    defaults: dict = field(default_factory=dict)  # torch's defaults: the source leaves them out
+    custom: bool = False  # a class of cnndsl.torch_modules, copied into generated source
+    # The module may return its input tensor itself (eval Dropout, Flatten views): an in-place
+    # operation after it would overwrite that input too.
+    aliases_input: bool = False
+    # Its backward does not need its output, so a sum may accumulate into it in place (as
+    # torchvision's `out += identity`).
+    accumulable: bool = False
 
 
 # How each family is drawn by `cnndsl render` (graphviz node attributes, one colour per
@@ -82,6 +96,9 @@ class LayerKind:
     callable: bool = True  # False for kinds only the expander creates (ADD, CONCAT, INPUT)
     weighted: bool = False
     passive_tail: bool = False  # may follow the classifier (softmax, dropout, flatten)
+    batch_norm: bool = False  # a residual whose body has one projects its shortcut with one
+    logits_drop: bool = False  # last in the network, `logits=True` leaves it out (SOFTMAX)
+    merge_builtin: str = ""  # the language's builtin that makes this kind (`concat`, `add`)
     min_inputs = 1
     max_inputs = 1
     draw: dict = {}  # graphviz attributes over the family's DRAW_STYLES ("label": a glyph)
@@ -140,8 +157,9 @@ class LayerKind:
         return p
 
     def insertions(self, p: dict, ins: list[Shape], ctx: Context, site: Site,
-                   attrs: dict) -> list[tuple[int, list[tuple[str, dict]]]]:
-        """Layers to insert before some inputs (a residual projection, the classifier)."""
+                   roles: list[str]) -> list[tuple[int, list[tuple[str, dict]]]]:
+        """Layers to insert before some inputs (a residual projection, the classifier):
+        [(input position, [(kind name, arguments), ...])]; `roles` are the inputs' roles."""
         return []
 
     def infer(self, p: dict, ins: list[Shape], ctx: Context, site: Site) -> Shape:

@@ -19,7 +19,7 @@ class PositionBias(LayerKind):
     def recipe(self, p, ins, out):
         # torch.nn has no such module; backends map the name to their own small module
         # holding nn.Parameter(torch.zeros(shape)) and returning x + bias.
-        return Recipe("PositionBias", dict(shape=tuple(ins[0].as_list())))
+        return Recipe("PositionBias", dict(shape=tuple(ins[0].as_list())), custom=True)
 
     def label(self, p):
         return "BIAS"

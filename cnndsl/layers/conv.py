@@ -141,7 +141,9 @@ class Conv(LayerKind):
         return Recipe("Conv2d", dict(
             in_channels=ins[0].c, out_channels=p["filters"], kernel_size=p["kernel"],
             stride=p["stride"], padding=p["pad"], dilation=p["dilation"], groups=p["groups"],
-            bias=p["bias"]))
+            bias=p["bias"]), positional=("in_channels", "out_channels"),
+            defaults={"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True},
+            accumulable=True)
 
     def label(self, p):
         return conv_label("CONV", p, p["filters"])

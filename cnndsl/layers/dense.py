@@ -70,7 +70,9 @@ class FullyConnected(LayerKind):
 
     def recipe(self, p, ins, out):
         return Recipe("Linear", dict(in_features=ins[0].numel, out_features=p["units"],
-                                     bias=p["bias"]), flatten=ins[0].is_volume)
+                                     bias=p["bias"]), flatten=ins[0].is_volume,
+                      positional=("in_features", "out_features"), defaults={"bias": True},
+                      accumulable=True)
 
     def label(self, p):
         return f"FC {p['units']}"
@@ -91,7 +93,7 @@ class Flatten(LayerKind):
         return [f"{s.h}*{s.w}*{s.c} = {s.numel:,} values in a row"] if s.is_volume else []
 
     def recipe(self, p, ins, out):
-        return Recipe("Flatten", {})
+        return Recipe("Flatten", {}, aliases_input=True)
 
 
 class Dropout(LayerKind):
@@ -107,7 +109,7 @@ class Dropout(LayerKind):
                 f"scaled by 1/{1 - p['p']:g}; at inference it passes unchanged; no parameters"]
 
     def recipe(self, p, ins, out):
-        return Recipe("Dropout", dict(p=p["p"]))
+        return Recipe("Dropout", dict(p=p["p"]), aliases_input=True)
 
     def label(self, p):
         return f"DROPOUT {p['p']:g}"

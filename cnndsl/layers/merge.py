@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..errors import CnnShapeError
+from ..ir import SHORTCUT
 from ..shapes import Shape
 from .base import LayerKind, Recipe
 
@@ -17,7 +18,7 @@ class Input(LayerKind):
         return ctx.input
 
     def recipe(self, p, ins, out):
-        return Recipe(None)
+        return Recipe()
 
     def label(self, p):
         return "INPUT"
@@ -43,12 +44,14 @@ class Add(LayerKind):
     family = "merge"
     callable = False
     min_inputs, max_inputs = 2, None
+    merge_builtin = "add"
     doc = "Elementwise sum of branches of equal shape (`add(...)`, `residual(...)`)."
     draw = {"shape": "circle", "label": "+", "fontsize": "14", "width": "0.3",
             "height": "0.3", "fixedsize": "true"}
 
-    def insertions(self, p, ins, ctx, site, attrs):
-        idx = attrs.get("shortcut")
+    def insertions(self, p, ins, ctx, site, roles):
+        # residual(...): a shortcut whose shape differs from the body's gets a 1x1 projection.
+        idx = roles.index(SHORTCUT) if SHORTCUT in roles else None
         if idx is None or ins[0] == ins[idx]:
             return []
         body, short = ins[0], ins[idx]
@@ -62,8 +65,8 @@ class Add(LayerKind):
                                 "shortcut explicitly: residual(body, shortcut)")
         proj = [("CONV", {"filters": body.c, "kernel": (1, 1), "stride": stride,
                           "pad": (0, 0), "dilation": None, "groups": 1,
-                          "bias": not attrs.get("project_bn"), "round": "floor"})]
-        if attrs.get("project_bn"):
+                          "bias": not p.get("project_bn"), "round": "floor"})]
+        if p.get("project_bn"):
             proj.append(("BN", {"eps": 1e-5, "momentum": 0.1}))
         return [(idx, proj)]
 
@@ -78,7 +81,7 @@ class Add(LayerKind):
         return first
 
     def recipe(self, p, ins, out):
-        return Recipe(None)
+        return Recipe(function="add")
 
     def inputs_per_neuron(self, p, ins, out, n_params):
         return len(ins)
@@ -92,6 +95,7 @@ class Concat(LayerKind):
     family = "merge"
     callable = False
     min_inputs, max_inputs = 2, None
+    merge_builtin = "concat"
     doc = "Depthwise concatenation of branches with equal H and W (GoogLeNet's inception)."
 
     def infer(self, p, ins, ctx, site):
@@ -111,7 +115,7 @@ class Concat(LayerKind):
         return [f"channels {' + '.join(str(s.c) for s in ins)} = {out.c}, stacked in depth"]
 
     def recipe(self, p, ins, out):
-        return Recipe(None)
+        return Recipe(function="cat", kwargs={"dim": 1})
 
 
 KINDS = (Input(), Add(), Concat())

@@ -8,6 +8,7 @@ class BatchNorm(LayerKind):
     name = "BN"
     aliases = ("BATCHNORM", "BATCH_NORM", "BATCHNORM2D")
     family = "norm"
+    batch_norm = True
     doc = ("Batch normalisation: a scale and a shift per channel (trainable) and running mean "
            "and variance (buffers). 2d on volumes, 1d on vectors. `channels` is optional, as "
            "PyTorch's `BatchNorm2d(64)` writes it, and must match the input.")
@@ -23,7 +24,9 @@ class BatchNorm(LayerKind):
 
     def recipe(self, p, ins, out):
         cls = "BatchNorm2d" if ins[0].is_volume else "BatchNorm1d"
-        return Recipe(cls, dict(num_features=ins[0].c, eps=p["eps"], momentum=p["momentum"]))
+        return Recipe(cls, dict(num_features=ins[0].c, eps=p["eps"], momentum=p["momentum"]),
+                      positional=("num_features",), defaults={"eps": 1e-5, "momentum": 0.1},
+                      accumulable=True)
 
     def inputs_per_neuron(self, p, ins, out, n_params):
         return 2  # one input scaled by gamma, plus the shift beta (the layer's bias)

@@ -48,9 +48,10 @@ class MaxPool(LayerKind):
     def recipe(self, p, ins, out):
         kwargs = dict(kernel_size=p["kernel"], stride=p["stride"], padding=p["pad"],
                       ceil_mode=p["round"] == "ceil")
+        defaults = {"padding": 0, "ceil_mode": False}
         if self.torch_name == "AvgPool2d":
-            kwargs["count_include_pad"] = True
-        return Recipe(self.torch_name, kwargs)
+            kwargs["count_include_pad"] = defaults["count_include_pad"] = True
+        return Recipe(self.torch_name, kwargs, defaults=defaults)
 
     def label(self, p):
         k, s = p["kernel"], p["stride"]
