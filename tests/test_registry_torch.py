@@ -92,3 +92,13 @@ def test_static_shapes_and_counts_equal_torch(kind, text):
     out_shape = graph.nodes[graph.graph["output"]]["shape"].as_list()
     assert tuple(out.shape) == (2, *out_shape)
     assert sum(p.numel() for p in model.parameters()) == graph.graph["totals"]["params"]
+
+
+def test_silu_computes_torchs_silu():
+    """The kind added in its own file (cnndsl/layers/silu.py): the registry tests above cover
+    its shapes and counts; here its values, against torch.nn.functional.silu."""
+    model = cnndsl.compile("input 4x4x3\nCONV(5, 3, pad=1) - SWISH", seed=0).eval()
+    x = torch.randn(2, 3, 4, 4)
+    with torch.no_grad():
+        assert torch.equal(model(x), torch.nn.functional.silu(model.conv1(x)))
+    assert layers.lookup("swish") is layers.lookup("SILU")

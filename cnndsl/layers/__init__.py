@@ -1,18 +1,27 @@
-"""The layer registry: the one place that knows what each layer kind is."""
+"""The layer registry: the one place that knows what each layer kind is.
+
+Each module of this package declares kinds with `@register`; adding a kind is adding a module
+(or a class to one). Every module here is imported, in name order.
+"""
 from __future__ import annotations
 
-from . import activation, bias, conv, dense, merge, norm, pool
-from .base import Context, LayerKind, Param, Recipe, Site, Symbol
+import importlib
+import pkgutil
+
+from .base import REGISTERED, Context, LayerKind, Param, Recipe, Site, Symbol
+
+for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+    importlib.import_module(f"{__name__}.{_info.name}")
 
 REGISTRY: dict[str, LayerKind] = {}
 _BY_NAME: dict[str, LayerKind] = {}
 
-for _module in (merge, conv, pool, dense, activation, norm, bias):
-    for _kind in _module.KINDS:
-        REGISTRY[_kind.name] = _kind
-        for _alias in (_kind.name, *_kind.aliases):
-            assert _alias.lower() not in _BY_NAME, _alias
-            _BY_NAME[_alias.lower()] = _kind
+for _kind in REGISTERED:
+    assert _kind.name not in REGISTRY, f"two layer kinds are named {_kind.name}"
+    REGISTRY[_kind.name] = _kind
+    for _alias in (_kind.name, *_kind.aliases):
+        assert _alias.lower() not in _BY_NAME, f"two layer kinds are called {_alias}"
+        _BY_NAME[_alias.lower()] = _kind
 
 
 def lookup(name: str) -> LayerKind | None:

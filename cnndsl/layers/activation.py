@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..shapes import Shape
-from .base import LayerKind, Param, Recipe
+from .base import LayerKind, Param, Recipe, register
 
 
 class Activation(LayerKind):
@@ -21,6 +21,7 @@ class Activation(LayerKind):
         return {}
 
 
+@register
 class ReLU(Activation):
     name = "RELU"
     doc = "Rectified linear unit max(0, x)."
@@ -31,6 +32,7 @@ class ReLU(Activation):
         return {"inplace": True}
 
 
+@register
 class ReLU6(Activation):
     name = "RELU6"
     doc = "min(max(0, x), 6) (MobileNet v2)."
@@ -41,6 +43,7 @@ class ReLU6(Activation):
         return {"inplace": True}
 
 
+@register
 class LeakyReLU(Activation):
     name = "LEAKYRELU"
     aliases = ("LRELU", "LEAKY_RELU")
@@ -56,6 +59,7 @@ class LeakyReLU(Activation):
         return f"LEAKYRELU {p['slope']:g}"
 
 
+@register
 class Sigmoid(Activation):
     name = "SIGMOID"
     doc = "1 / (1 + e^-x)."
@@ -63,6 +67,7 @@ class Sigmoid(Activation):
     formula = "1 / (1 + e^-x)"
 
 
+@register
 class Tanh(Activation):
     name = "TANH"
     doc = "tanh(x)."
@@ -70,6 +75,7 @@ class Tanh(Activation):
     formula = "tanh(x)"
 
 
+@register
 class ELU(Activation):
     name = "ELU"
     doc = "x for x >= 0, alpha*(e^x - 1) below."
@@ -81,6 +87,7 @@ class ELU(Activation):
         return {"alpha": p["alpha"]}
 
 
+@register
 class GELU(Activation):
     name = "GELU"
     doc = "Gaussian error linear unit."
@@ -88,6 +95,7 @@ class GELU(Activation):
     formula = "x * P(X <= x) for X ~ N(0, 1)"
 
 
+@register
 class Softmax(LayerKind):
     name = "SOFTMAX"
     aliases = ("SOFT_MAX",)
@@ -117,6 +125,3 @@ class Softmax(LayerKind):
     def explain(self, p, ins, out, n_params):
         return [f"e^x_i / (the sum of e^x_j over all {out.numel:,} values), so they add up "
                 "to 1; no parameters"]
-
-
-KINDS = (ReLU(), ReLU6(), LeakyReLU(), Sigmoid(), Tanh(), ELU(), GELU(), Softmax())

@@ -85,6 +85,16 @@ DRAW_STYLES: dict[str, dict[str, str]] = {
 }
 
 
+REGISTERED: list[LayerKind] = []
+
+
+def register(cls: type[LayerKind]) -> type[LayerKind]:
+    """Class decorator: the kind joins the registry where it is defined (as timm's
+    @register_model); cnndsl.layers imports every module of the package."""
+    REGISTERED.append(cls())
+    return cls
+
+
 class LayerKind:
     """One layer kind. Subclasses set the class attributes and override what differs."""
 

@@ -1,9 +1,10 @@
 """Position-wise bias (BIAS): a learned bias per position and channel, AlphaGo's last layer."""
 from __future__ import annotations
 
-from .base import LayerKind, Recipe
+from .base import LayerKind, Recipe, register
 
 
+@register
 class PositionBias(LayerKind):
     name = "BIAS"
     aliases = ("POSITIONBIAS", "POSITION_BIAS", "POSBIAS")
@@ -33,6 +34,3 @@ class PositionBias(LayerKind):
             return [f"parameters {n_params:,}, one bias per value"]
         return [f"parameters {s.h}*{s.w}*{s.c} = {n_params:,}, one bias per position and "
                 "channel"]
-
-
-KINDS = (PositionBias(),)

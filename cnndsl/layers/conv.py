@@ -6,7 +6,7 @@ import math
 from ..errors import CnnArgumentError, CnnShapeError
 from ..shapes import Shape, explain_size, out_size
 from .base import (Context, LayerKind, Param, Recipe, Site, Symbol, check_input_size, pair_str,
-                   volume_in)
+                   register, volume_in)
 
 
 def resolve_window(kind: str, p: dict, ins: list[Shape], ctx: Context, site: Site,
@@ -67,6 +67,7 @@ def conv_label(name: str, p: dict, filters: int) -> str:
     return f"{name} {ks}/{ss}, {filters}{extra}"
 
 
+@register
 class Conv(LayerKind):
     name = "CONV"
     aliases = ("CONV2D", "CONVOLUTION")
@@ -149,6 +150,7 @@ class Conv(LayerKind):
         return conv_label("CONV", p, p["filters"])
 
 
+@register
 class DepthwiseConv(Conv):
     name = "DWCONV"
     aliases = ("DEPTHWISE", "DEPTHWISECONV", "CONV_DW", "CONVDW")
@@ -175,6 +177,7 @@ class DepthwiseConv(Conv):
         return conv_label("DWCONV", p, p["filters"])
 
 
+@register
 class SeparableConv(LayerKind):
     name = "SEPCONV"
     aliases = ("SEPARABLECONV", "DSCONV")
@@ -203,6 +206,3 @@ class SeparableConv(LayerKind):
     def check_bound(self, values, span):
         if values["pad"] is not None and values["kernel"] is None:
             raise CnnArgumentError("SEPCONV: give the kernel with the padding", span)
-
-
-KINDS = (Conv(), DepthwiseConv(), SeparableConv())

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from ..errors import CnnShapeError
 from ..shapes import Shape
-from .base import LayerKind, Param, Recipe, check_input_size
+from .base import LayerKind, Param, Recipe, check_input_size, register
 
 
+@register
 class FullyConnected(LayerKind):
     name = "FC"
     aliases = ("LINEAR", "DENSE", "FULLYCONNECTED", "FULLY_CONNECTED")
@@ -78,6 +79,7 @@ class FullyConnected(LayerKind):
         return f"FC {p['units']}"
 
 
+@register
 class Flatten(LayerKind):
     name = "FLATTEN"
     aliases = ("STRETCH",)
@@ -96,6 +98,7 @@ class Flatten(LayerKind):
         return Recipe("Flatten", {}, aliases_input=True)
 
 
+@register
 class Dropout(LayerKind):
     name = "DROPOUT"
     aliases = ("DROP",)
@@ -113,6 +116,3 @@ class Dropout(LayerKind):
 
     def label(self, p):
         return f"DROPOUT {p['p']:g}"
-
-
-KINDS = (FullyConnected(), Flatten(), Dropout())

@@ -4,9 +4,10 @@ from __future__ import annotations
 from ..errors import CnnShapeError
 from ..ir import SHORTCUT
 from ..shapes import Shape
-from .base import LayerKind, Recipe
+from .base import LayerKind, Recipe, register
 
 
+@register
 class Input(LayerKind):
     name = "INPUT"
     family = "input"
@@ -39,6 +40,7 @@ def _projection_stride(short: Shape, body: Shape) -> tuple[int, int] | None:
     return tuple(strides)
 
 
+@register
 class Add(LayerKind):
     name = "ADD"
     family = "merge"
@@ -90,6 +92,7 @@ class Add(LayerKind):
         return [f"the sum of {len(ins)} volumes of {out}, value by value; no parameters"]
 
 
+@register
 class Concat(LayerKind):
     name = "CONCAT"
     family = "merge"
@@ -116,6 +119,3 @@ class Concat(LayerKind):
 
     def recipe(self, p, ins, out):
         return Recipe(function="cat", kwargs={"dim": 1})
-
-
-KINDS = (Input(), Add(), Concat())

@@ -1,9 +1,10 @@
 """Normalisation: batch norm (BN) and AlexNet's local response normalisation (LRN/NORM)."""
 from __future__ import annotations
 
-from .base import LayerKind, Param, Recipe, check_input_size, volume_in
+from .base import LayerKind, Param, Recipe, check_input_size, register, volume_in
 
 
+@register
 class BatchNorm(LayerKind):
     name = "BN"
     aliases = ("BATCHNORM", "BATCH_NORM", "BATCHNORM2D")
@@ -37,6 +38,7 @@ class BatchNorm(LayerKind):
                 f"and 2 x {c} running statistics"]
 
 
+@register
 class LocalResponseNorm(LayerKind):
     name = "LRN"
     aliases = ("NORM", "LOCALRESPONSENORM")
@@ -58,6 +60,3 @@ class LocalResponseNorm(LayerKind):
 
     def inputs_per_neuron(self, p, ins, out, n_params):
         return p["size"]  # the neighbouring channels it normalises over
-
-
-KINDS = (BatchNorm(), LocalResponseNorm())

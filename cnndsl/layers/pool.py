@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from ..errors import CnnShapeError
 from ..shapes import Shape
-from .base import LayerKind, Param, Recipe, pair_str, volume_in
+from .base import LayerKind, Param, Recipe, pair_str, register, volume_in
 from .conv import explain_window, resolve_window, window_out
 
 
+@register
 class MaxPool(LayerKind):
     name = "MAXPOOL"
     aliases = ("POOL", "MAX_POOL", "MAXPOOL2D", "SUBSAMPLE")
@@ -59,6 +60,7 @@ class MaxPool(LayerKind):
         return f"{self.name} {pair_str(k)}/{ss}"
 
 
+@register
 class AvgPool(MaxPool):
     name = "AVGPOOL"
     aliases = ("AVG_POOL", "AVGPOOL2D", "AVERAGEPOOL")
@@ -66,6 +68,7 @@ class AvgPool(MaxPool):
     torch_name = "AvgPool2d"
 
 
+@register
 class GlobalAvgPool(LayerKind):
     name = "GAP"
     aliases = ("GLOBALAVGPOOL", "GLOBALPOOL", "GLOBAL_AVG_POOL", "GLOBALAVERAGEPOOL")
@@ -87,6 +90,7 @@ class GlobalAvgPool(LayerKind):
         return Recipe("AdaptiveAvgPool2d", dict(output_size=(1, 1)))
 
 
+@register
 class AdaptiveAvgPool(LayerKind):
     name = "ADAPTIVEAVGPOOL"
     aliases = ("ADAPTIVEPOOL", "ADAPTIVE_AVG_POOL")
@@ -111,6 +115,3 @@ class AdaptiveAvgPool(LayerKind):
 
     def label(self, p):
         return f"ADAPTIVEAVGPOOL {pair_str(p['size'])}"
-
-
-KINDS = (MaxPool(), AvgPool(), GlobalAvgPool(), AdaptiveAvgPool())
