@@ -8,7 +8,7 @@ from .shapes import Shape
 
 __version__ = "0.1.0"
 
-__all__ = ["build_graph", "compile", "load", "CnnDslError", "CnnSyntaxError", "CnnNameError",
+__all__ = ["build_graph", "compile", "load", "transfer_weights", "CnnDslError", "CnnSyntaxError", "CnnNameError",
            "CnnArgumentError", "CnnShapeError", "CnnLimitError", "Shape", "__version__"]
 
 
@@ -20,4 +20,7 @@ def __getattr__(name: str):
     if name == "load":
         from .artifacts import load
         return load
+    if name == "transfer_weights":
+        from .weights import transfer_weights
+        return transfer_weights
     raise AttributeError(f"module 'cnndsl' has no attribute {name!r}")

@@ -100,3 +100,63 @@ def test_mobilenet_v2_width_multiplier_is_torchvisions_width_mult(alpha):
     with torch.no_grad():
         expected, got = theirs(x), ours(x)
     assert (got - expected).abs().max().item() <= 1e-5 * expected.abs().max().item()
+
+
+def with_running_statistics(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy whose batch norms have non-trivial running statistics (as trained ones do)."""
+    import copy
+
+    model = copy.deepcopy(model)
+    g = torch.Generator().manual_seed(2)
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.running_mean.copy_(torch.rand(m.running_mean.shape, generator=g) - 0.5)
+            m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+            m.num_batches_tracked.fill_(7)
+    return model
+
+
+def test_transfer_weights_by_structure_gives_torchvisions_outputs(pair):
+    """cnndsl.transfer_weights pairs modules by order and shape: torchvision's state_dict
+    (random weights, non-trivial running statistics) goes onto the compiled spec and the
+    outputs agree in eval mode."""
+    import copy
+
+    name, theirs, ours = pair
+    theirs, ours = with_running_statistics(theirs), copy.deepcopy(ours)
+    report = cnndsl.transfer_weights(theirs.state_dict(), ours, source_name="torchvision")
+    assert report.tensors == len(theirs.state_dict()) == len(ours.state_dict())
+    assert report.values == sum(v.numel() for v in theirs.state_dict().values())
+    first = report.transfers[0]
+    assert first.source == next(iter(theirs.state_dict())).rpartition(".")[0]
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected, got = theirs(x), ours(x)
+    assert (got - expected).abs().max().item() <= 1e-5 * expected.abs().max().item()
+
+
+def test_transfer_weights_names_the_first_module_that_differs():
+    from cnndsl.weights import WeightsMismatch
+
+    torch.manual_seed(0)
+    theirs = torchvision.models.resnet34(weights=None)
+    ours = cnndsl.compile(SPECS / "resnet18.cnn", input="64x64x3", classes=1000, seed=0)
+    with pytest.raises(WeightsMismatch) as info:
+        cnndsl.transfer_weights(theirs, ours, source_name="resnet34")
+    # ResNet-34's stage 1 has a third block where ResNet-18's stage 2 begins with a stride-2
+    # conv to 128 channels: torchvision's layer1.2.conv1 (64x64x3x3) meets our 64 -> 128 conv.
+    message = str(info.value)
+    assert "resnet34's `layer1.2.conv1` holds weight 64x64x3x3" in message
+    assert "the model's `conv" in message and "weight 128x64x3x3" in message
+    before = {k: v.clone() for k, v in ours.state_dict().items()}
+    assert all(torch.equal(before[k], v) for k, v in ours.state_dict().items())
+
+
+def test_transfer_weights_counts_modules():
+    from cnndsl.weights import WeightsMismatch
+
+    small = cnndsl.compile("input 4x4x3\nCONV(4, 3) - FC(5)", seed=0)
+    big = cnndsl.compile("input 4x4x3\nCONV(4, 3) - FC(5) - FC(5)", seed=0)
+    with pytest.raises(WeightsMismatch, match=r"has 2 modules with weights and the model 3: "
+                                              r"the model's `fc2` \(weight 5x5, bias 5\)"):
+        cnndsl.transfer_weights(small, big)
