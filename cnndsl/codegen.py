@@ -6,7 +6,8 @@ import math
 import unicodedata
 from pathlib import Path
 
-from . import __version__, lowering
+from . import lowering
+from .version import __version__
 
 # Arguments written positionally, and torch's defaults left out, to read like hand-written code.
 _POSITIONAL = {"Conv2d": ("in_channels", "out_channels"), "Linear": ("in_features",
