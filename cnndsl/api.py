@@ -196,7 +196,7 @@ def warn_unused_variables(program, names) -> None:
 def _outside_cnndsl() -> int:
     """The stacklevel of the first caller outside this package: a warning names the user's
     line (and Python shows it once per line), however deep inside cnndsl it was raised."""
-    here = os.path.dirname(os.path.abspath(__file__))
+    here = os.path.dirname(os.path.abspath(__file__)) + os.sep
     frame, level = sys._getframe(1), 1
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(here):
         frame, level = frame.f_back, level + 1
