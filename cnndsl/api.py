@@ -1,24 +1,32 @@
-"""The pipeline as functions: spec (path or text) -> parsed -> expanded -> checked IR."""
+"""The pipeline as functions: spec (path or text) -> parsed -> expanded -> checked IR, and
+the entry points built on it (compile, load, the zoo's listing). The command line is a thin
+shell over these; the backends below never import this module."""
 from __future__ import annotations
 
 import contextlib
 import gc
+import os
 import re
 import sys
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import passes
-from .errors import UsageError
+from . import ast, passes
+from .errors import UnusedVariableWarning, UsageError, did_you_mean
 from .expand import DEFAULT_MAX_LAYERS, Options, expand
 from .ir import Graph
 from .parser import parse
 
 if TYPE_CHECKING:
     import networkx
+    from torch import nn
+
+    from . import modelzoo
 
 MAX_SPEC_BYTES = 4 * 1024 * 1024  # a spec larger than this is refused before it is read
 _DIMS = re.compile(r"^\s*(\d+)\s*(?:[x×]\s*(\d+)\s*(?:[x×]\s*(\d+))?)?\s*$", re.I)
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def read_spec(spec: str | Path, max_bytes: int | None = None) -> tuple[str, str]:
@@ -94,6 +102,28 @@ def parse_dims(text: str) -> tuple[int, ...]:
     return dims
 
 
+def parse_define(text: str):
+    """`N=3` -> ("N", 3); values are integers, numbers or bare words (floor, same).
+
+    The command line's `-D NAME=VALUE`; sweeps read each value of a list with it too.
+    """
+    name, sep, raw = text.partition("=")
+    name, raw = name.strip(), raw.strip()
+    if not sep or not _NAME.match(name) or not raw:
+        raise UsageError(f"-D expects NAME=VALUE, e.g. -D N=3 (got {text!r})")
+    from .layers import Symbol
+
+    if re.fullmatch(r"-?\d+", raw):
+        return name, int(raw)
+    try:
+        return name, float(raw)
+    except ValueError:
+        pass
+    if _NAME.match(raw):
+        return name, Symbol(raw)
+    raise UsageError(f"-D {name}: the value must be a number or a word, not {raw!r}")
+
+
 def make_options(variables: dict | None = None, *, input=None, classes=None,
                  max_layers: int | None = None, drop_optional=False) -> Options:
     dims = None
@@ -144,8 +174,33 @@ def gc_paused():
 
 
 def check_text(text: str, name: str, options: Options) -> Graph:
+    """Parse and check spec text; a variable the spec never uses is an UnusedVariableWarning
+    (the command line prints it as `cnndsl: warning: ...`)."""
     with gc_paused():
-        return check_program(parse(text, name), options)
+        program = parse(text, name)
+        graph = check_program(program, options)
+    warn_unused_variables(program, graph.unused_defines)
+    return graph
+
+
+def warn_unused_variables(program, names) -> None:
+    """One UnusedVariableWarning per name, with the closest name the spec does use."""
+    if not names:
+        return
+    used = {n.id for n in ast.walk(program.statements) if isinstance(n, ast.Name)}
+    for name in names:
+        warnings.warn(UnusedVariableWarning(name, did_you_mean(name, used)),
+                      stacklevel=_outside_cnndsl())
+
+
+def _outside_cnndsl() -> int:
+    """The stacklevel of the first caller outside this package: a warning names the user's
+    line (and Python shows it once per line), however deep inside cnndsl it was raised."""
+    here = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(here):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def check_program(program, options: Options) -> Graph:
@@ -159,3 +214,79 @@ def layer_rows(graph: Graph) -> list[dict]:
     return [{"id": n.id, "name": n.name, "kind": n.kind.name, "label": n.label(),
              "shape": n.shape, "params": n.n_params, "macs": n.macs, "rf": n.rf}
             for n in graph.order()]
+
+
+# -- torch: compile and load (torch is imported on the first call, not with cnndsl) -----------
+
+def spec_variables(variables: dict) -> dict:
+    """Keyword variables as the expander wants them: words (str) become Symbols."""
+    from .layers import Symbol
+
+    return {k: Symbol(v) if isinstance(v, str) else v for k, v in variables.items()}
+
+
+def compile(spec, *, input=None, classes: int | None = None, device=None, dtype=None,
+            seed: int | None = None, logits: bool = False, optimize: bool = False,
+            max_layers: int | None = None, **variables) -> nn.Module:
+    """Parse, check and build a spec as a torch.nn.Module (see docs/compile.md)."""
+    text, name = read_spec(spec)
+    return compile_text(text, name, input=input, classes=classes, device=device, dtype=dtype,
+                        seed=seed, logits=logits, optimize=optimize, max_layers=max_layers,
+                        **variables)
+
+
+def compile_text(text: str, name: str, *, input=None, classes=None, device=None, dtype=None,
+                 seed=None, logits=False, optimize=False, max_layers=None,
+                 **variables) -> nn.Module:
+    """compile() for spec text already read (`name` is what errors call it)."""
+    from .torch_backend import build_module
+
+    variables = spec_variables(variables)
+    graph = check_text(text, name, make_options(variables, input=input, classes=classes,
+                                                max_layers=max_layers))
+    info = {"spec": text, "spec_name": name, "variables": dict(variables),
+            "input": list(input) if isinstance(input, (tuple, list)) else input,
+            "classes": classes}
+    return build_module(graph, name, device=device, dtype=dtype, seed=seed, logits=logits,
+                        optimize=optimize, info=info)
+
+
+def load(path: str | Path, *, device=None) -> nn.Module:
+    """The module saved in a .pt file by cnndsl (rebuilt from its spec, then its weights
+    loaded), or a TorchScript .ts file."""
+    from . import artifacts
+
+    path = Path(path)
+    if path.suffix.lower() == ".ts":
+        return artifacts.load_torchscript(path, device=device)
+    payload = artifacts.read_pt(path)
+    saved_input = payload["input"]
+    model = compile_text(payload["spec"], payload["spec_name"],
+                         input=tuple(saved_input) if isinstance(saved_input, list) else
+                         saved_input, classes=payload["classes"], logits=payload["logits"],
+                         optimize=payload["optimize"], dtype=payload["dtype"],
+                         **payload["variables"])
+    model.load_state_dict(payload["state_dict"])
+    return model.to(device) if device is not None else model
+
+
+# -- the model zoo's listing -----------------------------------------------------------------
+
+def zoo_entry(name: str) -> modelzoo.Entry:
+    """One bundled spec, checked, with its totals."""
+    from . import modelzoo
+
+    text = modelzoo.read(name)
+    graph = check_text(text, modelzoo.PREFIX + name, make_options())  # a diagnostic names it
+    totals = graph.totals
+    return modelzoo.Entry(name=name, description=modelzoo.description(text),
+                          layers=totals["layers"], params=totals["params"], macs=totals["macs"],
+                          input=str(graph.context.input),
+                          output=str(totals["output"]))
+
+
+def zoo_entries() -> list[modelzoo.Entry]:
+    """Every bundled spec, checked, in name order (a spec error propagates)."""
+    from . import modelzoo
+
+    return [zoo_entry(name) for name in modelzoo.names()]

@@ -150,13 +150,19 @@ def save(model, path: str | Path) -> None:
     writers[suffix](model, path)
 
 
-def load(path: str | Path, *, device=None):
-    """The module saved in a .pt file by cnndsl (or a TorchScript .ts file)."""
+def load_torchscript(path: str | Path, *, device=None):
+    """A TorchScript .ts file as saved by save_torchscript (cnndsl.load reads them here)."""
+    import torch
+
+    return torch.jit.load(str(path), map_location=device)
+
+
+def read_pt(path: str | Path) -> dict:
+    """The contents of a .pt file saved by cnndsl, its header checked; cnndsl.load (in the
+    API) rebuilds the module from its spec and loads the weights."""
     import torch
 
     path = Path(path)
-    if path.suffix.lower() == ".ts":
-        return torch.jit.load(str(path), map_location=device)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -165,15 +171,4 @@ def load(path: str | Path, *, device=None):
         raise UsageError(f"{path} is not a model saved by cnndsl (no {FORMAT} header)")
     if payload.get("version", 0) > FORMAT_VERSION:
         raise UsageError(f"{path} was saved by a newer cnndsl (format {payload['version']})")
-    from .torch_backend import compile_text
-
-    model = compile_text(payload["spec"], payload["spec_name"], input=_input(payload["input"]), classes=payload["classes"],
-                    logits=payload["logits"], optimize=payload["optimize"],
-                    dtype=payload["dtype"], **payload["variables"])
-    model.load_state_dict(payload["state_dict"])
-    return model.to(device) if device is not None else model
-
-
-def _input(value):
-    return tuple(value) if isinstance(value, list) else value
-
+    return payload

@@ -6,8 +6,9 @@ import math
 import unicodedata
 from pathlib import Path
 
-from . import __version__, lowering
+from . import lowering
 from .ir import as_graph
+from .version import __version__
 
 # Characters that would hide, reorder or break lines of the text they sit in.
 _UNSAFE_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}

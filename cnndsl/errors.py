@@ -121,6 +121,16 @@ class UsageError(Exception):
     """A command-line mistake (exit status 2), not a spec error."""
 
 
+class UnusedVariableWarning(UserWarning):
+    """A variable given to a spec (`build_graph(spec, n=3)`, `-D n=3`) that the spec never
+    mentions, so setting it changes nothing: usually a typo for one it does use (`hint`)."""
+
+    def __init__(self, name: str, hint: str | None = None):
+        self.name, self.hint = name, hint
+        super().__init__(f"the spec never uses `{name}`; setting {name} changes nothing" +
+                         (f" (did you mean `{hint}`?)" if hint else ""))
+
+
 def did_you_mean(name: str, candidates) -> str | None:
     """A 'did you mean' hint: case-insensitive match first, then close spellings."""
     import difflib

@@ -1,4 +1,7 @@
-"""The bundled specs (the package cnndsl.zoo, from specs/): names, texts and one-line summaries."""
+"""The bundled specs (the package cnndsl.zoo, from specs/): names, texts and one-line summaries.
+
+A source of spec text below the API (read_spec resolves `zoo:NAME` here), so it never checks a
+spec itself: cnndsl.api.zoo_entry does, for the listing."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -56,6 +59,8 @@ def description(text: str, width: int = 100) -> str:
 
 @dataclass(frozen=True)
 class Entry:
+    """A bundled spec's line in the listing (cnndsl.api.zoo_entry checks the spec for it)."""
+
     name: str
     description: str
     layers: int
@@ -63,20 +68,3 @@ class Entry:
     macs: int
     input: str
     output: str
-
-
-def entry(name: str) -> Entry:
-    """One bundled spec, checked, with its totals."""
-    from .api import check_spec
-
-    text = read(name)
-    graph = check_spec(PREFIX + name)  # so that a diagnostic names the spec
-    totals = graph.totals
-    return Entry(name=name, description=description(text), layers=totals["layers"],
-                 params=totals["params"], macs=totals["macs"],
-                 input=str(graph.context.input), output=str(totals["output"]))
-
-
-def entries() -> list[Entry]:
-    """Every bundled spec, checked, in name order (a spec error propagates)."""
-    return [entry(name) for name in names()]

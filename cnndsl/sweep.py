@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass, field
 
 from . import ast, passes
+from .api import gc_paused, parse_define, warn_unused_variables
 from .errors import CnnDslError, UsageError
 from .expand import DEFAULT_MAX_LAYERS, Options, expand, unused_defines
 
@@ -67,8 +68,6 @@ class Row:
 
 def parse_axis(text: str) -> Axis:
     """`N=1..5`, `N=1..9..2`, `N=1,2,4`, `N=3`, `rounding=floor,ceil` -> an Axis."""
-    from .cli import parse_define
-
     name, sep, raw = text.partition("=")
     name = name.strip()
     if not sep or not raw.strip():
@@ -156,9 +155,16 @@ def run_sweep(program: ast.Program, axes: list[Axis], *, input=None, classes=Non
     With optional="both", each `X?` is kept and dropped; a combination dropping a site its
     network never reaches (say, inside a block repeated 0 times) repeats another: skipped.
     """
+    warn_unused_variables(program, unused_names(program, [a.name for a in axes]))
     sites = optional_sites(program)
+    with gc_paused():  # as check_program does for one network
+        return _check_each(program, combinations(axes, sites, optional, limit), input=input,
+                           classes=classes, max_layers=max_layers, optional=optional)
+
+
+def _check_each(program, combos, *, input, classes, max_layers, optional) -> list[Row]:
     rows = []
-    for variables, dropped in combinations(axes, sites, optional, limit):
+    for variables, dropped in combos:
         options = Options(defines=dict(variables), input=input, classes=classes,
                           max_layers=max_layers or DEFAULT_MAX_LAYERS,
                           drop_optional=frozenset((s.line, s.column) for s in dropped))

@@ -100,6 +100,27 @@ def test_a_define_the_spec_never_uses_is_a_warning():
     assert r.returncode == 0 and r.stderr == ""
 
 
+def test_the_library_warns_about_an_unused_variable_as_the_command_line_does(capsys):
+    import warnings
+
+    import cnndsl as package
+    from cnndsl.cli import main
+
+    spec = "input 8x8x3\nN = 2\nCONV(4, 3) * N"
+    with pytest.warns(package.UnusedVariableWarning, match="did you mean `N`") as record:
+        package.build_graph(spec, n=3)
+    assert [(w.message.name, w.message.hint) for w in record] == [("n", "N")]
+    assert record[0].filename == __file__  # it names the caller's line, not cnndsl's
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a variable the spec uses: no warning
+        package.build_graph(spec, N=3)
+    # main() in one process, twice: the warning is printed both times, in the CLI's words
+    for _ in range(2):
+        assert main(["check", spec, "-D", "n=3"]) == 0
+        assert "cnndsl: warning: the spec never uses `n`; -D n changes nothing (did you mean " \
+               "`N`?)" in capsys.readouterr().err
+
+
 def test_paths_that_are_not_spec_files(tmp_path):
     r = cnndsl("check", str(tmp_path))
     assert r.returncode == 2 and "is a directory" in r.stderr

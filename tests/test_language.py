@@ -28,6 +28,8 @@ def signature(graph):
     return nodes, edges
 
 
+# Every pattern gets N, M and K, as one command line would; those without K warn that K is unused.
+@pytest.mark.filterwarnings("ignore::cnndsl.UnusedVariableWarning")
 @pytest.mark.parametrize("pattern", PATTERNS)
 @pytest.mark.parametrize("n, m, k", [(1, 1, 0), (2, 3, 1), (3, 2, 2)])
 def test_lecture_patterns_check_with_cli_style_options(pattern, n, m, k):

@@ -199,6 +199,27 @@ def test_cli_pick_compiles_a_row_without_its_optional_layers(tmp_path):
     assert "BatchNorm2d" not in source
 
 
+def test_cli_pick_saves_the_chosen_row_as_a_model(tmp_path):
+    # Weights go through the library's compile (no second command line run inside this one).
+    out = tmp_path / "model.pt"
+    r = cli("-", "-D", "N=1..2", "-D", "M=1", "-D", "K=0", "--sort", "params", "--pick", "2",
+            "-o", str(out), "--input", "16x16x3", stdin=LECTURE)
+    assert r.returncode == 0, r.stderr
+    expected = cnndsl.build_graph(LECTURE, N=2, M=1, K=0, input="16x16x3")
+    model = cnndsl.load(out)
+    assert model.cnndsl_info["variables"] == {"N": 2, "M": 1, "K": 0}
+    assert sum(p.numel() for p in model.parameters()) == expected.graph["totals"]["params"]
+    assert f"{out}: {expected.graph['totals']['params']:,} parameters, pt" in r.stdout
+    r = cli("-", "-D", "N=1", "--pick", "1", "-o", str(tmp_path / "model.h5"), stdin=LECTURE)
+    assert r.returncode == 2 and "the suffix must be .py, .pt, .onnx or .ts" in r.stderr
+
+
+def test_run_sweep_warns_about_a_variable_the_spec_never_uses():
+    with pytest.warns(cnndsl.UnusedVariableWarning, match="never uses `Q`"):
+        run_sweep(parse(LECTURE), [parse_axis("N=1"), parse_axis("M=1"), parse_axis("K=0"),
+                                   parse_axis("Q=1..2")])
+
+
 def test_cli_warns_about_a_variable_the_spec_never_uses():
     r = cli("-", "-D", "N=1", "-D", "M=1", "-D", "K=0", "-D", "Q=1..2", stdin=LECTURE)
     assert r.returncode == 0

@@ -14,6 +14,9 @@ def test_wheel_installs_and_checks_outside_the_source_tree(tmp_path):
     subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir",
                     str(dist), str(ROOT)], check=True, capture_output=True, timeout=300)
     wheel = next(dist.glob("cnndsl-*.whl"))
+    from cnndsl import __version__  # pyproject.toml reads it from cnndsl/version.py
+
+    assert wheel.name.startswith(f"cnndsl-{__version__}-"), wheel.name
     env_dir = tmp_path / "venv"
     # system site-packages provide lark/networkx/torch; the wheel itself must bring the grammar
     venv.EnvBuilder(system_site_packages=True, with_pip=True).create(env_dir)

@@ -5,6 +5,7 @@ import pytest
 
 import cnndsl
 from cnndsl import layers, modelzoo
+from cnndsl.api import zoo_entry
 from cnndsl.cli import main
 from cnndsl.shapes import Shape
 
@@ -353,7 +354,7 @@ def test_every_bundled_spec_checks_and_describes_itself():
     names = modelzoo.names()
     assert set(MINE) <= set(names)
     for name in names:
-        entry = modelzoo.entry(name)
+        entry = zoo_entry(name)
         assert entry.params > 0 and entry.layers > 0
         assert 10 < len(entry.description) <= 100, name
 
@@ -440,7 +441,7 @@ def test_docs_zoo_table_matches_the_specs():
     for name, cells in listed.items():
         if "," in name:  # a group of torchvision-built specs; `cnndsl zoo` has their numbers
             continue
-        entry = modelzoo.entry(name)
+        entry = zoo_entry(name)
         assert (cells[2], cells[3], cells[4]) == (entry.input, str(entry.layers),
                                                   f"{entry.params:,}"), name
 

@@ -1,7 +1,7 @@
 """`cnndsl check`: parse and shape-check a spec, print one line of totals."""
 from __future__ import annotations
 
-from ..cli import add_spec_args, graph_from_args
+from ._common import add_spec_args, graph_from_args
 
 
 def register(sub) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..cli import add_spec_args, defines_from_args
 from ..errors import UsageError
+from ._common import add_spec_args, defines_from_args
 
 
 def register(sub) -> None:
@@ -37,16 +37,22 @@ def run(args) -> int:
         value = getattr(args, option, None)
         if value is not None and value <= 0:
             raise UsageError(f"--{option.replace('_', '-')} must be positive")
-    out = Path(args.output) if args.output else None
-    suffix = out.suffix.lower() if out else ".py"
-    if suffix not in (".py", ".pt", ".onnx", ".ts"):
-        raise UsageError(f"-o {args.output}: the suffix must be .py, .pt, .onnx or .ts")
-    if out is not None and not out.parent.is_dir():
-        raise UsageError(f"-o {args.output}: no such directory: {out.parent}")
+    out, suffix = output_path(args.output)
     text, name = read_spec(args.spec, getattr(args, "max_bytes", None))
     if suffix == ".py":
         return write_source(args, text, name, out)
     return write_model(args, text, name, out, suffix)
+
+
+def output_path(output: str | None) -> tuple[Path | None, str]:
+    """-o FILE as (path, suffix), refused before any work if it cannot be written."""
+    out = Path(output) if output else None
+    suffix = out.suffix.lower() if out else ".py"
+    if suffix not in (".py", ".pt", ".onnx", ".ts"):
+        raise UsageError(f"-o {output}: the suffix must be .py, .pt, .onnx or .ts")
+    if out is not None and not out.parent.is_dir():
+        raise UsageError(f"-o {output}: no such directory: {out.parent}")
+    return out, suffix
 
 
 def write_source(args, text: str, name: str, out: Path | None) -> int:
@@ -72,13 +78,20 @@ def write_source(args, text: str, name: str, out: Path | None) -> int:
 
 
 def write_model(args, text: str, name: str, out: Path, suffix: str) -> int:
-    from .. import artifacts
-    from ..torch_backend import compile_text
+    return save_model(out, text, name, input=args.input, classes=args.classes,
+                      device=args.device, dtype=args.dtype, seed=args.seed,
+                      logits=args.logits, optimize=args.optimize, max_layers=args.max_layers,
+                      **defines_from_args(args))
 
-    model = compile_text(text, name, input=args.input, classes=args.classes,
-                         device=args.device, dtype=args.dtype, seed=args.seed,
-                         logits=args.logits, optimize=args.optimize,
-                         max_layers=args.max_layers, **defines_from_args(args))
+
+def save_model(out: Path, text: str, name: str, **options) -> int:
+    """Compile spec text (cnndsl.api.compile_text's options) and save it as .pt, .onnx or .ts
+    (sweep --pick saves its row here too)."""
+    from .. import artifacts
+    from ..api import compile_text
+
+    model = compile_text(text, name, **options)
+    suffix = out.suffix.lower()
     result = artifacts.save_onnx(model, out) if suffix == ".onnx" else \
         artifacts.save(model, out)
     extra = f", onnxruntime agrees to {result:.1g}" if suffix == ".onnx" else ""

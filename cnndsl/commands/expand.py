@@ -1,7 +1,7 @@
 """`cnndsl expand`: the flat layer list, one line per layer with its output shape."""
 from __future__ import annotations
 
-from ..cli import add_spec_args, graph_from_args
+from ._common import add_spec_args, graph_from_args
 
 
 def register(sub) -> None:

@@ -1,7 +1,7 @@
 """`cnndsl render`: draw a spec's layer graph with Graphviz (SVG, PNG, PDF or DOT)."""
 from __future__ import annotations
 
-from ..cli import add_spec_args, graph_from_args
+from ._common import add_spec_args, graph_from_args
 
 FORMATS = ("svg", "png", "pdf", "dot")
 

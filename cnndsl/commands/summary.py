@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import json
 
-from ..cli import add_spec_args, graph_from_args
 from ..errors import UsageError
+from ._common import add_spec_args, graph_from_args
 
 FORMATS = ("table", "markdown", "json", "csv")
 

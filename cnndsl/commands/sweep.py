@@ -6,8 +6,9 @@ import sys
 import time
 from pathlib import Path
 
-from ..cli import add_spec_args
 from ..errors import UsageError
+from ._common import add_spec_args
+from .compile import output_path, save_model
 
 SORT_KEYS = ("params", "macs", "layers")
 
@@ -42,8 +43,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..api import read_spec
     from ..parser import parse
-    from ..sweep import (DEFAULT_LIMIT, parse_axis, parse_count, run_sweep, select,
-                         unused_names)
+    from ..sweep import DEFAULT_LIMIT, parse_axis, parse_count, run_sweep, select
 
     for flag in ("classes", "max_layers", "max_bytes", "limit", "top", "pick"):
         value = getattr(args, flag)
@@ -51,6 +51,7 @@ def run(args) -> int:
             raise UsageError(f"--{flag.replace('_', '-')} must be positive")
     if args.output and args.pick is None:
         raise UsageError("-o needs --pick ROW (which network to compile)")
+    output_path(args.output)  # a bad -o fails before the sweep
     axes = [parse_axis(d) for d in args.define]
     if len({a.name for a in axes}) != len(axes):
         raise UsageError("a variable is given twice with -D; list its values once: -D N=1,2,4")
@@ -58,9 +59,6 @@ def run(args) -> int:
     max_macs = parse_count(args.max_macs) if args.max_macs else None
     text, name = read_spec(args.spec, args.max_bytes)
     program = parse(text, name)
-    for unused in unused_names(program, [a.name for a in axes]):
-        print(f"cnndsl: warning: the spec never uses `{unused}`; -D {unused} changes nothing",
-              file=sys.stderr)
     started = time.perf_counter()
     rows = run_sweep(program, axes, input=_input(args.input), classes=args.classes,
                      max_layers=args.max_layers, optional=args.optional,
@@ -69,7 +67,7 @@ def run(args) -> int:
     shown = select(rows, max_params=max_params, max_macs=max_macs, valid_only=args.valid_only,
                    sort=args.sort, top=args.top)
     if args.pick is not None:
-        return compile_row(args, shown, program, text)
+        return compile_row(args, shown, program, text, name)
     names = [a.name for a in axes]
     write_rows(args.format, shown, names, show_dropped=args.optional != "keep")
     print(f"checked {len(rows):,} networks in {elapsed:.2f} s", file=sys.stderr)
@@ -94,17 +92,16 @@ def write_rows(fmt: str, rows, names, show_dropped: bool) -> None:
         sys.stdout.write(format_table(rows, names, show_dropped))
 
 
-def compile_row(args, rows, program, text: str) -> int:
-    """Compile one row: PyTorch source from its checked graph, or a model via `compile`."""
+def compile_row(args, rows, program, text: str, name: str) -> int:
+    """Compile one row: PyTorch source from its checked graph, or a saved model."""
     if args.pick > len(rows):
         raise UsageError(f"--pick {args.pick}: the sweep shows only {len(rows)} rows")
     row = rows[args.pick - 1]
     if not row.valid:
         raise UsageError(f"--pick {args.pick}: that network does not check: {row.error}")
-    out = Path(args.output) if args.output else None
-    suffix = out.suffix.lower() if out else ".py"
+    out, suffix = output_path(args.output)
     if suffix != ".py":
-        return compile_model(args, row, text)
+        return compile_model(args, row, text, name, out)
     from ..api import check_program
     from ..codegen import to_source
     from ..torch_backend import class_name_for
@@ -121,16 +118,10 @@ def compile_row(args, rows, program, text: str) -> int:
     return 0
 
 
-def compile_model(args, row, text: str) -> int:
-    """Weights and exported formats go through `cnndsl compile` with the row's variables."""
-    from ..cli import main
-
+def compile_model(args, row, text: str, name: str, out: Path) -> int:
+    """Weights and exported formats: the row's variables compiled as `cnndsl compile` would."""
     if row.dropped:
         raise UsageError("this row drops optional layers, which `cnndsl compile` cannot "
                          "express: compile it to .py (-o model.py)")
-    argv = ["compile", text if args.spec == "-" else args.spec, "-o", args.output]
-    for key, value in row.variables.items():
-        argv += ["-D", f"{key}={value}"]
-    argv += ["--input", args.input] if args.input else []
-    argv += ["--classes", str(args.classes)] if args.classes else []
-    return main(argv)
+    return save_model(out, text, name, input=args.input, classes=args.classes,
+                      device="auto", max_layers=args.max_layers, **row.variables)

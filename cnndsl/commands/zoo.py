@@ -28,6 +28,7 @@ def human(n: int) -> str:
 
 def run(args) -> int:
     from .. import modelzoo
+    from ..api import zoo_entry
 
     if args.name:
         print(modelzoo.read(args.name), end="")
@@ -35,7 +36,7 @@ def run(args) -> int:
     entries, broken = [], []
     for name in modelzoo.names():
         try:
-            entries.append(modelzoo.entry(name))
+            entries.append(zoo_entry(name))
         except CnnDslError as exc:  # list the rest; report the broken spec and fail
             broken.append(exc)
     if args.json:
