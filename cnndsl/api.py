@@ -227,16 +227,20 @@ def spec_variables(variables: dict) -> dict:
 
 def compile(spec, *, input=None, classes: int | None = None, device=None, dtype=None,
             seed: int | None = None, logits: bool = False, optimize: bool = False,
-            max_layers: int | None = None, **variables) -> nn.Module:
-    """Parse, check and build a spec as a torch.nn.Module (see docs/compile.md)."""
+            max_layers: int | None = None, weights=None, **variables) -> nn.Module:
+    """Parse, check and build a spec as a torch.nn.Module (see docs/compile.md).
+
+    `weights`: a state_dict file, a state_dict or a module whose tensors are copied onto the
+    model by structure (cnndsl.transfer_weights), before `optimize` folds anything.
+    """
     text, name = read_spec(spec)
     return compile_text(text, name, input=input, classes=classes, device=device, dtype=dtype,
                         seed=seed, logits=logits, optimize=optimize, max_layers=max_layers,
-                        **variables)
+                        weights=weights, **variables)
 
 
 def compile_text(text: str, name: str, *, input=None, classes=None, device=None, dtype=None,
-                 seed=None, logits=False, optimize=False, max_layers=None,
+                 seed=None, logits=False, optimize=False, max_layers=None, weights=None,
                  **variables) -> nn.Module:
     """compile() for spec text already read (`name` is what errors call it)."""
     from .torch_backend import build_module
@@ -247,8 +251,15 @@ def compile_text(text: str, name: str, *, input=None, classes=None, device=None,
     info = {"spec": text, "spec_name": name, "variables": dict(variables),
             "input": list(input) if isinstance(input, (tuple, list)) else input,
             "classes": classes}
+    if isinstance(weights, (str, Path)):
+        from .weights import load_weights
+
+        weights, weights_name = load_weights(weights), str(weights)
+    else:
+        weights_name = "the weights"
     return build_module(graph, name, device=device, dtype=dtype, seed=seed, logits=logits,
-                        optimize=optimize, info=info)
+                        optimize=optimize, info=info, weights=weights,
+                        weights_name=weights_name)
 
 
 def load(path: str | Path, *, device=None) -> nn.Module:

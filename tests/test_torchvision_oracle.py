@@ -160,3 +160,47 @@ def test_transfer_weights_counts_modules():
     with pytest.raises(WeightsMismatch, match=r"has 2 modules with weights and the model 3: "
                                               r"the model's `fc2` \(weight 5x5, bias 5\)"):
         cnndsl.transfer_weights(small, big)
+
+
+def test_compile_with_torchvisions_weights_file_in_one_command(tmp_path):
+    """`cnndsl compile zoo:resnet50 --weights FILE`: torchvision's state_dict file (random
+    here; a pretrained download works alike) gives .pt and .py models that compute what
+    torchvision's ResNet-50 computes."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    torch.manual_seed(0)
+    theirs = with_running_statistics(torchvision.models.resnet50(weights=None)).eval()
+    weights = tmp_path / "resnet50-random.pth"
+    torch.save(theirs.state_dict(), weights)
+    for out in ("m.pt", "m.py"):
+        r = subprocess.run([sys.executable, "-m", "cnndsl", "compile", "zoo:resnet50", "--logits",
+                            "--weights", str(weights), "-o", str(tmp_path / out)],
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+    pt = cnndsl.load(tmp_path / "m.pt").eval()
+    spec = importlib.util.spec_from_file_location("generated_resnet50", tmp_path / "m.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    source = module.Resnet50().eval()
+    source.load_state_dict(torch.load(tmp_path / "m.pth", weights_only=True))
+    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        expected = theirs(x)
+        for model in (pt, source):
+            assert (model(x) - expected).abs().max().item() <= 1e-5 * expected.abs().max().item()
+
+
+def test_a_weights_file_that_does_not_fit_is_refused_and_nothing_is_written(tmp_path):
+    import subprocess
+    import sys
+
+    weights = tmp_path / "resnet34.pth"
+    torch.save(torchvision.models.resnet34(weights=None).state_dict(), weights)
+    r = subprocess.run([sys.executable, "-m", "cnndsl", "compile", "zoo:resnet18", "--weights",
+                        str(weights), "-o", str(tmp_path / "m.py")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "layer1.2.conv1" in r.stderr and "64x64x3x3" in r.stderr
+    assert not (tmp_path / "m.py").exists() and not (tmp_path / "m.pth").exists()

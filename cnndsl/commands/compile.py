@@ -27,6 +27,10 @@ def register(sub) -> None:
     p.add_argument("--optimize", action="store_true",
                    help="for inference: fold BatchNorm into convolutions, channels_last, eval")
     p.add_argument("--class-name", metavar="NAME", help="the generated class's name")
+    p.add_argument("--weights", metavar="FILE",
+                   help="a state_dict file (torchvision's pretrained .pth, say) copied onto "
+                        "the model by structure; with -o model.py it is written beside it as "
+                        "model.pth")
     p.set_defaults(func=run)
 
 
@@ -62,6 +66,9 @@ def write_source(args, text: str, name: str, out: Path | None) -> int:
 
     if args.optimize:
         raise UsageError("--optimize folds weights; it applies to .pt, .onnx and .ts outputs")
+    if args.weights and out is None:
+        raise UsageError("--weights with source output needs -o model.py (the weights go "
+                         "beside it, in model.pth)")
     graph = check_text(text, name, make_options(defines_from_args(args), input=args.input,
                                                 classes=args.classes,
                                                 max_layers=args.max_layers))
@@ -72,16 +79,35 @@ def write_source(args, text: str, name: str, out: Path | None) -> int:
         return 0
     from ..artifacts import write_text
 
+    if args.weights:  # the transferred state_dict first: a refused file writes nothing
+        write_state_dict(args, text, name, out.with_suffix(".pth"))
     write_text(out, source)
     print(f"{out}: {graph.totals['params']:,} parameters, PyTorch source")
     return 0
+
+
+def write_state_dict(args, text: str, name: str, path: Path) -> None:
+    """--weights for source output: the state_dict the generated class loads, transferred by
+    structure (the generated class and the in-memory module name their layers alike)."""
+    import torch
+
+    from ..api import compile_text
+    from ..artifacts import atomic_path
+
+    model = compile_text(text, name, input=args.input, classes=args.classes, device="cpu",
+                         logits=args.logits, max_layers=args.max_layers, weights=args.weights,
+                         **defines_from_args(args))
+    with atomic_path(path) as tmp:
+        torch.save(model.state_dict(), tmp)
+    print(f"{path}: the weights of {args.weights}, by structure "
+          "(model.load_state_dict(torch.load(...)))")
 
 
 def write_model(args, text: str, name: str, out: Path, suffix: str) -> int:
     return save_model(out, text, name, input=args.input, classes=args.classes,
                       device=args.device, dtype=args.dtype, seed=args.seed,
                       logits=args.logits, optimize=args.optimize, max_layers=args.max_layers,
-                      **defines_from_args(args))
+                      weights=args.weights, **defines_from_args(args))
 
 
 def save_model(out: Path, text: str, name: str, **options) -> int:
