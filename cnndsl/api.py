@@ -12,6 +12,7 @@ from . import passes
 from .errors import UsageError
 from .expand import DEFAULT_MAX_LAYERS, Options, expand
 from .ir import DiGraph
+from .limits import recursion_headroom
 from .parser import parse
 
 if TYPE_CHECKING:
@@ -144,13 +145,17 @@ def gc_paused():
 
 
 def check_text(text: str, name: str, options: Options) -> DiGraph:
-    with gc_paused():
+    with gc_paused(), recursion_headroom():
         return check_program(parse(text, name), options)
 
 
 def check_program(program, options: Options) -> DiGraph:
-    """Expand and check an already parsed spec (sweeps parse once, check many times)."""
-    with gc_paused():
+    """Expand and check an already parsed spec (sweeps parse once, check many times).
+
+    The evaluator recurses as deep as the spec's definitions nest; the limits it enforces
+    (cnndsl.limits) need more than Python's default 1,000 frames, so every entry point to the
+    pipeline, the command line's included, runs inside recursion_headroom()."""
+    with gc_paused(), recursion_headroom():
         return passes.check(expand(program, options))
 
 

@@ -114,13 +114,15 @@ def run() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 20_000))
     parser = make_parser()
     args = parser.parse_args(argv)
     from .api import gc_paused
+    from .limits import recursion_headroom
 
     try:
-        with gc_paused():  # a one-shot process: collecting its live objects is wasted work
+        # a one-shot process: collecting its live objects is wasted work. The API raises the
+        # recursion limit around each build as well; this covers the stages after it.
+        with gc_paused(), recursion_headroom():
             return args.func(args)
     except CnnDslError as exc:
         print(exc.render(), file=sys.stderr)
