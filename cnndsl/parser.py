@@ -143,13 +143,17 @@ def _import_lark():
 
 
 _build_lock = threading.Lock()
+_parser = None
 
 
-@functools.lru_cache(maxsize=1)
 def _lark():
     """The shared parser. It holds no per-parse state: that is in `_current`, per thread."""
-    with _build_lock:  # threads starting together build (and write the cache) once
-        return _build()
+    global _parser
+    if _parser is None:
+        with _build_lock:  # threads starting together build it (and write the cache) once
+            if _parser is None:
+                _parser = _build()
+    return _parser
 
 
 def _build():
