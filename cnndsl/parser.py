@@ -209,7 +209,7 @@ _FRIENDLY = {
     "MINUS": "`-`", "PLUS": "`+`", "STAR": "`*`", "SLASH": "`/`", "_ARROW": "`->`",
     "_COMMA": "`,`", "_EQ": "`=`", "_COLON": "`:`", "QMARK": "`?`", "_SEMI": "`;`",
     "LPAR": "`(`", "RPAR": "`)`", "LSQB": "`[`", "RSQB": "`]`", "LBRACE": "`{`",
-    "RBRACE": "`}`", "_NL": "a new line", "$END": "the end of the spec", "INPUT": "`input`",
+    "RBRACE": "`}`", "_NL": "a new line", "$END": "the end of the spec", "INPUT_WORD": "`input`",
     "DEF": "`def`", "OPERAND": "a layer, a block or a number", "PAPER_TOKEN": "a layer",
 }
 
@@ -217,7 +217,7 @@ _FRIENDLY = {
 def _expected(names) -> str:
     names = set(names)
     if {"NAME", "INT"} <= names:  # an operand is missing: don't list every token that starts one
-        names = (names - {"NAME", "INT", "FLOAT", "SHAPE", "INPUT", "PAPER_TOKEN", "LSQB",
+        names = (names - {"NAME", "INT", "FLOAT", "SHAPE", "INPUT_WORD", "PAPER_TOKEN", "LSQB",
                           "LBRACE", "MINUS"}) | {"OPERAND"}
     words = sorted({_FRIENDLY.get(n, n) for n in names})
     return ", ".join(words[:-1]) + (" or " if len(words) > 1 else "") + words[-1] if words else ""
@@ -252,7 +252,7 @@ def _unexpected_token(source: Source, exc) -> CnnSyntaxError:
         return CnnSyntaxError("unexpected end of line", span,
                               help=f"expected {_expected(expected)}")
     after_operand = expected & {"MINUS", "_ARROW"} and tok.type in {
-        "NAME", "INT", "FLOAT", "PAPER_TOKEN", "INPUT", "LPAR", "LSQB", "LBRACE"}
+        "NAME", "INT", "FLOAT", "PAPER_TOKEN", "INPUT_WORD", "LPAR", "LSQB", "LBRACE"}
     if after_operand:
         return CnnSyntaxError(f"missing separator before `{tok}`", span,
                               help="join layers with `-` (or `->`, `+`, `,`), e.g. `CONV - RELU`")
