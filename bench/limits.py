@@ -26,6 +26,16 @@ CASES = {
     "100,000-deep nesting": "input 8x8x3\n" + "(" * 100_000 + "CONV" + ")" * 100_000 + "\n",
     "5000-digit integer": "input 8x8x3\nCONV(" + "9" * 5000 + ")\n",
     "recursive def": "input 8x8x3\ndef block(n) = CONV - block(n)\nblock(3)\n",
+    # nesting (issue 17, F9): each is a located limit error, not a RecursionError
+    "4,000,000 unary -": "input 8x8x3\nCONV(" + "-" * 4_000_000 + "4, 1)\n",
+    "4,000,000 ?": "input 8x8x3\nRELU" + "?" * 4_000_000 + "\n",
+    "401 nested defs": "input 8x8x3\ndef b0(c) = CONV(c, 1)\n" + "".join(
+        f"def b{i}(c) = b{i - 1}(c)\n" for i in range(1, 401)) + "b400(4)\n",
+    # past 4,000 levels in all at the 21st (lark parses about 100,000 brackets a second, so
+    # 400 such defs would time the parser, not the limit)
+    "25 defs x 198 brackets": "input 8x8x3\ndef b0 = RELU\n" + "".join(
+        f"def b{i} = " + "(" * 198 + f"b{i - 1}" + ")" * 198 + "\n" for i in range(1, 25))
+        + "b24\n",
     "50 MB spec file": None,  # written to disk below
 }
 

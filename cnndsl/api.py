@@ -16,6 +16,7 @@ from . import ast, passes
 from .errors import UnusedVariableWarning, UsageError, did_you_mean
 from .expand import DEFAULT_MAX_LAYERS, Options, expand
 from .ir import Graph
+from .limits import recursion_headroom
 from .parser import parse
 
 if TYPE_CHECKING:
@@ -176,7 +177,7 @@ def gc_paused():
 def check_text(text: str, name: str, options: Options) -> Graph:
     """Parse and check spec text; a variable the spec never uses is an UnusedVariableWarning
     (the command line prints it as `cnndsl: warning: ...`)."""
-    with gc_paused():
+    with gc_paused(), recursion_headroom():
         program = parse(text, name)
         graph = check_program(program, options)
     warn_unused_variables(program, graph.unused_defines)
@@ -204,8 +205,12 @@ def _outside_cnndsl() -> int:
 
 
 def check_program(program, options: Options) -> Graph:
-    """Expand and check an already parsed spec (sweeps parse once, check many times)."""
-    with gc_paused():
+    """Expand and check an already parsed spec (sweeps parse once, check many times).
+
+    The evaluator recurses as deep as the spec's definitions nest; the limits it enforces
+    (cnndsl.limits) need more than Python's default 1,000 frames, so every entry point to the
+    pipeline, the command line's included, runs inside recursion_headroom()."""
+    with gc_paused(), recursion_headroom():
         return passes.check(expand(program, options))
 
 

@@ -142,3 +142,37 @@ def walk(node):
                                    if isinstance(v, (Node, tuple))]))
         elif isinstance(item, tuple):
             stack.extend(reversed(item))
+
+
+def nesting(expr: Expr, memo: dict) -> int:
+    """How many levels `expr` nests: each bracket (a call's included), unary `-` and `?` is
+    one (the parser's measure, limits.MAX_NESTING). Iterative, so it cannot overflow the
+    stack; `memo` keeps every sub-expression's count between calls."""
+    stack = [(expr, False)]
+    while stack:
+        node, done = stack.pop()
+        if node in memo:
+            continue
+        inner = _nested_in(node)
+        if not done and inner:
+            stack.append((node, True))
+            stack.extend((child, False) for child in inner if child not in memo)
+            continue
+        depth = max((memo[child] for child in inner), default=0)
+        memo[node] = depth + (isinstance(node, (Group, Neg, Optional)) or
+                              isinstance(node, Call) and bool(inner))
+    return memo[expr]
+
+
+def _nested_in(node) -> tuple:
+    if isinstance(node, (Chain, Product)):
+        return node.items
+    if isinstance(node, Call):
+        return node.args + node.kwargs
+    if isinstance(node, Keyword):
+        return (node.value,)
+    if isinstance(node, (Neg, Optional)):
+        return (node.operand,)
+    if isinstance(node, Group):
+        return (node.inner,)
+    return ()

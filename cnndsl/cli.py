@@ -40,16 +40,17 @@ def run() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 20_000))
     parser = make_parser()
     args = parser.parse_args(argv)
     from .api import gc_paused
+    from .limits import recursion_headroom
 
     try:
         # The API pauses the GC while it builds a graph; a one-shot process pauses it for the
         # whole command (the summary of 100,000 layers: 1.5 s instead of 4 s), as collecting
-        # its live objects is wasted work.
-        with gc_paused(), warnings.catch_warnings():
+        # its live objects is wasted work. The API raises the recursion limit around each
+        # build as well; this covers the stages after it.
+        with gc_paused(), recursion_headroom(), warnings.catch_warnings():
             # Every warning the API gives, in this process's words, however often main runs.
             warnings.simplefilter("always", UnusedVariableWarning)
             warnings.showwarning = functools.partial(show_warning, warnings.showwarning)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from . import ast, functions, layers
 from .expand import BUILTINS
+from .limits import MAX_DEPTH, recursion_headroom
 from .parser import parse
 
 WIDTH = 88  # wrap chains whose lines would be longer than this
@@ -35,7 +36,8 @@ class Line:
 
 def format_text(text: str, name: str = "<spec>") -> str:
     """The canonical form of spec text; raises CnnDslError when it does not parse."""
-    return Formatter(parse(text, name)).run()
+    with recursion_headroom():  # printing recurses as deep as the expressions nest
+        return Formatter(parse(text, name)).run()
 
 
 class Formatter:
@@ -46,6 +48,7 @@ class Formatter:
         self.line_starts = [0] + [m.end() for m in re.finditer("\n", self.text)]
         self.defs = {s.name: s for s in self.statements if isinstance(s, ast.Def)}
         self.def_gives_layers: dict[str, bool] = {}
+        self.deciding = 0  # defs whose gives_layers() is under way, one inside another
         self.params: frozenset[str] = frozenset()  # parameters of the def being printed
         self.lines: list[Line] = []
 
@@ -87,12 +90,18 @@ class Formatter:
         """Whether the def `name` certainly gives layers: its body is a layer, taking its own
         parameters as possibly numbers (`def ch(c) = c / 2 + 1` gives a number)."""
         if name not in self.def_gives_layers:
+            if self.deciding >= MAX_DEPTH:
+                # deeper than any spec that checks: "not certainly layers" keeps the
+                # separators as written, which is always safe (and is not remembered)
+                return False
             self.def_gives_layers[name] = False  # while deciding: a def calling itself
             outer, self.params = self.params, frozenset(p.name for p in self.defs[name].params)
+            self.deciding += 1
             try:
                 self.def_gives_layers[name] = self.is_layer(self.defs[name].body)
             finally:
                 self.params = outer
+                self.deciding -= 1
         return self.def_gives_layers[name]
 
     def chain_items(self, e: ast.Chain) -> tuple[list[ast.Expr], list[str]]:
@@ -122,8 +131,8 @@ class Formatter:
             return "x".join(map(str, e.values))
         if isinstance(e, ast.Name):
             return self.name_text(e.id)
-        if isinstance(e, ast.InputRef):
-            return "INPUT"
+        if isinstance(e, ast.InputRef):  # the keyword as written, in capitals as layers are
+            return self.text[self.start(e):self.end(e)].strip().upper()
         if isinstance(e, ast.Keyword):
             return f"{e.name}={self.flat(e.value)}"
         if isinstance(e, ast.Call):

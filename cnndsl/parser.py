@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import functools
+import threading
 
-from . import ast
+from . import ast, layers
 from .errors import CnnLimitError, CnnSyntaxError, Source, Span
+from .limits import MAX_NESTING, MAX_NUMBER
 
-MAX_NESTING = 200  # brackets deeper than this are refused before any recursion happens
-MAX_NUMBER = 10 ** 12  # literals above this are refused (the expander keeps results below it)
+# The parser is built once per process and shared, so what belongs to one parse (its source,
+# the nesting of the nodes built so far) is kept per thread: two threads parsing at once
+# must not give each other's nodes their spans.
+_current = threading.local()
 
 _OPENERS = {"LPAR": "RPAR", "LSQB": "RSQB", "LBRACE": "RBRACE"}
 _CLOSERS = {v: k for k, v in _OPENERS.items()}
@@ -17,10 +21,17 @@ _CONTINUE_AFTER = {"MINUS", "PLUS", "STAR", "SLASH", "_ARROW", "_COMMA", "_EQ", 
 _CONTINUE_BEFORE = {"MINUS", "PLUS", "STAR", "SLASH", "_ARROW", "_COMMA", "QMARK"}
 
 
+_PAPER_TOKENS = "@PAPER_TOKENS@"
+
+
 def _grammar_text() -> str:
+    """The grammar lark reads: cnn.lark with the layer kinds' paper tokens put in."""
     from .resources import data_folder  # grammar/ is installed as cnndsl/grammar
 
-    return (data_folder("grammar", "grammar") / "cnn.lark").read_text(encoding="utf-8")
+    text = (data_folder("grammar", "grammar") / "cnn.lark").read_text(encoding="utf-8")
+    assert _PAPER_TOKENS in text, "cnn.lark lost its PAPER_TOKEN placeholder"
+    # `/` ends a lark regex literal
+    return text.replace(_PAPER_TOKENS, layers.paper_token_pattern().replace("/", "\\/"))
 
 
 class _Continuations:
@@ -28,15 +39,21 @@ class _Continuations:
 
     always_accept = ()
 
-    def __init__(self):
-        self.source: Source | None = None
-
     def process(self, stream):
+        source = getattr(_current, "source", None)  # None when lark.lex() runs it alone
         stack = []
         prev_type = None
         pending = None
+        minuses = 0  # `-` in a row: all but perhaps the first are unary, nesting the operand
         for tok in stream:
             kind = tok.type
+            if kind == "MINUS":
+                minuses += 1
+                # here, not in the tree: the parser would hold every `-` of a run on its stack
+                if minuses > MAX_NESTING + 1:
+                    raise _too_deep(Span.of(source, tok))
+            else:
+                minuses = 0
             if kind == "_NL":
                 if stack or prev_type in _CONTINUE_AFTER or prev_type is None:
                     continue
@@ -51,25 +68,25 @@ class _Continuations:
                 if len(stack) > MAX_NESTING:
                     raise CnnLimitError(
                         f"brackets nested deeper than {MAX_NESTING} levels",
-                        Span.of(self.source, tok),
+                        Span.of(source, tok),
                         help="flatten the expression, or name parts of it with `def`")
             elif kind in _CLOSERS:
                 if not stack:
                     raise CnnSyntaxError(f"unmatched `{tok}`: no bracket is open here",
-                                         Span.of(self.source, tok),
+                                         Span.of(source, tok),
                                          help="remove it, or add the opening bracket")
                 opener = stack.pop()
                 if _OPENERS[opener.type] != kind:
                     raise CnnSyntaxError(
                         f"`{tok}` does not close `{opener}` (opened at line {opener.line}, "
-                        f"column {opener.column})", Span.of(self.source, tok),
+                        f"column {opener.column})", Span.of(source, tok),
                         help=f"write `{_TEXT[_OPENERS[opener.type]]}` here")
             prev_type = kind
             yield tok
         if stack:
             opener = stack[-1]
             raise CnnSyntaxError(f"unclosed `{opener}`: the spec ends before it is closed",
-                                 Span.of(self.source, opener),
+                                 Span.of(source, opener),
                                  help=f"add the matching `{_TEXT[_OPENERS[opener.type]]}`")
         if pending is not None:
             yield pending
@@ -125,19 +142,30 @@ def _import_lark():
     return lark
 
 
-@functools.lru_cache(maxsize=1)
+_build_lock = threading.Lock()
+_parser = None
+
+
 def _lark():
+    """The shared parser. It holds no per-parse state: that is in `_current`, per thread."""
+    global _parser
+    if _parser is None:
+        with _build_lock:  # threads starting together build it (and write the cache) once
+            if _parser is None:
+                _parser = _build()
+    return _parser
+
+
+def _build():
     Lark = _import_lark().Lark
-    post = _Continuations()
-    grammar = _grammar_text()
+    grammar = _grammar_text()  # the complete text: the cache file is named by its digest
     # The transformer runs inside the LALR parser: no parse tree is built at all.
-    options = dict(parser="lalr", lexer="basic", postlex=post, maybe_placeholders=False,
-                   transformer=_transformer_class()())
+    options = dict(parser="lalr", lexer="basic", postlex=_Continuations(),
+                   maybe_placeholders=False, transformer=_transformer_class()())
     try:
-        parser = Lark(grammar, cache=_cache_file(grammar), **options)
+        return Lark(grammar, cache=_cache_file(grammar), **options)
     except Exception:  # an unreadable or corrupt cache file: build from the grammar
-        parser = Lark(grammar, cache=False, **options)
-    return parser, post
+        return Lark(grammar, cache=False, **options)
 
 
 def normalize(text: str) -> str:
@@ -149,12 +177,12 @@ def normalize(text: str) -> str:
 
 def parse(text: str, name: str = "<spec>") -> ast.Program:
     """Parse spec text into a Program; every failure is a located CnnDslError."""
-    parser, post = _lark()  # first: it decides how lark is imported
+    parser = _lark()  # first: it decides how lark is imported
     from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
 
     source = Source(name, normalize(text))
-    post.source = source
-    parser.options.transformer.source = source
+    outer = getattr(_current, "source", None), getattr(_current, "levels", None)
+    _current.source, _current.levels = source, {}
     try:
         statements = parser.parse(source.text)
     except VisitError as exc:
@@ -165,7 +193,15 @@ def parse(text: str, name: str = "<spec>") -> ast.Program:
         raise _unexpected_token(source, exc) from None
     except UnexpectedInput:  # UnexpectedEOF and friends
         raise CnnSyntaxError("unexpected end of input", source.end_span()) from None
+    finally:
+        _current.source, _current.levels = outer
     return ast.Program(source, tuple(statements))
+
+
+def _too_deep(span: Span) -> CnnLimitError:
+    return CnnLimitError(f"expression nested deeper than {MAX_NESTING} levels", span,
+                         notes=["each bracket, unary `-` and `?` is a level"],
+                         help="flatten the expression, or name parts of it with `def`")
 
 
 _FRIENDLY = {
@@ -173,17 +209,16 @@ _FRIENDLY = {
     "MINUS": "`-`", "PLUS": "`+`", "STAR": "`*`", "SLASH": "`/`", "_ARROW": "`->`",
     "_COMMA": "`,`", "_EQ": "`=`", "_COLON": "`:`", "QMARK": "`?`", "_SEMI": "`;`",
     "LPAR": "`(`", "RPAR": "`)`", "LSQB": "`[`", "RSQB": "`]`", "LBRACE": "`{`",
-    "RBRACE": "`}`", "_NL": "a new line", "$END": "the end of the spec", "INPUT": "`input`",
-    "DEF": "`def`", "OPERAND": "a layer, a block or a number", "VGG_CONV": "a layer",
-    "VGG_FC": "a layer", "SOFTMAX_ALIAS": "a layer",
+    "RBRACE": "`}`", "_NL": "a new line", "$END": "the end of the spec", "INPUT_WORD": "`input`",
+    "DEF": "`def`", "OPERAND": "a layer, a block or a number", "PAPER_TOKEN": "a layer",
 }
 
 
 def _expected(names) -> str:
     names = set(names)
     if {"NAME", "INT"} <= names:  # an operand is missing: don't list every token that starts one
-        names = (names - {"NAME", "INT", "FLOAT", "SHAPE", "INPUT", "VGG_CONV", "VGG_FC",
-                          "SOFTMAX_ALIAS", "LSQB", "LBRACE", "MINUS"}) | {"OPERAND"}
+        names = (names - {"NAME", "INT", "FLOAT", "SHAPE", "INPUT_WORD", "PAPER_TOKEN", "LSQB",
+                          "LBRACE", "MINUS"}) | {"OPERAND"}
     words = sorted({_FRIENDLY.get(n, n) for n in names})
     return ", ".join(words[:-1]) + (" or " if len(words) > 1 else "") + words[-1] if words else ""
 
@@ -217,8 +252,7 @@ def _unexpected_token(source: Source, exc) -> CnnSyntaxError:
         return CnnSyntaxError("unexpected end of line", span,
                               help=f"expected {_expected(expected)}")
     after_operand = expected & {"MINUS", "_ARROW"} and tok.type in {
-        "NAME", "INT", "FLOAT", "VGG_CONV", "VGG_FC", "SOFTMAX_ALIAS", "INPUT", "LPAR",
-        "LSQB", "LBRACE"}
+        "NAME", "INT", "FLOAT", "PAPER_TOKEN", "INPUT_WORD", "LPAR", "LSQB", "LBRACE"}
     if after_operand:
         return CnnSyntaxError(f"missing separator before `{tok}`", span,
                               help="join layers with `-` (or `->`, `+`, `,`), e.g. `CONV - RELU`")
@@ -231,15 +265,45 @@ def _make_transformer():
     class ToAst(Transformer):
         """Builds the AST while the parser reduces; spans come from the tokens themselves."""
 
-        source: Source | None = None
+        @property
+        def source(self) -> Source:
+            return _current.source  # this thread's parse: the transformer itself is shared
 
         def _tok(self, tok) -> Span:
-            return Span.of(self.source, tok)
+            return Span.of(_current.source, tok)
+
+        # Nesting: each node that nests (a bracket, a call's brackets, unary `-`, `?`) records
+        # how many such levels it holds; nodes holding none are left out. Built bottom-up,
+        # so the node that first goes past the limit is refused as the parser reduces it.
+        # (Loops, not max() over a generator: these run for every call and chain, and
+        # the generator cost 3% of parsing a long literal chain.)
+        @staticmethod
+        def _nest(node, inner, at: Span | None = None):
+            levels = _current.levels
+            depth = 0
+            for child in inner:
+                if child in levels and levels[child] > depth:
+                    depth = levels[child]
+            if depth >= MAX_NESTING:
+                raise _too_deep(at or node.span)
+            levels[node] = depth + 1
+            return node
+
+        @staticmethod
+        def _flat(node, items):
+            levels = _current.levels
+            depth = 0
+            for child in items:
+                if child in levels and levels[child] > depth:
+                    depth = levels[child]
+            if depth:
+                levels[node] = depth
+            return node
 
         def _span(self, first, last) -> Span:
             a = first.span if isinstance(first, ast.Node) else self._tok(first)
             b = last.span if isinstance(last, ast.Node) else self._tok(last)
-            return Span(self.source, a.line, a.column, b.end_line, b.end_column)
+            return Span(_current.source, a.line, a.column, b.end_line, b.end_column)
 
         # statements
         def start(self, children):
@@ -280,26 +344,30 @@ def _make_transformer():
 
         # expressions
         def comma_seq(self, children):
-            return ast.Chain(self._span(children[0], children[-1]), tuple(children),
-                             (",",) * (len(children) - 1))
+            return self._flat(ast.Chain(self._span(children[0], children[-1]), tuple(children),
+                                        (",",) * (len(children) - 1)), children)
 
         def arrow_seq(self, children):
-            return ast.Chain(self._span(children[0], children[-1]), tuple(children),
-                             ("->",) * (len(children) - 1))
+            return self._flat(ast.Chain(self._span(children[0], children[-1]), tuple(children),
+                                        ("->",) * (len(children) - 1)), children)
 
         def sum_seq(self, children):
-            return ast.Chain(self._span(children[0], children[-1]), tuple(children[0::2]),
-                             tuple(str(t) for t in children[1::2]))
+            items = tuple(children[0::2])
+            return self._flat(ast.Chain(self._span(children[0], children[-1]), items,
+                                        tuple(str(t) for t in children[1::2])), items)
 
         def product_seq(self, children):
-            return ast.Product(self._span(children[0], children[-1]), tuple(children[0::2]),
-                               tuple(str(t) for t in children[1::2]))
+            items = tuple(children[0::2])
+            return self._flat(ast.Product(self._span(children[0], children[-1]), items,
+                                          tuple(str(t) for t in children[1::2])), items)
 
         def neg(self, children):
-            return ast.Neg(self._span(children[0], children[1]), children[1])
+            return self._nest(ast.Neg(self._span(children[0], children[1]), children[1]),
+                              children[1:])
 
         def optional(self, children):
-            return ast.Optional(self._span(children[0], children[1]), children[0])
+            return self._nest(ast.Optional(self._span(children[0], children[1]), children[0]),
+                              children[:1], at=self._tok(children[1]))  # at the `?` itself
 
         def int(self, children):
             return ast.Num(self._tok(children[0]), _whole(children[0], self.source))
@@ -324,7 +392,8 @@ def _make_transformer():
             args = children[2] if len(children) == 4 else []
             pos = tuple(a for a in args if not isinstance(a, ast.Keyword))
             kws = tuple(a for a in args if isinstance(a, ast.Keyword))
-            return ast.Call(self._span(name, children[-1]), str(name), self._tok(name), pos, kws)
+            call = ast.Call(self._span(name, children[-1]), str(name), self._tok(name), pos, kws)
+            return self._nest(call, args)
 
         def args(self, children):
             seen_kw = False
@@ -337,11 +406,12 @@ def _make_transformer():
             return list(children)
 
         def kwarg(self, children):
-            return ast.Keyword(self._span(children[0], children[1]), str(children[0]),
-                               children[1])
+            return self._flat(ast.Keyword(self._span(children[0], children[1]),
+                                          str(children[0]), children[1]), children[1:])
 
         def _group(self, children, bracket):
-            return ast.Group(self._span(children[0], children[-1]), children[1], bracket)
+            return self._nest(ast.Group(self._span(children[0], children[-1]), children[1],
+                                        bracket), children[1:2])
 
         def paren(self, children):
             return self._group(children, "(")
@@ -352,13 +422,11 @@ def _make_transformer():
         def brace(self, children):
             return self._group(children, "{")
 
-        # A paper's token (VGG's conv3-64, FC-4096, soft-max) stays as written; the layer
-        # registry says what it stands for.
+        # A paper's token (VGG's conv3-64) stays as written, as the call's alias; the layer
+        # registry says what it stands for (layers.paper_token).
         def paper_token(self, children):
             span = self._tok(children[0])
             return ast.Call(span, str(children[0]), span, (), (), alias=str(children[0]))
-
-        vgg_conv = vgg_fc = softmax_alias = paper_token
 
     return ToAst
 

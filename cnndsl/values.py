@@ -12,9 +12,8 @@ from . import ast, functions, layers
 from .errors import (CnnArgumentError, CnnLimitError, CnnNameError, CnnSyntaxError, Span,
                      did_you_mean)
 from .layers import Symbol
-from .parser import MAX_NUMBER
+from .limits import MAX_DEPTH, MAX_LEVELS, MAX_NUMBER
 
-MAX_DEPTH = 400  # nested blocks, calls and variable references
 BUILTINS = ("residual", "concat", "add", "identity", "id")
 SETTINGS = ("classes", "width", "max_width", "fc_width", "rounding", "activation")
 
@@ -59,7 +58,13 @@ class Evaluator:
         self.program = program
         self.globals = Scope({})
         self.var_cache: dict[str, Any] = {}
-        self.stack: list[tuple[int, str]] = []  # bindings being evaluated (recursion check)
+        # Bindings being evaluated: (id, name, definitions and variables so far, levels so
+        # far), for the recursion check and the limits (limits.MAX_DEPTH, MAX_LEVELS).
+        self.stack: list[tuple[int, str, int, int]] = []
+        self.nesting_memo: dict[ast.Node, int] = {}
+        # is_number() of definitions and variables that does not depend on the arguments
+        self.number_memo: dict[ast.Node, bool] = {}
+        self.read_argument = False  # is_number() has looked at an argument (a Thunk)
 
     def setting(self, name: str, default=None):
         binding = self.globals.names.get(name)
@@ -106,31 +111,58 @@ class Evaluator:
 
     def enter(self, name: str, span: Span, binding) -> None:
         """Push a definition being evaluated; seeing the same binding again is recursion."""
-        keys = [key for key, _ in self.stack]
+        keys = [entry[0] for entry in self.stack]
         if id(binding) in keys:
-            names = [n for _, n in self.stack[keys.index(id(binding)):]]
+            names = [entry[1] for entry in self.stack[keys.index(id(binding)):]]
             chain = " -> ".join(names + [name])
             raise CnnLimitError(
                 f"`{name}` refers to itself ({chain})", span,
                 help="a definition cannot use itself; to repeat a block write `BLOCK * N`")
-        if len(self.stack) >= MAX_DEPTH:
+        named, levels = self.stack[-1][2:] if self.stack else (0, 0)
+        named, levels = self.deeper(binding, named, levels)
+        self.check_depth(named, levels, span)
+        self.stack.append((id(binding), name, named, levels))
+
+    def deeper(self, binding, named: int, levels: int) -> tuple[int, int]:
+        """The depth counts once `binding` is entered. An argument (a Thunk) is not a
+        definition, but its expression is evaluated inside the call and costs levels."""
+        expr = binding.expr if isinstance(binding, Thunk) else binding.value if isinstance(
+            binding, ast.Assign) else binding.body
+        nesting = self.nesting_memo.get(expr)
+        if nesting is None:
+            nesting = ast.nesting(expr, self.nesting_memo)
+        return named + (not isinstance(binding, Thunk)), levels + 1 + nesting
+
+    def check_depth(self, named: int, levels: int, span: Span) -> None:
+        if named > MAX_DEPTH:
             raise CnnLimitError(f"definitions nested deeper than {MAX_DEPTH} levels", span,
                                 help="flatten the definitions")
-        self.stack.append((id(binding), name))
+        if levels > MAX_LEVELS:
+            raise CnnLimitError(
+                f"definitions and the expressions in them nested deeper than {MAX_LEVELS:,} "
+                "levels in all", span, notes=[(
+                    "each definition, variable or argument in use is a level, and so is "
+                    "each bracket, unary `-` and `?` in its expression")],
+                help="flatten the definitions")
 
     # -- value mode: numbers and symbols ---------------------------------------------------
-    def is_number(self, expr: ast.Expr, scope: Scope, depth: int = 0) -> bool:
-        """Whether an expression denotes a number (so `X * it` repeats X)."""
-        if depth > MAX_DEPTH:
-            return True  # a cycle (N = M, M = N): evaluating it reports the recursion
+    def is_number(self, expr: ast.Expr, scope: Scope, path: _Path | None = None) -> bool:
+        """Whether an expression denotes a number (so `X * it` repeats X).
+
+        `path`: the bindings entered on the way here, counted as enter() counts them, so a
+        chain of definitions is followed as deep as evaluating it may go, and no deeper.
+        Within one expression it recurses without counting: the parser bounds that."""
         if isinstance(expr, ast.Num):
             return True
         if isinstance(expr, ast.Group):
-            return self.is_number(expr.inner, scope, depth + 1)
+            return self.is_number(expr.inner, scope, path)
         if isinstance(expr, ast.Neg):
             return True
         if isinstance(expr, (ast.Chain, ast.Product)):
-            return all(self.is_number(e, scope, depth + 1) for e in expr.items)
+            for item in expr.items:  # a loop, not all(): a generator would nest C frames too
+                if not self.is_number(item, scope, path):
+                    return False
+            return True
         if isinstance(expr, ast.Call) and expr.alias is None:
             if functions.lookup(expr.name) is not None:
                 return True
@@ -140,22 +172,47 @@ class Evaluator:
                     local = self.bind_def(bound, expr, expr.args, expr.kwargs, scope)
                 except CnnArgumentError:
                     return False  # a bad call: building it reports the mistake
-                return self.is_number(bound.body, local, depth + 1)
+                known = self.number_memo.get(bound)
+                if known is not None:
+                    return known
+                return self.entered_is_number(bound, bound.body, local,
+                                              self.follow(path, bound, expr.span))
             return False
         if isinstance(expr, ast.Name):
             bound = scope.find(expr.id)
             if isinstance(bound, Thunk):
-                return self.is_number(bound.expr, bound.scope, depth + 1)
+                self.read_argument = True
+                path = self.follow(path, bound, expr.span)
+                return path.cycle or self.is_number(bound.expr, bound.scope, path)
             if isinstance(bound, Override):
                 return isinstance(bound.value, (int, float))
             if isinstance(bound, ast.Assign):
-                return self.is_number(bound.value, self.globals, depth + 1)
+                known = self.number_memo.get(bound)
+                if known is not None:
+                    return known
+                return self.entered_is_number(bound, bound.value, self.globals,
+                                              self.follow(path, bound, expr.span))
             if isinstance(bound, ast.Def):  # `name` alone calls it, as in build mode
-                return self.is_number(_call_of(expr), scope, depth + 1)
+                return self.is_number(_call_of(expr), scope, path)
             if isinstance(bound, (int, float)):
                 return True
             return not (layers.lookup(expr.id) or expr.id.lower() in BUILTINS)
         return False
+
+    def entered_is_number(self, binding, expr: ast.Expr, scope: Scope, path: _Path) -> bool:
+        """is_number() of a definition's or variable's expression, remembered when it read
+        none of the call's arguments: otherwise each call in a chain of 400 definitions
+        would walk the rest of the chain again (160,000 steps)."""
+        if path.cycle:
+            return True
+        outer, self.read_argument = self.read_argument, False
+        try:
+            result = self.is_number(expr, scope, path)
+            if not self.read_argument:
+                self.number_memo[binding] = result
+            return result
+        finally:
+            self.read_argument = outer or self.read_argument
 
     def value(self, expr: ast.Expr, scope: Scope, symbols: bool = False):
         """Evaluate a number (or, where `symbols`, a bare word such as `same`)."""
@@ -253,6 +310,22 @@ class Evaluator:
             raise CnnArgumentError(f"{fn.name}: {exc}", call.span, help=fn.signature()) from None
         return self.check_number(result, call.span)
 
+    def follow(self, path: _Path | None, binding, span: Span) -> _Path:
+        """`path` with `binding` entered. Past the limits it is either a cycle (`N = M`,
+        `M = N`), left for evaluation to report as one, or a chain that deep: refused here,
+        where it is found, so that it is not mistaken for a number or for layers."""
+        named, levels = self.deeper(binding, path.named if path else 0,
+                                    path.levels if path else 0)
+        if named > MAX_DEPTH or levels > MAX_LEVELS:
+            seen, item = set(), path
+            while item is not None:
+                seen.add(id(item.binding))
+                item = item.parent
+            if id(binding) in seen:
+                return _Path(binding, path, named, levels, cycle=True)
+            self.check_depth(named, levels, span)
+        return _Path(binding, path, named, levels)
+
     def def_number(self, d: ast.Def, call: ast.Call, local: Scope):
         """The value of a def whose body is a number, its arguments already bound."""
         self.enter(d.name, call.span, d)
@@ -301,6 +374,18 @@ class Evaluator:
         if symbols:
             return Symbol(expr.id)
         raise self.unknown(expr.id, expr.span, scope, "number")
+
+
+class _Path:
+    """The bindings is_number has entered, innermost first (a linked list: entering one is
+    O(1), and only a walk past the limits looks back along it)."""
+
+    __slots__ = ("binding", "cycle", "levels", "named", "parent")
+
+    def __init__(self, binding, parent: _Path | None, named: int, levels: int,
+                 cycle: bool = False):
+        self.binding, self.parent, self.named, self.levels = binding, parent, named, levels
+        self.cycle = cycle  # it came back to a binding it is inside: evaluating reports that
 
 
 def _call_of(name: ast.Name) -> ast.Call:

@@ -72,3 +72,58 @@ def test_deep_nesting_is_refused_before_recursion():
     with pytest.raises(CnnLimitError) as info:
         parse("(" * 100_000 + "CONV" + ")" * 100_000)
     assert "nested deeper" in info.value.message
+
+
+def test_paper_tokens_keep_their_spellings_spaces_and_case():
+    # case-insensitive, and only a token when written without spaces and not part of a name
+    expr = parse("CONV3-64 - Fc-10 - SOFT-MAX").statements[0]
+    assert [c.alias for c in expr.items] == ["CONV3-64", "Fc-10", "SOFT-MAX"]
+    spaced = parse("conv3 - 64").statements[0]
+    assert isinstance(spaced, ast.Chain) and [type(i) for i in spaced.items] == [ast.Name, ast.Num]
+    assert parse("N-1").statements[0].ops == ("-",)
+    call = parse("CONV(N-1)").statements[0]
+    assert isinstance(call.args[0], ast.Chain) and call.alias is None
+
+
+def test_the_grammar_takes_its_paper_tokens_from_the_layer_registry():
+    from cnndsl import layers
+
+    grammar = _grammar_text()
+    assert "@PAPER_TOKENS@" not in grammar
+    for kind in layers.REGISTRY.values():
+        if kind.paper_token:
+            assert kind.paper_token in grammar, kind.name
+
+
+def test_the_parse_table_cache_is_named_by_the_complete_grammar(tmp_path, monkeypatch):
+    from cnndsl.parser import _cache_file
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    grammar = _grammar_text()
+    assert _cache_file(grammar) != _cache_file(grammar.replace("soft-max", "soft_max"))
+
+
+def test_threads_parsing_at_once_keep_their_own_sources():
+    # The parser is shared; each parse's spans must point into its own text (issue 11: four
+    # threads parsing 20 times each gave 73 statements located in another thread's spec).
+    import threading
+
+    texts = [f"input {8 + i}x8x3\nN{i} = {i + 1}\ndef b{i}(c) = CONV(c, 3, pad=1) - RELU?\n"
+             f"b{i}({i + 4}) * N{i} - (POOL - -1 - {{FC(10)}})" for i in range(6)]
+    wrong = []
+    start = threading.Barrier(len(texts))
+
+    def work(text):
+        start.wait()
+        for _ in range(40):
+            program = parse(text, f"spec{texts.index(text)}.cnn")
+            for node in ast.walk(program.statements):
+                spans = [node.span] + [getattr(node, "name_span", node.span)]
+                wrong.extend(s for s in spans if s.source is not program.source)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in texts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wrong == []

@@ -60,7 +60,7 @@ def test_empty_spec_text_is_a_spec_error_not_a_path(text):
 
 
 def _token_spans(text):
-    parser, _ = _lark()
+    parser = _lark()
     return [(t.start_pos, t.end_pos) for t in parser.lex(text, dont_ignore=False)]
 
 

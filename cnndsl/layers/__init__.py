@@ -55,6 +55,14 @@ def merge_builtins() -> tuple[str, ...]:
     return tuple(kind.merge_builtin for kind in REGISTRY.values() if kind.merge_builtin)
 
 
+def paper_token_pattern() -> str:
+    """One regex matching every kind's paper token (`conv3-64`, `FC-4096`, `soft-max`), for the
+    grammar's PAPER_TOKEN terminal; matched case-insensitively, as paper_token() matches."""
+    # dict.fromkeys: a subclass that inherits its parent's token (DWCONV's CONV) adds nothing
+    patterns = dict.fromkeys(kind.paper_token for kind in REGISTRY.values() if kind.paper_token)
+    return "|".join(f"(?:{pattern})" for pattern in patterns)
+
+
 def paper_token(text: str) -> tuple[LayerKind, tuple, dict] | None:
     """The kind and argument values a paper's token (`conv3-64`, `FC-4096`) stands for."""
     import re
@@ -68,4 +76,5 @@ def paper_token(text: str) -> tuple[LayerKind, tuple, dict] | None:
 
 
 __all__ = ["REGISTRY", "Context", "LayerKind", "Param", "Recipe", "Site", "Symbol", "lookup",
-           "callable_names", "get", "input_kind", "merge_builtins", "merge_kind", "paper_token"]
+           "callable_names", "get", "input_kind", "merge_builtins", "merge_kind", "paper_token",
+           "paper_token_pattern"]

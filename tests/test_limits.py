@@ -1,0 +1,202 @@
+"""Nesting limits: deep specs check alike from the library and the command line, and past a
+limit they get a located CnnLimitError, never a RecursionError or a traceback."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+
+import pytest
+
+import cnndsl
+from cnndsl import limits
+from cnndsl.errors import CnnLimitError
+from cnndsl.fmt import format_text
+
+from conftest import layers_of
+
+
+def param_defs(n: int) -> str:
+    """n parameterised defs, each calling the one before: `def b1(c) = b0(c)`."""
+    lines = ["input 8x8x3", "def b0(c) = CONV(c, 1)"]
+    lines += [f"def b{i}(c) = b{i - 1}(c)" for i in range(1, n)]
+    return "\n".join(lines + [f"b{n - 1}(4)"]) + "\n"
+
+
+def bare_defs(n: int) -> str:
+    lines = ["input 8x8x3", "def b0 = RELU"]
+    lines += [f"def b{i} = b{i - 1}" for i in range(1, n)]
+    return "\n".join(lines + [f"b{n - 1}"]) + "\n"
+
+
+def variables(n: int) -> str:
+    lines = ["input 8x8x3", "v0 = 4"]
+    lines += [f"v{i} = v{i - 1}" for i in range(1, n)]
+    return "\n".join(lines + [f"CONV(v{n - 1}, 1)"]) + "\n"
+
+
+def bracketed_defs(n: int, nest: int) -> str:
+    """Defs that each nest `nest` brackets around the call of the one before."""
+    lines = ["input 8x8x3", "def b0 = RELU"]
+    lines += [f"def b{i} = " + "(" * nest + f"b{i - 1}" + ")" * nest for i in range(1, n)]
+    return "\n".join(lines + [f"b{n - 1}"]) + "\n"
+
+
+def nested_functions(n: int, nest: int) -> str:
+    """Variables that each nest `nest` calls of max() around the one before: among the
+    deepest Python recursions per level that the limits allow (see test below)."""
+    lines = ["input 8x8x3", "v0 = 1"]
+    lines += [f"v{i} = " + "max(1, " * nest + f"v{i - 1}" + ")" * nest for i in range(1, n)]
+    return "\n".join(lines + [f"CONV(v{n - 1}, 1)"]) + "\n"
+
+
+def check_cli(path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cnndsl", "check", str(path)],
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def library_and_cli(tmp_path, text):
+    """(the library's located error or None, the command line's run) for one spec file."""
+    spec = tmp_path / "deep.cnn"
+    spec.write_text(text)
+    try:
+        cnndsl.build_graph(spec)
+        error = None
+    except CnnLimitError as exc:
+        error = exc
+    return error, check_cli(spec)
+
+
+# -- the library and the command line agree (issue 11) -----------------------------------
+
+@pytest.mark.parametrize("n", [399, 400])
+def test_deep_parameterised_defs_check_alike_from_library_and_cli(tmp_path, n):
+    error, r = library_and_cli(tmp_path, param_defs(n))
+    assert error is None
+    # CONV(4, 1) on 8x8x3: 3 x 4 weights + 4 biases
+    assert r.returncode == 0 and r.stdout.endswith("ok: 1 layer, output 8x8x4, 16 parameters\n")
+
+
+@pytest.mark.parametrize("text, line, column", [
+    (param_defs(401), 3, 13),  # the 401st definition entered is b0, called in b1
+    (bare_defs(401), 3, 10),
+    (variables(401), 3, 6),
+])
+def test_past_400_definitions_library_and_cli_give_the_same_located_error(tmp_path, text, line,
+                                                                           column):
+    error, r = library_and_cli(tmp_path, text)
+    assert error is not None and error.message == "definitions nested deeper than 400 levels"
+    assert (error.span.line, error.span.column) == (line, column)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr == error.render() + "\n"
+
+
+def test_the_library_restores_the_recursion_limit():
+    before = sys.getrecursionlimit()
+    assert len(layers_of(cnndsl.build_graph(param_defs(400)))) == 1
+    with pytest.raises(CnnLimitError):
+        cnndsl.build_graph(param_defs(401))
+    assert sys.getrecursionlimit() == before
+
+
+def test_threads_building_at_once_share_one_raised_recursion_limit():
+    before = sys.getrecursionlimit()
+    results = []
+
+    def work():
+        results.append(len(layers_of(cnndsl.build_graph(bare_defs(400)))))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [1] * 4 and sys.getrecursionlimit() == before
+
+
+# -- the 400-level limit is 400 (it was 200 for chains of bare names) ----------------------
+
+@pytest.mark.parametrize("n", [202, 399, 400])
+def test_a_chain_of_bare_name_defs_gives_its_layer(n):
+    graph = cnndsl.build_graph(bare_defs(n))
+    assert [d["kind"] for d in layers_of(graph)] == ["RELU"]
+
+
+@pytest.mark.parametrize("n", [247, 400])
+def test_a_chain_of_variables_gives_its_value(n):
+    (conv,) = layers_of(cnndsl.build_graph(variables(n)))
+    assert str(conv["shape"]) == "8x8x4"
+    # `v1 = v0 + 1`, ...: each level also evaluates a sum (a RecursionError from 248 on)
+    counted = variables(n).replace(" = v", " = 1 + v")
+    (conv,) = layers_of(cnndsl.build_graph(counted))
+    assert str(conv["shape"]) == f"8x8x{4 + n - 1}"
+
+
+# -- F9 (issue 17): deep expressions are refused where they are written --------------------
+
+@pytest.mark.parametrize("text, column", [
+    ("input 8x8x3\nCONV(" + "-" * 495 + "4, 1)", 207),  # the 202nd `-` in a row
+    ("input 8x8x3\nCONV(" + "-" * 15_000 + "4, 1)", 207),
+    ("input 8x8x3\nRELU" + "?" * 987, 205),  # the 201st `?`
+    ("input 8x8x3\nRELU" + "?" * 100_000, 205),
+    # brackets and `-` together: the 101st bracket from the inside (the 50th written)
+    ("input 8x8x3\nCONV(" + "-(" * 150 + "4" + ")" * 150 + ", 1)", 105),
+])
+def test_deep_expressions_are_refused_alike_from_library_and_cli(tmp_path, text, column):
+    error, r = library_and_cli(tmp_path, text)
+    assert error is not None and error.message == "expression nested deeper than 200 levels"
+    assert (error.span.line, error.span.column) == (2, column)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr == error.render() + "\n"
+
+
+@pytest.mark.parametrize("text", [
+    "input 8x8x3\nRELU" + "?" * 200,
+    "input 8x8x3\nCONV(" + "-" * 198 + "4, 1)",  # 198 levels of `-`, one of CONV's brackets
+    "input 8x8x3\n" + "(" * 200 + "RELU" + ")" * 200,
+])
+def test_expressions_at_the_nesting_limit_check(text):
+    assert len(layers_of(cnndsl.build_graph(text))) == 1
+
+
+def test_definitions_that_each_nest_deeply_meet_a_located_limit_not_a_recursion_error():
+    # 22 defs of 198 brackets each: 400 definitions of this would recurse 80,000 levels
+    text = bracketed_defs(22, 198)
+    with pytest.raises(CnnLimitError) as info:
+        cnndsl.build_graph(text)
+    assert info.value.message == ("definitions and the expressions in them nested deeper than "
+                                  "4,000 levels in all")
+    assert info.value.span.line == 4  # b1, the 21st definition entered, in b2's body
+    assert len(layers_of(cnndsl.build_graph(bracketed_defs(20, 198)))) == 1
+
+
+@pytest.mark.parametrize("text", [bracketed_defs(22, 198), nested_functions(22, 198),
+                                  nested_functions(60, 60)])
+def test_half_the_recursion_headroom_suffices_at_the_limits(monkeypatch, text):
+    # The deepest Python recursion the limits allow, measured by bisection, was 16,330
+    # frames (these specs); RECURSION_LIMIT leaves three times that. Half of it must do,
+    # in a thread as well (a thread's C stack is no larger than the main one's).
+    outcomes = []
+
+    def build():
+        try:
+            outcomes.append(len(layers_of(cnndsl.build_graph(text))))
+        except CnnLimitError as exc:
+            outcomes.append(exc.message)
+        except RecursionError:
+            outcomes.append("RecursionError")
+
+    full = threading.Thread(target=build)
+    full.start()
+    full.join()
+    monkeypatch.setattr(limits, "RECURSION_LIMIT", limits.RECURSION_LIMIT // 2)
+    build()
+    assert "RecursionError" not in outcomes and outcomes[0] == outcomes[1]
+
+
+def test_fmt_follows_long_definition_chains_without_recursing_through_them():
+    # written last-first, each def's formatting asks whether the next one gives layers
+    lines = ["input 8x8x3"] + [f"def b{i} = b{i - 1} - RELU" for i in range(3000, 0, -1)]
+    text = "\n".join(lines + ["def b0 = RELU", "b3000"]) + "\n"
+    assert format_text(text) == text
+    assert format_text(param_defs(401)) == param_defs(401)
