@@ -14,7 +14,8 @@ from .errors import (CnnArgumentError, CnnLimitError, CnnNameError, CnnSyntaxErr
 from .layers import Symbol
 from .limits import MAX_DEPTH, MAX_LEVELS, MAX_NUMBER
 
-BUILTINS = ("residual", "concat", "add", "identity", "id")
+# The language's builtins: residual(...), identity, and the merges the registry declares.
+BUILTINS = ("residual", *layers.merge_builtins(), "identity", "id")
 SETTINGS = ("classes", "width", "max_width", "fc_width", "rounding", "activation")
 
 @dataclass

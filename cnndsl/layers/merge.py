@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..errors import CnnShapeError
 from ..ir import SHORTCUT
 from ..shapes import Shape
-from .base import LayerKind, Recipe, register
+from .base import LayerKind, Param, Recipe, register
 
 
 @register
@@ -47,6 +47,9 @@ class Add(LayerKind):
     callable = False
     min_inputs, max_inputs = 2, None
     merge_builtin = "add"
+    # Set by residual(...) (not written by users): project a shortcut of another shape with
+    # conv1x1 + BN when the body normalises, as torchvision's downsample, else conv1x1 + bias.
+    params = (Param("project_bn", "bool", False),)
     doc = "Elementwise sum of branches of equal shape (`add(...)`, `residual(...)`)."
     draw = {"shape": "circle", "label": "+", "fontsize": "14", "width": "0.3",
             "height": "0.3", "fixedsize": "true"}
