@@ -10,14 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import ast, functions, ir, layers
-from .errors import (
-    CnnArgumentError,
-    CnnDslError,
-    CnnLimitError,
-    CnnNameError,
-    CnnSyntaxError,
-    Span,
-)
+from .errors import (CnnArgumentError, CnnDslError, CnnLimitError, CnnNameError, CnnSyntaxError,
+                     Span)
 from .values import BUILTINS, MAX_DEPTH, SETTINGS, Evaluator, Override, Scope, Thunk
 
 DEFAULT_MAX_LAYERS = 200_000
@@ -83,25 +77,25 @@ class Expander(Evaluator):
             self.globals.names["classes"] = Override(self.options.classes)
 
     # -- build mode: layers ----------------------------------------------------------------
-    def add_node(self, kind: layers.LayerKind, bound: dict, span: Span, where: ir.Scope,
+    def add_node(self, kind: layers.LayerKind, bound: dict, span: Span, within: ir.Scope,
                  inputs: list[ir.Edge], **fields) -> int:
         if self.graph.next_id > self.options.max_layers:
             raise CnnLimitError(
                 f"the network has more than {self.options.max_layers:,} layers", span,
                 help="raise the limit with --max-layers")
-        return self.graph.add(kind, inputs, span, where, bound, **fields).id
+        return self.graph.add(kind, inputs, span, within, bound, **fields).id
 
-    def build(self, expr: ast.Expr, scope: Scope, tail: int, path: ir.Scope) -> int:
-        if path.depth > MAX_DEPTH:
+    def build(self, expr: ast.Expr, scope: Scope, tail: int, within: ir.Scope) -> int:
+        if within.depth > MAX_DEPTH:
             raise CnnLimitError(f"blocks nested deeper than {MAX_DEPTH} levels", expr.span)
         if isinstance(expr, ast.Chain):
             for item in expr.items:
-                tail = self.build(item, scope, tail, path)
+                tail = self.build(item, scope, tail, within)
             return tail
         if isinstance(expr, ast.Group):
-            return self.build(expr.inner, scope, tail, path)
+            return self.build(expr.inner, scope, tail, within)
         if isinstance(expr, ast.Product):
-            return self.build_product(expr, scope, tail, path)
+            return self.build_product(expr, scope, tail, within)
         if isinstance(expr, ast.Optional):
             site = (expr.span.line, expr.span.column)
             if site not in self.optional_sites:
@@ -109,21 +103,21 @@ class Expander(Evaluator):
             drop = self.options.drop_optional
             if drop is True or (isinstance(drop, frozenset) and site in drop):
                 return tail
-            return self.build(expr.operand, scope, tail, path)
+            return self.build(expr.operand, scope, tail, within)
         if isinstance(expr, ast.InputRef):
             if tail != self.graph.input:
                 raise CnnSyntaxError("INPUT can only begin the network", expr.span)
             return tail
         if isinstance(expr, ast.Name):
-            return self.build_name(expr, scope, tail, path)
+            return self.build_name(expr, scope, tail, within)
         if isinstance(expr, ast.Call):
-            return self.build_call(expr, scope, tail, path)
+            return self.build_call(expr, scope, tail, within)
         if isinstance(expr, ast.Num):
             raise CnnArgumentError(f"expected a layer, found the number {expr.value}", expr.span,
                                    help="to repeat a layer N times write `LAYER * N`")
         raise CnnArgumentError("expected a layer here", expr.span)
 
-    def build_product(self, expr: ast.Product, scope: Scope, tail: int, path: ir.Scope) -> int:
+    def build_product(self, expr: ast.Product, scope: Scope, tail: int, within: ir.Scope) -> int:
         if "/" in expr.ops:
             raise CnnArgumentError("`/` divides numbers; layers cannot be divided", expr.span)
         counts = [i for i, item in enumerate(expr.items) if self.is_number(item, scope)]
@@ -142,21 +136,21 @@ class Expander(Evaluator):
                 raise CnnArgumentError(f"a repeat count must be a whole number >= 0, not {n!r}",
                                        expr.items[i].span)
             total *= n
-        return self.repeat(expr.items[bodies[0]], total, scope, tail, path, expr.span)
+        return self.repeat(expr.items[bodies[0]], total, scope, tail, within, expr.span)
 
-    def repeat(self, body: ast.Expr, n: int, scope: Scope, tail: int, path: ir.Scope,
+    def repeat(self, body: ast.Expr, n: int, scope: Scope, tail: int, within: ir.Scope,
                span: Span) -> int:
         limit = self.options.max_layers
         if n > limit:
             raise CnnLimitError(f"repeat count {n:,} exceeds the layer limit of {limit:,}", span,
                                 help="raise the limit with --max-layers")
         if n == 1:  # not a repetition: no frame, so tables and diagrams show no `x1` box
-            return self.build(body, scope, tail, path)
+            return self.build(body, scope, tail, within)
         self.frame_ids += 1
         fid = self.frame_ids
         for i in range(n):
             before = self.graph.next_id
-            tail = self.build(body, scope, tail, path.child("repeat", f"x{n}", fid, i, n,
+            tail = self.build(body, scope, tail, within.child("repeat", f"x{n}", fid, i, n,
                                                             span=span))
             if i == 0:
                 per_copy = self.graph.next_id - before
@@ -166,30 +160,30 @@ class Expander(Evaluator):
                         span, help="raise the limit with --max-layers")
         return tail
 
-    def build_name(self, expr: ast.Name, scope: Scope, tail: int, path: ir.Scope) -> int:
+    def build_name(self, expr: ast.Name, scope: Scope, tail: int, within: ir.Scope) -> int:
         bound = scope.find(expr.id)
         if isinstance(bound, Thunk):
             self.enter(expr.id, expr.span, bound)
             try:
-                return self.build(bound.expr, bound.scope, tail, path)
+                return self.build(bound.expr, bound.scope, tail, within)
             finally:
                 self.stack.pop()
         if isinstance(bound, ast.Def):
             return self.build_call(ast.Call(expr.span, expr.id, expr.span, (), ()), scope,
-                                   tail, path)
+                                   tail, within)
         if isinstance(bound, ast.Assign):
             self.enter(expr.id, expr.span, bound)
             try:
-                return self.build(bound.value, self.globals, tail, path)
+                return self.build(bound.value, self.globals, tail, within)
             finally:
                 self.stack.pop()
         if isinstance(bound, Override):
             raise CnnArgumentError(f"expected a layer, but `{expr.id}` is the number "
                                    f"{bound.value}", expr.span)
         call = ast.Call(expr.span, expr.id, expr.span, (), ())
-        return self.build_call(call, scope, tail, path)
+        return self.build_call(call, scope, tail, within)
 
-    def build_call(self, call: ast.Call, scope: Scope, tail: int, path: ir.Scope) -> int:
+    def build_call(self, call: ast.Call, scope: Scope, tail: int, within: ir.Scope) -> int:
         bound = scope.find(call.name)
         if isinstance(bound, ast.Def):
             local = self.bind_def(bound, call, call.args, call.kwargs, scope)
@@ -197,13 +191,13 @@ class Expander(Evaluator):
                 raise CnnArgumentError(f"`{call.name}` gives a number, not layers", call.span,
                                        help="use it where a number goes, e.g. CONV("
                                        f"{call.name}{'(...)' if bound.params else ''}, 3)")
-            return self.call_def(bound, call, local, tail, path)
+            return self.call_def(bound, call, local, tail, within)
         if isinstance(bound, (Thunk, ast.Assign, Override)):
             raise CnnArgumentError(f"`{call.name}` is a variable, not a block", call.name_span,
                                    help="define a block with `def`")
         low = call.name.lower()
         if low in BUILTINS:
-            return self.build_builtin(low, call, scope, tail, path)
+            return self.build_builtin(low, call, scope, tail, within)
         if call.alias is None and functions.lookup(call.name):
             raise CnnArgumentError(f"`{call.name}(...)` is a number, not a layer", call.span,
                                    help="use it where a number goes, e.g. "
@@ -227,18 +221,18 @@ class Expander(Evaluator):
         parts = kind.macro(params) or [(kind.name, params)]
         written = call.alias or call.name.upper()
         for part_kind, part_params in parts:
-            tail = self.add_node(layers.get(part_kind), part_params, call.span, path,
+            tail = self.add_node(layers.get(part_kind), part_params, call.span, within,
                                  [ir.Edge(tail)], alias=call.alias,
                                  written=written if len(parts) == 1 else
                                  f"{written}.{part_kind}")
         return tail
 
-    def call_def(self, d: ast.Def, call, local: Scope, tail: int, path: ir.Scope) -> int:
+    def call_def(self, d: ast.Def, call, local: Scope, tail: int, within: ir.Scope) -> int:
         """Build a def's body in the scope bind_def made for this call."""
         self.enter(d.name, call.span, d)
         self.frame_ids += 1
         try:
-            block = path.child("block", d.name, self.frame_ids, span=call.span,
+            block = within.child("block", d.name, self.frame_ids, span=call.span,
                                args=self.block_args(d, local))
             return self.build(d.body, local, tail, block)
         finally:
@@ -258,7 +252,7 @@ class Expander(Evaluator):
         return args
 
     def build_builtin(self, name: str, call: ast.Call, scope: Scope, tail: int,
-                      path: tuple) -> int:
+                      within: ir.Scope) -> int:
         if name in ("identity", "id"):
             if call.args or call.kwargs:
                 raise CnnArgumentError("identity takes no arguments", call.span)
@@ -266,7 +260,7 @@ class Expander(Evaluator):
         self.frame_ids += 1
         fid = self.frame_ids
         if name == "residual":
-            return self.build_residual(call, scope, tail, path, fid)
+            return self.build_residual(call, scope, tail, within, fid)
         if call.kwargs:
             raise CnnArgumentError(f"{name} takes branches only, no keywords",
                                    call.kwargs[0].span)
@@ -275,11 +269,11 @@ class Expander(Evaluator):
                                    help=f"{name}(A, B, ...), one branch per argument")
         outs = []
         for i, branch in enumerate(call.args):
-            where = path.child("branch", name, fid, i, len(call.args), span=call.span)
-            outs.append(ir.Edge(self.build(branch, scope, tail, where), ir.branch(i + 1)))
-        return self.add_node(layers.merge_kind(name), {}, call.span, path, outs)
+            inner = within.child("branch", name, fid, i, len(call.args), span=call.span)
+            outs.append(ir.Edge(self.build(branch, scope, tail, inner), ir.branch(i + 1)))
+        return self.add_node(layers.merge_kind(name), {}, call.span, within, outs)
 
-    def build_residual(self, call: ast.Call, scope: Scope, tail: int, path: ir.Scope,
+    def build_residual(self, call: ast.Call, scope: Scope, tail: int, within: ir.Scope,
                        fid: int) -> int:
         shortcut = None
         for kw in call.kwargs:
@@ -294,15 +288,15 @@ class Expander(Evaluator):
             shortcut = call.args[1]
         start = self.graph.next_id
         body = self.build(call.args[0], scope, tail,
-                          path.child("branch", "residual", fid, 0, 2, span=call.span))
+                          within.child("branch", "residual", fid, 0, 2, span=call.span))
         # torchvision's projections: conv1x1 with BN where the body normalises, else a bias.
         uses_bn = any(self.graph[n].kind.batch_norm for n in range(start, self.graph.next_id))
         short = tail if shortcut is None else self.build(
-            shortcut, scope, tail, path.child("branch", "residual", fid, 1, 2, span=call.span))
+            shortcut, scope, tail, within.child("branch", "residual", fid, 1, 2, span=call.span))
         if body == tail:
             raise CnnArgumentError("the residual body has no layers", call.span)
         return self.add_node(layers.merge_kind("residual"), {"project_bn": uses_bn}, call.span,
-                             path, [ir.Edge(body, ir.BODY), ir.Edge(short, ir.SHORTCUT)])
+                             within, [ir.Edge(body, ir.BODY), ir.Edge(short, ir.SHORTCUT)])
 
     # -- the whole program -----------------------------------------------------------------
     def run(self) -> ir.Graph:
