@@ -245,3 +245,21 @@ def test_meta_device_builds_structure_only_modules():
     assert all(p.device.type == "meta" for p in params)
     assert sum(p.numel() for p in params) == 138_357_544
     assert tuple(model(torch.empty(2, 3, 224, 224, device="meta")).shape) == (2, 1000)
+
+
+def test_the_documented_training_quickstart_trains():
+    """docs/compile.md's quickstart: CrossEntropyLoss on logits, the loss falls, and the
+    probabilities at the end are a softmax (rows sum to 1)."""
+    import re
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "compile.md").read_text()
+    section = page.split("### Training quickstart", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, "docs/compile.md", "exec"), namespace)
+    losses = namespace["losses"]
+    assert losses[-1] < 0.5 * losses[0]
+    probabilities = namespace["probabilities"]
+    torch.testing.assert_close(probabilities.sum(dim=1), torch.ones(64))
+    assert not any(isinstance(m, nn.Softmax) for m in namespace["model"].modules())
