@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from . import ast, passes
 from .errors import UnusedVariableWarning, UsageError, did_you_mean
-from .expand import DEFAULT_MAX_LAYERS, Options, expand
+from .expand import DEFAULT_MAX_LAYERS, Options, expand, free_names, parameter_owners
 from .ir import Graph
 from .limits import recursion_headroom
 from .parser import parse
@@ -185,13 +185,28 @@ def check_text(text: str, name: str, options: Options) -> Graph:
 
 
 def warn_unused_variables(program, names) -> None:
-    """One UnusedVariableWarning per name, with the closest name the spec does use."""
+    """One UnusedVariableWarning per name, with the closest variable the spec does read (not
+    a function, layer or block name: `-D foo=3` is not a typo for `floor`), or the defs whose
+    parameter it only is."""
     if not names:
         return
-    used = {n.id for n in ast.walk(program.statements) if isinstance(n, ast.Name)}
     for name in names:
-        warnings.warn(UnusedVariableWarning(name, did_you_mean(name, used)),
-                      stacklevel=_outside_cnndsl())
+        owners = parameter_owners(program, name)
+        hint = None if owners else did_you_mean(name, settable_names(program))
+        warnings.warn(UnusedVariableWarning(name, hint, owners), stacklevel=_outside_cnndsl())
+
+
+def settable_names(program) -> set[str]:
+    """The variables a spec reads that -D could set: its assignments, the settings, and the
+    free names it leaves to the caller (N, M, K of the lecture's pattern)."""
+    from . import functions, layers
+    from .values import BUILTINS, SETTINGS
+
+    defs = {s.name for s in program.statements if isinstance(s, ast.Def)}
+    assigned = {s.name for s in program.statements if isinstance(s, ast.Assign)}
+    free = {n for n in free_names(program) if n not in defs and not layers.lookup(n)
+            and not functions.lookup(n) and n.lower() not in BUILTINS}
+    return assigned | free | set(SETTINGS)
 
 
 def _outside_cnndsl() -> int:

@@ -69,6 +69,5 @@ def show_warning(fallback, message, category, filename, lineno, file=None, line=
     """cnndsl's warnings as `cnndsl: warning: ...` lines; any other as Python shows it."""
     if not isinstance(message, UnusedVariableWarning):
         return fallback(message, category, filename, lineno, file, line)
-    print(f"cnndsl: warning: the spec never uses `{message.name}`; -D {message.name} changes "
-          "nothing" + (f" (did you mean `{message.hint}`?)" if message.hint else ""),
-          file=sys.stderr)
+    text = str(message).replace(f"setting {message.name} ", f"-D {message.name} ")
+    print(f"cnndsl: warning: {text}", file=sys.stderr)

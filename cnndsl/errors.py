@@ -125,10 +125,15 @@ class UnusedVariableWarning(UserWarning):
     """A variable given to a spec (`build_graph(spec, n=3)`, `-D n=3`) that the spec never
     mentions, so setting it changes nothing: usually a typo for one it does use (`hint`)."""
 
-    def __init__(self, name: str, hint: str | None = None):
-        self.name, self.hint = name, hint
-        super().__init__(f"the spec never uses `{name}`; setting {name} changes nothing" +
-                         (f" (did you mean `{hint}`?)" if hint else ""))
+    def __init__(self, name: str, hint: str | None = None, owners: list[str] | None = None):
+        self.name, self.hint, self.owners = name, hint, list(owners or ())
+        if self.owners:
+            defs = " and ".join(f"`{d}`" for d in self.owners)
+            text = (f"`{name}` is only a parameter of {defs}: each call's argument sets it, so "
+                    f"setting {name} changes nothing")
+        else:
+            text = f"the spec never uses `{name}`; setting {name} changes nothing"
+        super().__init__(text + (f" (did you mean `{hint}`?)" if hint else ""))
 
 
 def did_you_mean(name: str, candidates) -> str | None:

@@ -328,12 +328,34 @@ class Expander(Evaluator):
 
 
 def unused_defines(program: ast.Program, names) -> list[str]:
-    """The given names the spec never mentions (a typo such as -D n=3 for N, or a variable
-    of another spec): overriding them changes nothing."""
+    """The given names the spec never reads as a variable (a typo such as -D n=3 for N, a
+    variable of another spec, or a def's parameter such as resnet's `c`, which the call's
+    argument always shadows): overriding them changes nothing."""
     if not names:
         return []  # the walk costs a tenth of expanding a 100,000-layer literal chain
-    used = {n.id for n in ast.walk(program.statements) if isinstance(n, ast.Name)}
-    return [n for n in names if n not in used and n not in SETTINGS]
+    read = free_names(program)
+    return [n for n in names if n not in read and n not in SETTINGS]
+
+
+def free_names(program: ast.Program) -> set[str]:
+    """Names the spec reads from the global scope: everywhere, except a def's own parameters
+    inside its body (a parameter's default is read globally)."""
+    read: set[str] = set()
+    for stmt in program.statements:
+        if isinstance(stmt, ast.Def):
+            params = {p.name for p in stmt.params}
+            read |= {n.id for n in ast.walk(stmt.body) if isinstance(n, ast.Name)} - params
+            read |= {n.id for p in stmt.params if p.default is not None
+                     for n in ast.walk(p.default) if isinstance(n, ast.Name)}
+        else:
+            read |= {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name)}
+    return read
+
+
+def parameter_owners(program: ast.Program, name: str) -> list[str]:
+    """The defs that have a parameter called `name`."""
+    return [s.name for s in program.statements
+            if isinstance(s, ast.Def) and any(p.name == name for p in s.params)]
 
 
 def expand(program: ast.Program, options: Options | None = None) -> ir.Graph:

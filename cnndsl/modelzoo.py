@@ -51,7 +51,9 @@ def description(text: str, width: int = 100) -> str:
         words += stripped.lstrip("#").split()
         if not words or words[-1][-1] in ".:;":
             break
-    sentence = " ".join(words).rstrip(":;").rstrip()
+    sentence = " ".join(words).rstrip()
+    if sentence.endswith((":", ";")):  # a sentence that introduces the layer list ends here
+        sentence = sentence[:-1].rstrip() + "."
     if len(sentence) <= width:
         return sentence
     return sentence[:width - 1].rsplit(" ", 1)[0].rstrip(",;:(") + "…"

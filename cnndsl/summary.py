@@ -292,6 +292,8 @@ def to_json(s: Summary) -> dict:
         "spec": s.name,
         "input": s.input.as_list(),
         "output": s.output.as_list(),
+        "input_hwc": str(s.input),
+        "output_hwc": str(s.output),
         "batch": s.batch,
         "total_layers": s.totals["layers"],
         "total_params": s.totals["params"],
@@ -310,6 +312,7 @@ def to_json(s: Summary) -> dict:
 def _layer_json(r: LayerRow) -> dict:
     return {
         "name": r.name, "kind": r.kind, "label": r.label, "output_shape": r.shape.as_list(),
+        "shape": str(r.shape),
         "neurons": r.neurons, "params": r.params, "buffers": r.buffers, "macs": r.macs,
         "connections": r.connections, "receptive_field": list(r.rf), "inputs": r.inputs,
         "implicit": r.implicit,

@@ -187,3 +187,19 @@ def test_the_readmes_first_examples_are_what_the_commands_print():
                 command += "\n" + rest.pop(0)
         r = cnndsl(*argv[1:])
         assert (r.stdout + r.stderr).rstrip("\n") == "\n".join(rest), command
+
+
+def test_a_define_that_only_names_a_defs_parameter_says_so():
+    """resnet's `c` is a parameter of its blocks: every call's argument shadows -D c."""
+    r = cnndsl("check", "zoo:resnet18", "-D", "c=3")
+    assert r.returncode == 0
+    assert ("cnndsl: warning: `c` is only a parameter of `basic` and `stage`: each call's "
+            "argument sets it, so -D c changes nothing") in r.stderr
+
+
+def test_an_unused_define_is_not_told_to_mean_a_function():
+    r = cnndsl("check", "zoo:resnet18", "-D", "foo=3")
+    assert "the spec never uses `foo`; -D foo changes nothing" in r.stderr
+    assert "floor" not in r.stderr
+    r = cnndsl("check", "zoo:resnet18", "-D", "widht=3")
+    assert "(did you mean `width`?)" in r.stderr

@@ -216,3 +216,14 @@ def test_position_bias_connects_each_output_to_its_input_and_one_bias():
 
     rows = summarize(cnndsl.build_graph("input 19x19x1\nBIAS")).rows
     assert rows[-1].connections == 19 * 19 * 2
+
+
+def test_json_gives_shapes_in_both_orders(capsys):
+    """PyTorch's [C, H, W] for tools, and HxWxC as the notes and the table write it
+    (AlexNet's CONV1: 55x55x96, from the lecture)."""
+    _, out, _ = run_cli(capsys, SPECS / "alexnet_lecture.cnn", "--format", "json")
+    data = json.loads(out)
+    assert (data["input_hwc"], data["input"]) == ("227x227x3", [3, 227, 227])
+    conv1 = next(layer for layer in data["layers"] if layer["name"] == "conv1")
+    assert (conv1["shape"], conv1["output_shape"]) == ("55x55x96", [96, 55, 55])
+    assert data["output_hwc"] == "1000"

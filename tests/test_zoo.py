@@ -357,6 +357,7 @@ def test_every_bundled_spec_checks_and_describes_itself():
         entry = zoo_entry(name)
         assert entry.params > 0 and entry.layers > 0
         assert 10 < len(entry.description) <= 100, name
+        assert entry.description.endswith((".", "…")), (name, entry.description)
 
 
 def test_zoo_command_lists_names_counts_and_descriptions(capsys):
@@ -423,7 +424,8 @@ def test_alphago_compiles_a_learned_bias_per_board_point():
 
 def test_description_is_the_first_comment_sentence_on_one_line():
     assert modelzoo.description("# One line.\n# More.\ninput 8x8x3\nRELU") == "One line."
-    assert modelzoo.description("\n# Runs over\n#   two lines:\n# rest") == "Runs over two lines"
+    # a sentence that introduces a list (`...:`) is shown as the sentence it is, not cut
+    assert modelzoo.description("\n# Runs over\n#   two lines:\n# rest") == "Runs over two lines."
     long = "# " + "word " * 40 + "end.\nRELU"
     cut = modelzoo.description(long, width=30)
     assert cut.endswith("…") and len(cut) <= 30 and cut.startswith("word word")
