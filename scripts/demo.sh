@@ -27,8 +27,9 @@ echo; echo "== summary of LeNet-5, as the lecture's table"
 cnndsl summary specs/lenet5.cnn
 
 echo; echo "== the whole family at 32x32x3: N=1..3, M=1..6, K=0..2"
+# --top, not `| head`: the table and sweep's closing line (on stderr) stay in order.
 cnndsl sweep "[(CONV-RELU)*N-POOL]*M-(FC-RELU)*K-SOFTMAX" -D N=1..3 -D M=1..6 -D K=0..2 \
-  --input 32x32x3 --classes 10 --sort params | head -20
+  --input 32x32x3 --classes 10 --sort params --top 15 2>&1
 
 echo; echo "== the lecture's AlexNet ablation: layers 3, 4, 6 and 7 kept or removed"
 cnndsl sweep zoo:alexnet_ablation --optional both
