@@ -3,8 +3,6 @@ the entry points built on it (compile, load, the zoo's listing). The command lin
 shell over these; the backends below never import this module."""
 from __future__ import annotations
 
-import contextlib
-import gc
 import os
 import re
 import sys
@@ -16,7 +14,7 @@ from . import ast, passes
 from .errors import UnusedVariableWarning, UsageError, did_you_mean
 from .expand import DEFAULT_MAX_LAYERS, Options, expand, free_names, parameter_owners
 from .ir import Graph
-from .limits import recursion_headroom
+from .limits import gc_paused, recursion_headroom
 from .parser import parse
 
 if TYPE_CHECKING:
@@ -155,23 +153,6 @@ def check_spec(spec: str | Path, *, input=None, classes: int | None = None,
     options = make_options(variables, input=input, classes=classes, max_layers=max_layers,
                            drop_optional=drop_optional)
     return check_text(text, name, options)
-
-
-@contextlib.contextmanager
-def gc_paused():
-    """Pause Python's cyclic garbage collector while the pipeline builds a spec.
-
-    Parsing and expanding allocate millions of small objects that all stay alive, so each
-    full collection re-walks everything built so far for nothing: at 100,000 layers that
-    doubled the time (bench/scale.py). Cycles made meanwhile are collected afterwards.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def check_text(text: str, name: str, options: Options) -> Graph:

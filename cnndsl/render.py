@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .errors import UsageError
 from .ir import SHORTCUT, Graph, Node, ScopeItems, as_graph
+from .limits import gc_paused
 
 FORMATS = ("svg", "png", "pdf", "dot")
 EXTENSIONS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
@@ -151,9 +152,13 @@ def node_label(node: Node) -> tuple[str, dict]:
 def build_diagram(graph, *, expand: bool = False, rankdir: str = "TB",
                   title: str | None = None):
     """The graphviz.Digraph of a checked graph (repeats folded to one copy unless `expand`)."""
+    with gc_paused():  # as the summary: the drawing's many live objects need no collection
+        return _build_diagram(as_graph(graph), expand, rankdir, title)
+
+
+def _build_diagram(graph: Graph, expand: bool, rankdir: str, title: str | None):
     import graphviz
 
-    graph = as_graph(graph)
     order = {node.id: i for i, node in enumerate(graph.order())}
     exits = first_copy_exits(graph, order)
     shortcuts = shortcut_nodes(graph)

@@ -6,6 +6,7 @@ import io
 from dataclasses import dataclass, field
 
 from .ir import Graph, Node, ScopeItems, as_graph
+from .limits import gc_paused
 from .shapes import Shape
 
 BYTES_PER_VALUE = 4  # float32
@@ -81,7 +82,11 @@ def layer_row(graph: Graph, node: Node) -> LayerRow:
 
 def summarize(graph, batch: int = 1) -> Summary:
     """Every layer's numbers and the network's totals (independent of how they are shown)."""
-    graph = as_graph(graph)
+    with gc_paused():  # millions of live rows at 100,000 layers: collections find nothing
+        return _summarize(as_graph(graph), batch)
+
+
+def _summarize(graph: Graph, batch: int) -> Summary:
     by_id = {node.id: layer_row(graph, node) for node in graph.order()}
     rows = list(by_id.values())
     ctx = graph.context

@@ -227,3 +227,19 @@ def test_json_gives_shapes_in_both_orders(capsys):
     conv1 = next(layer for layer in data["layers"] if layer["name"] == "conv1")
     assert (conv1["shape"], conv1["output_shape"]) == ("55x55x96", [96, 55, 55])
     assert data["output_hwc"] == "1000"
+
+
+def test_the_library_pauses_the_collector_as_the_command_line_does(monkeypatch):
+    """summarize (and render) run with the cyclic GC paused, as `cnndsl summary` does, and
+    leave it as they found it."""
+    import gc
+
+    from cnndsl import summary
+
+    seen = []
+    original = summary.layer_row
+    monkeypatch.setattr(summary, "layer_row", lambda *a: seen.append(gc.isenabled()) or
+                        original(*a))
+    assert gc.isenabled()
+    summary.summarize(cnndsl.build_graph(SPECS / "lenet5.cnn"))
+    assert seen and not any(seen) and gc.isenabled()
