@@ -4,8 +4,8 @@ Two shapes of spec: repetition, `(CONV(8, 3, pad=1) - RELU) * N`, and the same l
 long literal chain, one CONV-RELU pair per line. Times are CPU seconds of this process
 (time.process_time: a machine shared with other work disturbs it less than wall time), medians
 of interleaved in-process runs; the parser is built once beforehand. Parse, expand and check
-run with the garbage collector paused, as cnndsl.api does, and so does the summary, as the CLI
-pauses it for every command (--summary-gc-on measures the summary with the GC running).
+run with the garbage collector paused, as cnndsl.api does, and so does the summary (summarize
+pauses it itself, as the command line does).
 Targets: 10,000 layers in under 1 s in total; growth per 10x no worse than linear (<= 12).
 
     python bench/scale.py [--sizes 1000 10000 100000] [--runs 3] [--record]
@@ -23,7 +23,7 @@ sys.setrecursionlimit(max(sys.getrecursionlimit(), 20_000))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cnndsl import passes  # noqa: E402
-from cnndsl.api import gc_paused  # noqa: E402
+from cnndsl.limits import gc_paused  # noqa: E402
 from cnndsl.expand import Options, expand  # noqa: E402
 from cnndsl.parser import parse  # noqa: E402
 
@@ -37,18 +37,12 @@ def generate(style: str, layers: int) -> str:
     return "input 32x32x8\n" + "\n  - ".join([PAIR] * (layers // 2)) + "\n"
 
 
-def summarise_stage(gc_off: bool):
-    """The summary stage if cnndsl.summary exists (it is concurrent work), else None."""
-    import contextlib
-
-    try:
-        from cnndsl import summary
-    except ImportError:
-        return None
+def summarise_stage():
+    """The summary stage (summarize pauses the GC itself, as the command line does)."""
+    from cnndsl import summary
 
     def run(graph):
-        with gc_paused() if gc_off else contextlib.nullcontext():
-            summary.format_table(summary.summarize(graph))
+        summary.format_table(summary.summarize(graph))
     return run
 
 
@@ -118,22 +112,14 @@ def main() -> int:
     ap.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
     ap.add_argument("--runs", type=int, default=3,
                     help="rounds per size (default 3; a third of that, at least 1, at 100,000)")
-    ap.add_argument("--summary-gc-on", dest="summary_gc_paused", action="store_false",
-                    help="run the summary with the GC on (the CLI pauses it for every command)")
     ap.add_argument("--record", action="store_true", help="append the result to RESULTS.md")
     args = ap.parse_args()
-    summarise = summarise_stage(args.summary_gc_paused)
+    summarise = summarise_stage()
     parse("input 8x8x3\nRELU", "<warm-up>")  # build the parser outside the timings
     lines = report(measure(args.sizes, args.runs, summarise), args.sizes)
-    if summarise is None:
-        lines.append("scale  note: cnndsl.summary was not available; no summary stage")
-    elif not args.summary_gc_paused:
-        lines.append("scale  note: --summary-gc-on: the summary ran with the GC on")
     print("\n".join(lines))
     if args.record:
-        title = "bench/scale.py: generated specs, in-process medians" + (
-            "" if args.summary_gc_paused else " (summary with the GC on)")
-        record("Front end", title, lines)
+        record("Front end", "bench/scale.py: generated specs, in-process medians", lines)
     return 0
 
 
