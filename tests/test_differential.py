@@ -98,6 +98,7 @@ class Builder:
         self.next_id = 1
         self.next_projection = PROJECTION
         self.drop = drop_optional
+        self.repeated = False  # a merge takes the same node more than once (issue 17, F2)
 
     def shape(self, v):
         return tuple(self.nodes[v].value.shape[1:])
@@ -284,6 +285,7 @@ class Merge:
 
     def build(self, b, src):
         outs = [br.build(b, src) for br in self.branches]
+        b.repeated |= len(set(outs)) < len(outs)
         return b.add(self.op, None, outs)
 
 
@@ -632,9 +634,10 @@ def chain(draw, shape, depth, ctx, keep_hw=False, keep_c=False, max_size=4):
 
 
 class Case:
-    def __init__(self, text, drop, net=None, rows=None, x=None, error=None, why=""):
+    def __init__(self, text, drop, net=None, rows=None, x=None, error=None, why="",
+                 repeated=False):
         self.text, self.drop, self.net, self.rows, self.x = text, drop, net, rows, x
-        self.error, self.why = error, why
+        self.error, self.why, self.repeated = error, why, repeated
 
     def __repr__(self):
         extra = ", drop_optional=True" if self.drop else ""
@@ -657,11 +660,11 @@ def cases(draw):
         if out == 0:
             raise Invalid("the network has no layers", CnnSyntaxError)
     except Invalid as exc:
-        return Case(text, ctx["drop"], error=exc.error, why=str(exc))
+        return Case(text, ctx["drop"], error=exc.error, why=str(exc), repeated=b.repeated)
     nodes = b.order()
     hand = HandNet(nodes).eval()
     assert nodes[-1].id == out
-    return Case(text, ctx["drop"], hand, expected_rows(nodes), x)
+    return Case(text, ctx["drop"], hand, expected_rows(nodes), x, repeated=b.repeated)
 
 
 # -- the comparisons --------------------------------------------------------------------------
