@@ -93,12 +93,14 @@ def run_node(node: Node, values: list[torch.Tensor]) -> torch.Tensor:
 class Builder:
     """Builds the network node by node, running each node on a real tensor as it is made."""
 
-    def __init__(self, x: torch.Tensor, drop_optional: bool = False):
+    def __init__(self, x: torch.Tensor, drop_optional: bool = False, strict: bool = False):
         self.nodes: dict[int, Node] = {0: Node(0, "INPUT", None, (), x)}
         self.next_id = 1
         self.next_projection = PROJECTION
         self.drop = drop_optional
         self.repeated = False  # a merge takes the same node more than once (issue 17, F2)
+        self.strict = strict  # `rounding = strict`: windows must fit exactly
+        self.inexact = ""  # the first layer whose window does not fit exactly
 
     def shape(self, v):
         return tuple(self.nodes[v].value.shape[1:])
@@ -218,24 +220,40 @@ def pair(v, form=0):
     return f"{a}x{b}" if a != b or form else str(a)
 
 
+def check_fit(b: Builder, src: int, window, text: str):
+    """Under `rounding = strict` a window must fit exactly: (n + 2p - d(k-1) - 1) % s == 0 on
+    both axes, unless the layer says round=floor or round=ceil."""
+    if not b.strict or window is None or window[4] is not None:
+        return
+    k, s, p, d, _ = window
+    for n, kk, ss, pp, dd in zip(b.shape(src)[1:], k, s, p, d):
+        if (n + 2 * pp - dd * (kk - 1) - 1) % ss:
+            b.inexact = b.inexact or f"{text} does not fit {b.shape(src)} exactly"
+
+
 class Layer:
-    def __init__(self, text, kind, make, volume=True, flatten=False):
+    def __init__(self, text, kind, make, volume=True, flatten=False, window=None):
         self.text, self.kind, self.make = text, kind, make
         self.volume, self.flatten = volume, flatten
+        self.window = window  # (kernel, stride, pad, dilation, round) for CONV, DWCONV, POOLs
 
     def build(self, b: Builder, src: int) -> int:
-        return b.layer(self.kind, self.make, src, volume=self.volume, flatten=self.flatten)
+        out = b.layer(self.kind, self.make, src, volume=self.volume, flatten=self.flatten)
+        check_fit(b, src, self.window, self.text)
+        return out
 
 
 class Multi:
     """One written layer that is several nodes (SEPCONV: DWCONV then a 1x1 CONV)."""
 
-    def __init__(self, text, parts):
-        self.text, self.parts = text, parts
+    def __init__(self, text, parts, window=None):
+        self.text, self.parts, self.window = text, parts, window
 
     def build(self, b, src):
+        first = src
         for kind, make in self.parts:
             src = b.layer(kind, make, src)
+        check_fit(b, first, self.window, self.text)
         return src
 
 
@@ -425,7 +443,8 @@ def conv_layer(draw, shape, keep_hw, keep_c, wild):
         args.append("bias=false")
     text = f"CONV({', '.join(args)})"
     return Layer(text, "CONV", lambda x: nn.Conv2d(
-        x.shape[1], f, k, stride=s, padding=p, dilation=d, groups=g, bias=bias))
+        x.shape[1], f, k, stride=s, padding=p, dilation=d, groups=g, bias=bias),
+        window=(k, s, p, d, None))
 
 
 @st.composite
@@ -445,7 +464,7 @@ def dwconv_layer(draw, shape, keep_hw, keep_c, wild):
         args.append("bias=false")
     return Layer(f"DWCONV({', '.join(args)})", "DWCONV", lambda x: nn.Conv2d(
         x.shape[1], x.shape[1] * m, k, stride=s, padding=p, dilation=d, groups=x.shape[1],
-        bias=bias))
+        bias=bias), window=(k, s, p, d, None))
 
 
 @st.composite
@@ -461,7 +480,7 @@ def sepconv_layer(draw, shape, keep_hw, keep_c, wild):
     return Multi(text, [
         ("DWCONV", lambda x: nn.Conv2d(x.shape[1], x.shape[1], k, stride=s, padding=p,
                                        groups=x.shape[1])),
-        ("CONV", lambda x: nn.Conv2d(x.shape[1], f, 1))])
+        ("CONV", lambda x: nn.Conv2d(x.shape[1], f, 1))], window=(k, s, p, (1, 1), None))
 
 
 @st.composite
@@ -469,6 +488,7 @@ def pool_layer(draw, shape, keep_hw, keep_c, wild):
     kind = draw(st.sampled_from(["MAXPOOL", "AVGPOOL"]))
     k, s, p, _ = draw(window(shape, pool=True, keep_hw=keep_hw, wild=wild))
     ceil = draw(st.booleans())
+    rnd = "ceil" if ceil else None
     default_stride = not keep_hw and draw(st.integers(0, 4)) == 0
     if default_stride:
         s = k
@@ -481,11 +501,12 @@ def pool_layer(draw, shape, keep_hw, keep_c, wild):
         args.append(draw(st.sampled_from(["round=ceil", "ceil_mode=true"])))
     elif draw(st.integers(0, 3)) == 0:
         args.append("round=floor")
+        rnd = "floor"
     if kind == "MAXPOOL":
         make = lambda x: nn.MaxPool2d(k, s, p, ceil_mode=ceil)  # noqa: E731
     else:
         make = lambda x: nn.AvgPool2d(k, s, p, ceil_mode=ceil, count_include_pad=True)  # noqa
-    return Layer(f"{kind}({', '.join(args)})", kind, make)
+    return Layer(f"{kind}({', '.join(args)})", kind, make, window=(k, s, p, (1, 1), rnd))
 
 
 @st.composite
@@ -651,14 +672,21 @@ def cases(draw):
     w = h if draw(st.integers(0, 9)) < 6 else draw(st.integers(3, 12))
     c = draw(st.integers(1, 4))
     ctx = {"wild": draw(st.integers(0, 9)) == 0, "drop": draw(st.integers(0, 5)) == 0}
-    net = draw(chain((c, h, w), 0, ctx, max_size=5))
-    text = f"input {h}x{w}x{c}\nrounding = floor\n{net.text}\n"
-    x = torch.randn(2, c, h, w)
-    b = Builder(x, ctx["drop"])
+    strict = draw(st.integers(0, 5)) == 0  # else `rounding = floor`, PyTorch's rule
+    shape = (c, h, w) if draw(st.integers(0, 11)) else (h * c,)  # sometimes a vector
+    net = draw(chain(shape, 0, ctx, max_size=5))
+    rounding = draw(st.sampled_from(["", "rounding = strict\n"])) if strict else \
+        "rounding = floor\n"
+    size = "x".join(map(str, shape[1:] + shape[:1]))
+    text = f"input {size}\n{rounding}{net.text}\n"
+    x = torch.randn(2, *shape)
+    b = Builder(x, ctx["drop"], strict)
     try:
         out = net.build(b, 0)
         if out == 0:
             raise Invalid("the network has no layers", CnnSyntaxError)
+        if b.inexact:
+            raise Invalid(b.inexact)
     except Invalid as exc:
         return Case(text, ctx["drop"], error=exc.error, why=str(exc), repeated=b.repeated)
     nodes = b.order()

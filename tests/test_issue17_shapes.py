@@ -203,3 +203,34 @@ def test_f2_dropped_optional_branch_of_a_concat():
     graph = cnndsl.build_graph(text, drop_optional=True)
     assert graph.graph["totals"]["params"] == n_params(head) == 132
     assert graph.graph["totals"]["output"].as_list() == chw(head(torch.cat([x, x], 1)))
+
+
+# -- found by the differential test, beyond F1 and F2 ------------------------------------------
+
+@pytest.mark.parametrize("layer, make", [
+    ("MAXPOOL(4, round=ceil)", lambda: nn.MaxPool2d(4, ceil_mode=True)),
+    ("AVGPOOL(4, round=ceil)", lambda: nn.AvgPool2d(4, ceil_mode=True)),
+    ("MAXPOOL(6, pad=1, ceil_mode=true)", lambda: nn.MaxPool2d(6, 6, 1, ceil_mode=True)),
+    ("AVGPOOL(3, 3, pad=1x0, round=ceil)", lambda: nn.AvgPool2d(3, 3, (1, 0), ceil_mode=True)),
+])
+def test_ceil_pool_whose_window_overhangs_a_small_input_is_what_torch_computes(layer, make):
+    """With ceil_mode PyTorch accepts a window larger than the padded input when it still
+    starts inside it (its one window overhangs by less than the stride): MAXPOOL(4,
+    round=ceil) on 3x3 is 1x1 there. cnndsl refused it ("the 4x4 window is larger than its
+    padded input"), though its docs only ask that the last window start inside the input."""
+    x = torch.randn(1, 2, 3, 2) if "1x0" in layer else torch.randn(1, 2, 3, 3)
+    size = "x".join(map(str, [*x.shape[2:], x.shape[1]]))
+    check(f"input {size}\n{layer}", x, [make()])
+
+
+def test_explicit_shortcut_of_another_shape_is_refused_not_projected():
+    """residual(body, shortcut) gives the shortcut explicitly: when it does not end in the
+    body's shape, PyTorch's sum fails, and cnndsl must say so rather than put a 1x1 projection
+    (here 544 parameters the spec never wrote) after the written shortcut."""
+    x = torch.randn(1, 16, 8, 8)
+    with pytest.raises(RuntimeError):
+        nn.Conv2d(16, 32, 3, padding=1)(x) + nn.Conv2d(16, 16, 1)(x)
+    for text in ["residual(CONV(32, 3, pad=1), CONV(16, 1))",
+                 "residual(CONV(32, 3, pad=1) - BN, shortcut=RELU)"]:
+        with pytest.raises(CnnShapeError):
+            cnndsl.build_graph(f"input 8x8x16\n{text}")
