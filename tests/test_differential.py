@@ -425,6 +425,11 @@ def conv_layer(draw, shape, keep_hw, keep_c, wild):
     f = c if keep_c else g * draw(st.integers(1, max(1, 8 // g)))
     if keep_c:
         g = draw(st.sampled_from(divisors(c)))
+    if wild and draw(st.booleans()):
+        g = draw(st.integers(1, 4))  # may divide neither the channels nor the filters
+    cin = None  # in_channels=, PyTorch's spelling: checked against the input
+    if draw(st.integers(0, 5)) == 0:
+        cin = c + draw(st.sampled_from([0, 0, 1])) if wild else c
     bias = draw(st.booleans())
     args = [str(f), pair(k, draw(st.integers(0, 2)) == 0)]
     if s != (1, 1) or draw(st.booleans()):
@@ -441,9 +446,11 @@ def conv_layer(draw, shape, keep_hw, keep_c, wild):
         args.append(f"groups={g}")
     if not bias:
         args.append("bias=false")
+    if cin is not None:
+        args.append(f"in_channels={cin}")
     text = f"CONV({', '.join(args)})"
     return Layer(text, "CONV", lambda x: nn.Conv2d(
-        x.shape[1], f, k, stride=s, padding=p, dilation=d, groups=g, bias=bias),
+        cin or x.shape[1], f, k, stride=s, padding=p, dilation=d, groups=g, bias=bias),
         window=(k, s, p, d, None))
 
 
@@ -541,7 +548,9 @@ def pointwise_layer(draw, shape):
     text, kind, make, volume = draw(st.sampled_from(
         [p for p in POINTWISE if not (vector and p[3])]))
     if kind == "BN" and shape is not None and draw(st.booleans()):
-        text = f"BN({shape[0]})"
+        channels = shape[0] + draw(st.sampled_from([0] * 7 + [1]))  # a wrong size: refused
+        text = f"{draw(st.sampled_from(['BN', 'BatchNorm2d']))}({channels})"
+        make = (lambda x: bn_for(x[:, :1].expand(-1, channels, *x.shape[2:])))
     return Layer(text, kind, make, volume=volume)
 
 
@@ -550,12 +559,14 @@ def fc_layer(draw, shape):
     units = draw(st.integers(1, 12))
     bias = draw(st.booleans())
     numel = None if shape is None else int(torch.tensor(shape).prod())
+    written = None
     if numel is not None and draw(st.integers(0, 3)) == 0:
-        text = f"Linear({numel}, {units}" + (", bias=false)" if not bias else ")")
+        written = numel + draw(st.sampled_from([0] * 7 + [1]))  # a wrong size: refused
+        text = f"Linear({written}, {units}" + (", bias=false)" if not bias else ")")
     else:
         text = f"FC({units}" + (", bias=false)" if not bias else ")")
-    return Layer(text, "FC", lambda x: nn.Linear(x.shape[1], units, bias=bias), volume=False,
-                 flatten=True)
+    return Layer(text, "FC", lambda x: nn.Linear(written or x.shape[1], units, bias=bias),
+                 volume=False, flatten=True)
 
 
 def relu():
@@ -760,7 +771,9 @@ def test_cnndsl_agrees_with_a_hand_built_torch_network(case):
     assert_same_output(y, model, case, "compiled model")
 
 
-@settings(max_examples=40)
+# A fifth of the default profile's examples (40), a tenth of the long one's (1,000): writing,
+# compiling and running the source costs about as much as the rest of the check.
+@settings(max_examples=max(40, settings().max_examples // 10))
 @given(cases())
 def test_generated_source_agrees_with_a_hand_built_torch_network(case):
     note(case.text)

@@ -205,6 +205,24 @@ def test_f2_dropped_optional_branch_of_a_concat():
     assert graph.graph["totals"]["output"].as_list() == chw(head(torch.cat([x, x], 1)))
 
 
+def test_f2_through_cnndsl_sweep():
+    """The same two specs through the sweep API: `-D N=0..2` and `--optional both`."""
+    from cnndsl.parser import parse
+    from cnndsl.sweep import parse_axis, run_sweep
+
+    text = "input 8x8x16\nconcat((CONV(8, 3, pad=1) - RELU) * N, identity) - CONV(4, 1)"
+    rows = run_sweep(parse(text), [parse_axis("N=0..2")])
+    # 1x1 CONV on 16 (x, x), 24, 24 channels; 3x3 CONVs of 16->8 (1,160) and 8->8 (584)
+    head = [n_params(nn.Conv2d(c, 4, 1)) for c in (32, 24, 24)]
+    body = [0, 1160, 1160 + 584]
+    assert [r.params for r in rows] == [h + b for h, b in zip(head, body)]
+    assert rows[0].params == 132
+    text = "input 8x8x16\nconcat(identity, CONV(8, 3, pad=1)?) - CONV(4, 1)"
+    rows = run_sweep(parse(text), [], optional="both")
+    assert sorted(r.params for r in rows) == sorted(
+        [n_params(nn.Conv2d(16, 8, 3), nn.Conv2d(24, 4, 1)), n_params(nn.Conv2d(32, 4, 1))])
+
+
 # -- found by the differential test, beyond F1 and F2 ------------------------------------------
 
 @pytest.mark.parametrize("layer, make", [
