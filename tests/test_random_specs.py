@@ -113,7 +113,8 @@ def test_static_shapes_and_counts_match_torch(text):
         y = model(x)
     out = graph.graph["totals"]["output"]
     assert tuple(y.shape) == (2, *out.as_list()), text
-    assert shapes, "no module was matched to a layer by name"
+    merges_only = all(d["kind"] in ("ADD", "CONCAT") for d in by_name.values())
+    assert shapes or merges_only, "no module was matched to a layer by name"
     for name, shape in shapes.items():
         assert shape == tuple(by_name[name]["shape"].as_list()), (text, name)
     assert sum(p.numel() for p in model.parameters()) == graph.graph["totals"]["params"]
