@@ -644,7 +644,8 @@ def item(draw, shape, depth, ctx, keep_hw=False, keep_c=False):
             strides.append(fits[0])
         strides = tuple(strides)
         short = Layer(f"CONV({out[0]}, 1, s={pair(strides)}, bias=false)", "CONV",
-                      lambda x: nn.Conv2d(x.shape[1], out[0], 1, stride=strides, bias=False))
+                      lambda x: nn.Conv2d(x.shape[1], out[0], 1, stride=strides, bias=False),
+                      window=((1, 1), strides, (0, 0), (1, 1), None))
         if draw(st.booleans()):
             short = Chain([short, Layer("BN", "BN", bn_for)])
         return Residual(body, short, form)
