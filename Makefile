@@ -14,12 +14,13 @@ demo: install
 test: install
 	$(PYTHON) -m pytest -q -p no:cacheprovider
 
-# The long fuzzing run: 10,000 hypothesis examples per property (not in CI; ~9 min):
+# The long fuzzing run: 10,000 hypothesis examples per property (not in CI; ~30 min):
 # arbitrary text, mutated zoo specs, random valid specs against torch (plain and optimize=True),
-# the formatter's round trip.
+# the formatter's round trip, random networks against hand-built torch.nn ones.
 test-long: install
 	$(PYTHON) -m pytest -q -p no:cacheprovider --hypothesis-profile=long \
-		tests/test_robustness.py tests/test_random_specs.py tests/test_fmt.py
+		tests/test_robustness.py tests/test_random_specs.py tests/test_fmt.py \
+		tests/test_differential.py
 
 # Keep the bundled specs in the canonical style (a test checks it).
 fmt:

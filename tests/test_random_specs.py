@@ -5,39 +5,57 @@ import torch
 from hypothesis import assume, given, strategies as st
 
 import cnndsl
-from cnndsl.errors import CnnShapeError
+from cnndsl.errors import CnnArgumentError, CnnShapeError, CnnSyntaxError
 
 from conftest import layers_of
 
 channels = st.integers(1, 8)
 
 
+# Per-axis windows (issue 17, F1): square kernels with a non-square stride, padding or
+# dilation are drawn as often as the rest, and the inputs are mostly square.
+STRIDES = ["1", "1", "2", "1x2", "2x1"]
+PADS = ["0", "same", "1", "2", "0x1", "1x0", "2x1"]
+DILATIONS = ["", "", ", d=2", ", d=1x2", ", d=2x1"]
+
+# Merges whose operands repeat (issue 17, F2): the same node in several positions.
+REPEATED = ["concat(identity, identity)", "concat(identity, RELU, identity)",
+            "concat(id, CONV({a}, 1), identity)", "concat(CONV({a}, 1), identity, identity)",
+            "concat((RELU) * 0, identity, CONV({b}, 3, pad=1))", "add(identity, identity)",
+            "add(identity, RELU, identity)", "add(RELU, (CONV({a}, 1)) * 0, identity)"]
+
+
 @st.composite
 def layer(draw, depth=0):
-    choice = draw(st.integers(0, 9 if depth < 2 else 6))
+    choice = draw(st.integers(0, 11 if depth < 2 else 6))
     c = draw(channels)
     if choice == 0:
-        k = draw(st.sampled_from([1, 3, 5]))
-        s = draw(st.sampled_from([1, 1, 2]))
-        pad = draw(st.sampled_from(["0", "same", "1", "2"]))
+        k = draw(st.sampled_from([1, 3, 5, "1x3", "3x1"]))
+        s = draw(st.sampled_from(STRIDES))
+        pad = draw(st.sampled_from(PADS if isinstance(k, int) else ["0", "same", "1", "0x1"]))
         bias = draw(st.sampled_from(["", ", bias=false"]))
-        d = draw(st.sampled_from(["", "", ", d=2"]))
+        d = draw(st.sampled_from(DILATIONS))
         return f"CONV({c}, {k}, s={s}, pad={pad}{bias}{d})"
     if choice == 1:
-        k = draw(st.sampled_from([2, 3]))
-        s = draw(st.sampled_from([1, 2]))
+        k = draw(st.sampled_from(["2", "3", "3x2", "2x3"]))
+        s = draw(st.sampled_from(["1", "2", "1x2", "2x1", "2x3"]))
+        pad = draw(st.sampled_from(["", "", ", pad=1", ", pad=1x0", ", pad=0x1"]))
         kind = draw(st.sampled_from(["MAXPOOL", "AVGPOOL"]))
-        rnd = draw(st.sampled_from(["", ", round=ceil"]))
-        return f"{kind}({k}, {s}{rnd})"
+        rnd = draw(st.sampled_from(["", ", round=ceil", ", round=floor"]))
+        return f"{kind}({k}, {s}{pad}{rnd})"
     if choice == 2:
         return draw(st.sampled_from(["RELU", "BN", "TANH", "SIGMOID", "LEAKYRELU(0.1)", "RELU6",
                                      "ELU", "GELU", "LRN", "DROPOUT(0.3)"]))
     if choice == 3:
-        return f"DWCONV(3, s={draw(st.sampled_from([1, 2]))}, pad=1)"
+        s = draw(st.sampled_from(STRIDES))
+        pad = draw(st.sampled_from(["1", "1x0", "0x1"]))
+        return f"DWCONV(3, s={s}, pad={pad}{draw(st.sampled_from(DILATIONS))})"
     if choice == 4:
-        return f"SEPCONV({c}, 3, s={draw(st.sampled_from([1, 2]))})"
+        return f"SEPCONV({c}, 3, s={draw(st.sampled_from(STRIDES))})"
     if choice == 5:
-        return f"CONV({c}, 1x3, pad=0x1, groups=1)"
+        size = draw(st.sampled_from(["2", "3x2", "2x4"]))
+        return draw(st.sampled_from([f"CONV({c}, 1x3, pad=0x1, groups=1)",
+                                     f"ADAPTIVEAVGPOOL({size})"]))
     if choice == 6:
         return "CONV"
     if choice == 7:
@@ -46,8 +64,11 @@ def layer(draw, depth=0):
     if choice == 8:
         a, b = draw(channels), draw(channels)
         return f"concat(CONV({a}, 1), CONV({b}, 3, pad=1), identity)"
+    if choice in (9, 10):
+        a, b = draw(channels), draw(channels)
+        return draw(st.sampled_from(REPEATED)).format(a=a, b=b)
     body = draw(chain(depth + 1))
-    return f"({body}) * {draw(st.integers(1, 3))}"
+    return f"({body}) * {draw(st.integers(0, 3))}"
 
 
 @st.composite
@@ -59,7 +80,7 @@ def chain(draw, depth=0):
 @st.composite
 def spec(draw):
     h = draw(st.integers(6, 24))
-    w = draw(st.sampled_from([h, h, draw(st.integers(6, 24))]))
+    w = draw(st.sampled_from([h, h, h, draw(st.integers(6, 24))]))
     c = draw(channels)
     head = draw(st.sampled_from(["", " - FC(7)", " - GAP - FC(5) - SOFTMAX", " - FLATTEN"]))
     return f"input {h}x{w}x{c}\nwidth = 4\nrounding = floor\n{draw(chain())}{head}\n"
@@ -70,6 +91,9 @@ def static_graph(text):
         return cnndsl.build_graph(text)
     except CnnShapeError:
         assume(False)  # a random window that does not fit: not a valid spec
+    except (CnnArgumentError, CnnSyntaxError) as exc:  # `(X) * 0` left a body with no layers
+        assert "no layers" in str(exc), text
+        assume(False)
 
 
 @given(spec())
@@ -89,7 +113,8 @@ def test_static_shapes_and_counts_match_torch(text):
         y = model(x)
     out = graph.graph["totals"]["output"]
     assert tuple(y.shape) == (2, *out.as_list()), text
-    assert shapes, "no module was matched to a layer by name"
+    merges_only = all(d["kind"] in ("ADD", "CONCAT") for d in by_name.values())
+    assert shapes or merges_only, "no module was matched to a layer by name"
     for name, shape in shapes.items():
         assert shape == tuple(by_name[name]["shape"].as_list()), (text, name)
     assert sum(p.numel() for p in model.parameters()) == graph.graph["totals"]["params"]

@@ -1,0 +1,792 @@
+"""Differential test: cnndsl against networks built by hand with torch.nn.
+
+A hypothesis strategy draws a random network as a small description (layers, chains,
+repeats `(X) * N` with N = 0..3, optional `X?`, `concat`/`add` whose branches may repeat the
+same operand in any position, `residual` with and without a shortcut projection) and turns it
+into BOTH
+  (a) the cnndsl spec text, and
+  (b) a network built directly with torch.nn from the description (never through cnndsl).
+The hand-built network is run as it is built, so every expected shape is PyTorch's real
+output shape, every parameter count a real `numel`, and the MACs of CONV/FC come from those
+real shapes. Then:
+  * cnndsl.build_graph must agree per layer (kind, shape, parameters, MACs) and in total;
+  * a spec that PyTorch cannot run (a window larger than its padded input, a merge of
+    mismatched shapes, ...) must be refused with the matching error, and a spec PyTorch
+    runs must never be refused (with `rounding = floor`);
+  * cnndsl.compile(text, seed=0), with the hand-built weights copied in by position, must
+    compute the same output; for a subset, so must the generated `.py`.
+
+Windows are drawn per axis (kernel `KxL`, stride `SxT`, padding `PxQ`, dilation `DxE`), often
+on square inputs with a square kernel and a non-square stride/padding/dilation (issue 17,
+F1); merges often take `identity`, `id`, an empty repeat or a dropped optional layer more than
+once (issue 17, F2).
+
+Parameter order: both networks register their modules in data-flow order with ties broken by
+creation, the spec's layers created in the order the text writes them and the projections a
+`residual` adds on its shortcut created after all of them (in the data-flow order of their
+`residual`s).
+"""
+from __future__ import annotations
+
+import heapq
+
+import pytest
+import torch
+from hypothesis import given, note, settings, strategies as st
+from torch import nn
+
+import cnndsl
+from cnndsl.api import check_spec
+from cnndsl.codegen import to_source
+from cnndsl.errors import CnnArgumentError, CnnShapeError, CnnSyntaxError
+
+from conftest import layers_of
+
+RTOL, ATOL = 1e-4, 1e-5
+PROJECTION = 1_000_000  # provisional node ids of shortcut projections (renumbered later)
+
+
+# -- the hand-built network ------------------------------------------------------------------
+
+class Invalid(Exception):
+    """PyTorch (or the documented semantics) cannot build or run this network; cnndsl must
+    refuse it with `error`."""
+
+    def __init__(self, why: str, error=CnnShapeError):
+        super().__init__(why)
+        self.error = error
+
+
+class PosBias(nn.Module):
+    """A learned bias per position and channel (the input's own shape)."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.bias = nn.Parameter(torch.randn(shape))
+
+    def forward(self, x):
+        return x + self.bias
+
+
+class Node:
+    def __init__(self, id, kind, module, inputs, value, flatten=False):
+        self.id, self.kind, self.module, self.inputs = id, kind, module, tuple(inputs)
+        self.value, self.flatten = value, flatten
+
+
+def run_node(node: Node, values: list[torch.Tensor]) -> torch.Tensor:
+    if node.kind == "CONCAT":
+        return torch.cat(values, 1)
+    if node.kind == "ADD":
+        if len({tuple(v.shape) for v in values}) != 1:  # no broadcasting: equal shapes only
+            raise RuntimeError("add of unequal shapes " + str([tuple(v.shape) for v in values]))
+        out = values[0]
+        for v in values[1:]:
+            out = out + v
+        return out
+    (x,) = values
+    if node.flatten and x.dim() > 2:
+        x = torch.flatten(x, 1)
+    return node.module(x)
+
+
+class Builder:
+    """Builds the network node by node, running each node on a real tensor as it is made."""
+
+    def __init__(self, x: torch.Tensor, drop_optional: bool = False, strict: bool = False):
+        self.nodes: dict[int, Node] = {0: Node(0, "INPUT", None, (), x)}
+        self.next_id = 1
+        self.next_projection = PROJECTION
+        self.drop = drop_optional
+        self.repeated = False  # a merge takes the same node more than once (issue 17, F2)
+        self.strict = strict  # `rounding = strict`: windows must fit exactly
+        self.inexact = ""  # the first layer whose window does not fit exactly
+
+    def shape(self, v):
+        return tuple(self.nodes[v].value.shape[1:])
+
+    def add(self, kind, module, inputs, *, flatten=False, projection=False):
+        values = [self.nodes[u].value for u in inputs]
+        if module is not None:
+            module.eval()
+        node = Node(None, kind, module, inputs, None, flatten)
+        try:
+            with torch.no_grad():
+                node.value = run_node(node, values)
+        except (RuntimeError, ValueError, IndexError) as exc:
+            raise Invalid(f"{kind}: {exc}") from None
+        if projection:
+            node.id, self.next_projection = self.next_projection, self.next_projection + 1
+        else:
+            node.id, self.next_id = self.next_id, self.next_id + 1
+        self.nodes[node.id] = node
+        return node.id
+
+    def layer(self, kind, make, src, *, volume=True, flatten=False):
+        x = self.nodes[src].value
+        if volume and x.dim() != 4:
+            raise Invalid(f"{kind} needs a volume, got {tuple(x.shape[1:])}")
+        try:
+            module = make(torch.flatten(x, 1) if flatten and x.dim() > 2 else x)
+        except (RuntimeError, ValueError) as exc:
+            raise Invalid(f"{kind}: {exc}") from None
+        return self.add(kind, module, [src], flatten=flatten)
+
+    def order(self) -> list[Node]:
+        """Data-flow order, ties broken by creation; projections renumbered after every spec
+        node, in the data-flow order of the ADDs they feed."""
+        plain = {v: n for v, n in self.nodes.items() if v < PROJECTION}
+
+        def spec_source(u):  # the spec node a projection chain starts from
+            while u >= PROJECTION:
+                u = self.nodes[u].inputs[0]
+            return u
+
+        preds = {v: {spec_source(u) for u in n.inputs} for v, n in plain.items()}
+        renumber, fresh = {}, self.next_id
+        for v in topo(preds):
+            for u in self.nodes[v].inputs:
+                chain = []
+                while u >= PROJECTION and u not in renumber:
+                    chain.append(u)
+                    u = self.nodes[u].inputs[0]
+                for w in reversed(chain):
+                    renumber[w], fresh = fresh, fresh + 1
+        ids = {v: renumber.get(v, v) for v in self.nodes}
+        preds = {ids[v]: {ids[u] for u in n.inputs} for v, n in self.nodes.items()}
+        by_id = {ids[v]: n for v, n in self.nodes.items()}
+        return [by_id[v] for v in topo(preds)]
+
+
+def topo(preds: dict[int, set[int]]) -> list[int]:
+    """Kahn's algorithm taking the smallest ready id first."""
+    waiting = {v: len(p) for v, p in preds.items()}
+    succ: dict[int, list[int]] = {v: [] for v in preds}
+    for v, p in preds.items():
+        for u in p:
+            succ[u].append(v)
+    ready = [v for v, n in waiting.items() if n == 0]
+    heapq.heapify(ready)
+    out = []
+    while ready:
+        v = heapq.heappop(ready)
+        out.append(v)
+        for w in succ[v]:
+            waiting[w] -= 1
+            if not waiting[w]:
+                heapq.heappush(ready, w)
+    return out
+
+
+class HandNet(nn.Module):
+    """The hand-built network: torch.nn modules registered in data-flow order, and a forward
+    that runs the nodes in that order (torch.cat for CONCAT, + for ADD)."""
+
+    def __init__(self, nodes: list[Node]):
+        super().__init__()
+        self.nodes = nodes
+        self.layers = nn.ModuleList(n.module for n in nodes if n.module is not None)
+
+    def forward(self, x):
+        values = {}
+        for n in self.nodes:
+            values[n.id] = x if n.kind == "INPUT" else run_node(
+                n, [values[u] for u in n.inputs])
+        return values[self.nodes[-1].id]  # the one sink: every node flows into it
+
+
+def expected_rows(nodes: list[Node]) -> list[tuple]:
+    """(kind, shape C,H,W, parameters, MACs) per node, from the real modules and tensors."""
+    rows = []
+    for n in nodes:
+        if n.kind == "INPUT":
+            continue
+        params = sum(p.numel() for p in n.module.parameters()) if n.module is not None else 0
+        macs = 0
+        if isinstance(n.module, nn.Conv2d):
+            m, (_, oc, oh, ow) = n.module, n.value.shape
+            kh, kw = m.kernel_size
+            macs = oh * ow * oc * kh * kw * (m.in_channels // m.groups)
+        elif isinstance(n.module, nn.Linear):
+            macs = n.module.in_features * n.module.out_features
+        rows.append((n.kind, tuple(n.value.shape[1:]), params, macs))
+    return rows
+
+
+# -- descriptions: spec text + how to build them by hand ---------------------------------------
+
+def pair(v, form=0):
+    a, b = v
+    return f"{a}x{b}" if a != b or form else str(a)
+
+
+def check_fit(b: Builder, src: int, window, text: str):
+    """Under `rounding = strict` a window must fit exactly: (n + 2p - d(k-1) - 1) % s == 0 on
+    both axes, unless the layer says round=floor or round=ceil."""
+    if not b.strict or window is None or window[4] is not None:
+        return
+    k, s, p, d, _ = window
+    for n, kk, ss, pp, dd in zip(b.shape(src)[1:], k, s, p, d):
+        if (n + 2 * pp - dd * (kk - 1) - 1) % ss:
+            b.inexact = b.inexact or f"{text} does not fit {b.shape(src)} exactly"
+
+
+class Layer:
+    def __init__(self, text, kind, make, volume=True, flatten=False, window=None):
+        self.text, self.kind, self.make = text, kind, make
+        self.volume, self.flatten = volume, flatten
+        self.window = window  # (kernel, stride, pad, dilation, round) for CONV, DWCONV, POOLs
+
+    def build(self, b: Builder, src: int) -> int:
+        out = b.layer(self.kind, self.make, src, volume=self.volume, flatten=self.flatten)
+        check_fit(b, src, self.window, self.text)
+        return out
+
+
+class Multi:
+    """One written layer that is several nodes (SEPCONV: DWCONV then a 1x1 CONV)."""
+
+    def __init__(self, text, parts, window=None):
+        self.text, self.parts, self.window = text, parts, window
+
+    def build(self, b, src):
+        first = src
+        for kind, make in self.parts:
+            src = b.layer(kind, make, src)
+        check_fit(b, first, self.window, self.text)
+        return src
+
+
+class Identity:
+    def __init__(self, text="identity"):
+        self.text = text
+
+    def build(self, b, src):
+        return src
+
+
+class Chain:
+    def __init__(self, items):
+        self.items = items
+        self.text = " - ".join(i.text for i in items)
+
+    def build(self, b, src):
+        for item in self.items:
+            src = item.build(b, src)
+        return src
+
+
+class Repeat:
+    def __init__(self, body, n, form=0):
+        self.body, self.n = body, n
+        self.text = f"({body.text}) * {n}" if form == 0 else f"{n} * ({body.text})"
+
+    def build(self, b, src):
+        for _ in range(self.n):
+            src = self.body.build(b, src)
+        return src
+
+
+class Optional:
+    def __init__(self, body):
+        self.body = body
+        self.text = f"({body.text})?" if isinstance(body, (Chain, Repeat)) else f"{body.text}?"
+
+    def build(self, b, src):
+        return src if b.drop else self.body.build(b, src)
+
+
+class Merge:
+    def __init__(self, op, branches):
+        self.op, self.branches = op, branches
+        self.text = f"{op.lower()}({', '.join(br.text for br in branches)})"
+
+    def build(self, b, src):
+        outs = [br.build(b, src) for br in self.branches]
+        b.repeated |= len(set(outs)) < len(outs)
+        return b.add(self.op, None, outs)
+
+
+def bn_for(x):
+    bn = (nn.BatchNorm2d if x.dim() == 4 else nn.BatchNorm1d)(x.shape[1])
+    with torch.no_grad():
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.uniform_(-0.5, 0.5)
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+    return bn
+
+
+class Residual:
+    """residual(body[, shortcut]): body + shortcut; when the shapes differ, the shortcut gets
+    a 1x1 convolution with the body's channels and the stride that maps its size to the
+    body's (bias-free and followed by BN when the body has a BN), as the docs say and as
+    torchvision's ResNets do."""
+
+    def __init__(self, body, shortcut=None, form=0):
+        self.body, self.shortcut = body, shortcut
+        if shortcut is None:
+            self.text = f"residual({body.text})"
+        elif form == 0:
+            self.text = f"residual({body.text}, {shortcut.text})"
+        else:
+            self.text = f"residual({body.text}, shortcut={shortcut.text})"
+
+    def build(self, b, src):
+        start = b.next_id
+        body = self.body.build(b, src)
+        if body == src:
+            raise Invalid("the residual body has no layers", CnnArgumentError)
+        uses_bn = any(b.nodes[v].kind == "BN" for v in range(start, b.next_id))
+        short = src if self.shortcut is None else self.shortcut.build(b, src)
+        want, have = b.shape(body), b.shape(short)
+        if want != have:
+            if len(want) != 3 or len(have) != 3:
+                raise Invalid(f"residual: {have} + {want}")
+            strides = []
+            for n, m in zip(have[1:], want[1:]):
+                fits = [s for s in range(1, n + 1) if (n - 1) // s + 1 == m]
+                if not fits:
+                    raise Invalid(f"residual: no 1x1 projection takes {have} to {want}")
+                strides.append(fits[0])
+            conv = nn.Conv2d(have[0], want[0], 1, stride=tuple(strides), bias=not uses_bn)
+            short = b.add("CONV", conv, [short], projection=True)
+            if uses_bn:
+                short = b.add("BN", bn_for(b.nodes[short].value), [short], projection=True)
+        return b.add("ADD", None, [body, short])
+
+
+# -- drawing descriptions ---------------------------------------------------------------------
+
+NOMINAL = (4, 8, 8)  # the shape assumed where an earlier layer is already invalid
+
+
+def probe(desc, shape, drop=False):
+    """The output shape of desc on an input of `shape` (None: invalid)."""
+    if shape is None:
+        return None
+    b = Builder(torch.zeros(1, *shape), drop)
+    try:
+        return b.shape(desc.build(b, 0))
+    except Invalid:
+        return None
+
+
+def divisors(n):
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+@st.composite
+def window(draw, shape, *, pool, keep_hw, wild):
+    """(kernel, stride, pad, dilation) per axis, each a pair; often a square kernel with a
+    non-square stride, padding or dilation."""
+    _, h, w = shape
+    ks, ss, ps, ds = [], [], [], []
+    for axis, n in enumerate((h, w)):
+        if axis == 1 and draw(st.integers(0, 9)) < 6:
+            k = ks[0]
+        else:
+            k = draw(st.integers(1, 5)) if not keep_hw else draw(st.sampled_from([1, 3, 3, 5]))
+        if pool:
+            d = 1
+        elif axis == 1 and draw(st.booleans()):
+            d = ds[0]
+        else:
+            d = draw(st.sampled_from([1, 1, 1, 2, 3]))
+        if keep_hw:
+            if pool and k % 2 == 0:
+                k -= 1
+            s, p = 1, d * (k - 1) // 2
+            if (d * (k - 1)) % 2:
+                d = 1
+                p = (k - 1) // 2
+        else:
+            s = ss[0] if axis == 1 and draw(st.booleans()) else draw(st.integers(1, 3))
+            p = ps[0] if axis == 1 and draw(st.booleans()) else draw(st.integers(0, 2))
+            if pool and not wild:
+                p = min(p, k // 2)
+            if not wild:
+                while d * (k - 1) + 1 > n + 2 * p:
+                    if d > 1:
+                        d -= 1
+                    else:
+                        k -= 1
+                if pool:
+                    p = min(p, k // 2)
+        ks.append(k), ss.append(s), ps.append(p), ds.append(d)
+    return tuple(ks), tuple(ss), tuple(ps), tuple(ds)
+
+
+@st.composite
+def conv_layer(draw, shape, keep_hw, keep_c, wild):
+    c = shape[0]
+    k, s, p, d = draw(window(shape, pool=False, keep_hw=keep_hw, wild=wild))
+    g = draw(st.sampled_from(divisors(c)))
+    f = c if keep_c else g * draw(st.integers(1, max(1, 8 // g)))
+    if keep_c:
+        g = draw(st.sampled_from(divisors(c)))
+    if wild and draw(st.booleans()):
+        g = draw(st.integers(1, 4))  # may divide neither the channels nor the filters
+    cin = None  # in_channels=, PyTorch's spelling: checked against the input
+    if draw(st.integers(0, 5)) == 5:
+        cin = c + draw(st.sampled_from([0, 0, 1])) if wild else c
+    bias = draw(st.booleans())
+    args = [str(f), pair(k, draw(st.integers(0, 2)) == 2)]
+    if s != (1, 1) or draw(st.booleans()):
+        args.append(draw(st.sampled_from(["s=", "stride=", ""])) + pair(s))
+    pad_same = all(dd * (kk - 1) % 2 == 0 and pp == dd * (kk - 1) // 2
+                   for kk, pp, dd in zip(k, p, d))
+    if pad_same and draw(st.integers(0, 3)) == 3:
+        args.append("pad=same")
+    elif p != (0, 0) or draw(st.booleans()):
+        args.append(f"{draw(st.sampled_from(['pad', 'p', 'padding']))}={pair(p)}")
+    if d != (1, 1) or draw(st.integers(0, 4)) == 4:
+        args.append(f"{draw(st.sampled_from(['d', 'dilation']))}={pair(d)}")
+    if g != 1 or draw(st.integers(0, 4)) == 4:
+        args.append(f"groups={g}")
+    if not bias:
+        args.append("bias=false")
+    if cin is not None:
+        args.append(f"in_channels={cin}")
+    text = f"CONV({', '.join(args)})"
+    return Layer(text, "CONV", lambda x: nn.Conv2d(
+        cin or x.shape[1], f, k, stride=s, padding=p, dilation=d, groups=g, bias=bias),
+        window=(k, s, p, d, None))
+
+
+@st.composite
+def dwconv_layer(draw, shape, keep_hw, keep_c, wild):
+    k, s, p, d = draw(window(shape, pool=False, keep_hw=keep_hw, wild=wild))
+    m = 1 if keep_c else draw(st.sampled_from([1, 1, 2]))
+    bias = draw(st.booleans())
+    args = [pair(k)]
+    if s != (1, 1) or draw(st.booleans()):
+        args.append(f"s={pair(s)}")
+    args.append(f"pad={pair(p)}")
+    if m != 1:
+        args.append(f"m={m}")
+    if d != (1, 1):
+        args.append(f"d={pair(d)}")
+    if not bias:
+        args.append("bias=false")
+    return Layer(f"DWCONV({', '.join(args)})", "DWCONV", lambda x: nn.Conv2d(
+        x.shape[1], x.shape[1] * m, k, stride=s, padding=p, dilation=d, groups=x.shape[1],
+        bias=bias), window=(k, s, p, d, None))
+
+
+@st.composite
+def sepconv_layer(draw, shape, keep_hw, keep_c, wild):
+    c = shape[0]
+    k = (draw(st.sampled_from([1, 3, 5])), draw(st.sampled_from([1, 3, 5])))
+    if draw(st.booleans()):
+        k = (k[0], k[0])
+    s = (1, 1) if keep_hw else (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    f = c if keep_c else draw(st.integers(1, 8))
+    p = ((k[0] - 1) // 2, (k[1] - 1) // 2)
+    text = f"SEPCONV({f}, {pair(k)}" + (f", s={pair(s)})" if s != (1, 1) else ")")
+    return Multi(text, [
+        ("DWCONV", lambda x: nn.Conv2d(x.shape[1], x.shape[1], k, stride=s, padding=p,
+                                       groups=x.shape[1])),
+        ("CONV", lambda x: nn.Conv2d(x.shape[1], f, 1))], window=(k, s, p, (1, 1), None))
+
+
+@st.composite
+def pool_layer(draw, shape, keep_hw, keep_c, wild):
+    kind = draw(st.sampled_from(["MAXPOOL", "AVGPOOL"]))
+    k, s, p, _ = draw(window(shape, pool=True, keep_hw=keep_hw, wild=wild))
+    ceil = draw(st.booleans())
+    rnd = "ceil" if ceil else None
+    default_stride = not keep_hw and draw(st.integers(0, 4)) == 4
+    if default_stride:
+        s = k
+    args = [pair(k)]
+    if not default_stride:
+        args.append(pair(s) if draw(st.booleans()) else f"s={pair(s)}")
+    if p != (0, 0) or draw(st.integers(0, 3)) == 3:
+        args.append(f"pad={pair(p)}")
+    if ceil:
+        args.append(draw(st.sampled_from(["round=ceil", "ceil_mode=true"])))
+    elif draw(st.integers(0, 3)) == 3:
+        args.append("round=floor")
+        rnd = "floor"
+    if kind == "MAXPOOL":
+        make = lambda x: nn.MaxPool2d(k, s, p, ceil_mode=ceil)  # noqa: E731
+    else:
+        make = lambda x: nn.AvgPool2d(k, s, p, ceil_mode=ceil, count_include_pad=True)  # noqa
+    return Layer(f"{kind}({', '.join(args)})", kind, make, window=(k, s, p, (1, 1), rnd))
+
+
+@st.composite
+def adaptive_layer(draw, shape, keep_hw, keep_c, wild):
+    out = (draw(st.integers(1, 5)), draw(st.integers(1, 5)))
+    if draw(st.booleans()):
+        out = (out[0], out[0])
+    if keep_hw:
+        out = shape[1:]
+    return Layer(f"ADAPTIVEAVGPOOL({pair(out, draw(st.booleans()))})", "ADAPTIVEAVGPOOL",
+                 lambda x: nn.AdaptiveAvgPool2d(out))
+
+
+POINTWISE = [
+    ("RELU", "RELU", lambda x: nn.ReLU(), False),
+    ("RELU6", "RELU6", lambda x: nn.ReLU6(), False),
+    ("TANH", "TANH", lambda x: nn.Tanh(), False),
+    ("SIGMOID", "SIGMOID", lambda x: nn.Sigmoid(), False),
+    ("GELU", "GELU", lambda x: nn.GELU(), False),
+    ("ELU(0.5)", "ELU", lambda x: nn.ELU(0.5), False),
+    ("LEAKYRELU(0.2)", "LEAKYRELU", lambda x: nn.LeakyReLU(0.2), False),
+    ("BN", "BN", bn_for, False),
+    ("DROPOUT(0.3)", "DROPOUT", lambda x: nn.Dropout(0.3), False),
+    ("BIAS", "BIAS", lambda x: PosBias(tuple(x.shape[1:])), False),
+    ("LRN(3)", "LRN", lambda x: nn.LocalResponseNorm(3, 1e-4, 0.75, 2.0), True),
+]
+
+
+@st.composite
+def pointwise_layer(draw, shape):
+    vector = shape is not None and len(shape) == 1
+    text, kind, make, volume = draw(st.sampled_from(
+        [p for p in POINTWISE if not (vector and p[3])]))
+    if kind == "BN" and shape is not None and draw(st.booleans()):
+        channels = shape[0] + draw(st.sampled_from([0] * 7 + [1]))  # a wrong size: refused
+        text = f"{draw(st.sampled_from(['BN', 'BatchNorm2d']))}({channels})"
+        make = (lambda x: bn_for(x[:, :1].expand(-1, channels, *x.shape[2:])))
+    return Layer(text, kind, make, volume=volume)
+
+
+@st.composite
+def fc_layer(draw, shape):
+    units = draw(st.integers(1, 12))
+    bias = draw(st.booleans())
+    numel = None if shape is None else int(torch.tensor(shape).prod())
+    written = None
+    if numel is not None and draw(st.integers(0, 3)) == 3:
+        written = numel + draw(st.sampled_from([0] * 7 + [1]))  # a wrong size: refused
+        text = f"Linear({written}, {units}" + (", bias=false)" if not bias else ")")
+    else:
+        text = f"FC({units}" + (", bias=false)" if not bias else ")")
+    return Layer(text, "FC", lambda x: nn.Linear(written or x.shape[1], units, bias=bias),
+                 volume=False, flatten=True)
+
+
+def relu():
+    return Layer("RELU", "RELU", lambda x: nn.ReLU(), volume=False)
+
+
+@st.composite
+def identity_like(draw, drop):
+    """A branch that is its input: `identity`, `id`, an empty repeat, a dropped optional."""
+    options = [Identity("identity"), Identity("id"), Repeat(relu(), 0),
+               Repeat(Chain([Layer("CONV(3, 1)", "CONV", None), Layer("BN", "BN", None)]), 0, 1)]
+    if drop:  # drop_optional=True: X? is no layer at all
+        options += [Optional(relu()), Optional(Chain([Layer("CONV(2, 3)", "CONV", None),
+                                                      relu()]))]
+    return draw(st.sampled_from(options))
+
+
+@st.composite
+def item(draw, shape, depth, ctx, keep_hw=False, keep_c=False):
+    """One element of a chain, drawn to suit `shape` (C,H,W or N; None: unknown)."""
+    wild = ctx["wild"]
+    vector = shape is not None and len(shape) == 1
+    vol = NOMINAL if shape is None or vector else shape
+    choices = ["pointwise"] * 3
+    if not vector or shape is None:
+        choices += ["conv"] * 4 + ["pool"] * 3 + ["dwconv", "sepconv"]
+        if not keep_hw:
+            choices += ["adaptive"]
+        if not keep_hw and not keep_c:
+            choices += ["gap"]
+    if depth < 2:
+        choices += ["add", "residual", "repeat", "optional"] + ([] if keep_c else ["concat"])
+    if not keep_hw and not keep_c and depth == 0:
+        choices += ["fc"]
+    choice = draw(st.sampled_from(choices))
+    if choice == "pointwise":
+        return draw(pointwise_layer(shape))
+    if choice == "conv":
+        return draw(conv_layer(vol, keep_hw, keep_c, wild))
+    if choice == "dwconv":
+        return draw(dwconv_layer(vol, keep_hw, keep_c, wild))
+    if choice == "sepconv":
+        return draw(sepconv_layer(vol, keep_hw, keep_c, wild))
+    if choice == "pool":
+        return draw(pool_layer(vol, keep_hw, keep_c, wild))
+    if choice == "adaptive":
+        return draw(adaptive_layer(vol, keep_hw, keep_c, wild))
+    if choice == "gap":
+        return Layer(draw(st.sampled_from(["GAP", "GLOBALAVGPOOL"])), "GAP",
+                     lambda x: nn.AdaptiveAvgPool2d(1))
+    if choice == "fc":
+        return draw(fc_layer(shape))
+    if choice in ("concat", "add"):
+        n = draw(st.integers(2, 4))
+        branches = []
+        for _ in range(n):
+            if draw(st.integers(0, 9)) < 4:
+                branches.append(draw(identity_like(ctx["drop"])))
+            else:
+                branches.append(draw(chain(shape, depth + 1, ctx, keep_hw=not wild,
+                                           keep_c=keep_c or (choice == "add" and not wild),
+                                           max_size=2)))
+        return Merge(choice.upper(), branches)
+    if choice == "residual":
+        body = draw(chain(shape, depth + 1, ctx, keep_hw=keep_hw, keep_c=keep_c, max_size=3))
+        if draw(st.integers(0, 3)):
+            return Residual(body)
+        out = probe(body, shape, ctx["drop"])
+        form = draw(st.integers(0, 1))
+        if out is None or out == shape or shape is None or len(out) != 3 or len(shape) != 3:
+            return Residual(body, draw(identity_like(ctx["drop"])), form)
+        strides = []
+        for n, m in zip(shape[1:], out[1:]):
+            fits = [s for s in range(1, n + 1) if (n - 1) // s + 1 == m] or [1]
+            strides.append(fits[0])
+        strides = tuple(strides)
+        short = Layer(f"CONV({out[0]}, 1, s={pair(strides)}, bias=false)", "CONV",
+                      lambda x: nn.Conv2d(x.shape[1], out[0], 1, stride=strides, bias=False),
+                      window=((1, 1), strides, (0, 0), (1, 1), None))
+        if draw(st.booleans()):
+            short = Chain([short, Layer("BN", "BN", bn_for)])
+        return Residual(body, short, form)
+    if choice == "repeat":
+        body = draw(chain(shape, depth + 1, ctx, keep_hw=keep_hw, keep_c=keep_c, max_size=2))
+        return Repeat(body, draw(st.sampled_from([0, 1, 2, 3])), draw(st.integers(0, 3)) // 3)
+    body = draw(item(shape, depth + 1, ctx, keep_hw=keep_hw, keep_c=keep_c))
+    return Optional(body)
+
+
+@st.composite
+def chain(draw, shape, depth, ctx, keep_hw=False, keep_c=False, max_size=4):
+    items = []
+    for _ in range(draw(st.integers(1, max_size))):
+        it = draw(item(shape, depth, ctx, keep_hw=keep_hw, keep_c=keep_c))
+        items.append(it)
+        shape = probe(it, shape, ctx["drop"])
+    return items[0] if len(items) == 1 else Chain(items)
+
+
+class Case:
+    def __init__(self, text, drop, net=None, rows=None, x=None, error=None, why="",
+                 repeated=False):
+        self.text, self.drop, self.net, self.rows, self.x = text, drop, net, rows, x
+        self.error, self.why, self.repeated = error, why, repeated
+
+    def __repr__(self):
+        extra = ", drop_optional=True" if self.drop else ""
+        verdict = f"torch refuses: {self.why}" if self.error else "torch runs it"
+        return f"Case({self.text!r}{extra})  # {verdict}"
+
+
+@st.composite
+def cases(draw):
+    h = draw(st.integers(3, 12))
+    w = h if draw(st.integers(0, 9)) < 6 else draw(st.integers(3, 12))
+    c = draw(st.integers(1, 4))
+    # Rare variants are drawn as the high end of a range: hypothesis shrinks towards 0, so a
+    # falsifying example comes out in the plain variant when that still fails.
+    ctx = {"wild": draw(st.integers(0, 9)) == 9, "drop": draw(st.integers(0, 5)) == 5}
+    strict = draw(st.integers(0, 5)) == 5  # else `rounding = floor`, PyTorch's rule
+    shape = (h * c,) if draw(st.integers(0, 11)) == 11 else (c, h, w)  # sometimes a vector
+    net = draw(chain(shape, 0, ctx, max_size=5))
+    rounding = draw(st.sampled_from(["", "rounding = strict\n"])) if strict else \
+        "rounding = floor\n"
+    size = "x".join(map(str, shape[1:] + shape[:1]))
+    text = f"input {size}\n{rounding}{net.text}\n"
+    x = torch.randn(2, *shape)
+    b = Builder(x, ctx["drop"], strict)
+    try:
+        out = net.build(b, 0)
+        if out == 0:
+            raise Invalid("the network has no layers", CnnSyntaxError)
+        if b.inexact:
+            raise Invalid(b.inexact)
+    except Invalid as exc:
+        return Case(text, ctx["drop"], error=exc.error, why=str(exc), repeated=b.repeated)
+    nodes = b.order()
+    hand = HandNet(nodes).eval()
+    assert nodes[-1].id == out
+    return Case(text, ctx["drop"], hand, expected_rows(nodes), x, repeated=b.repeated)
+
+
+# -- the comparisons --------------------------------------------------------------------------
+
+def cnndsl_model(case):
+    if not case.drop:
+        return cnndsl.compile(case.text, seed=0).eval()
+    from cnndsl.torch_backend import to_module
+
+    return to_module(check_spec(case.text, drop_optional=True)).eval()
+
+
+def copy_weights(src: nn.Module, dst: nn.Module, text: str):
+    """Parameters, then buffers, by position: both modules create them in data-flow order."""
+    for what in ("parameters", "buffers"):
+        mine, theirs = list(getattr(src, what)()), list(getattr(dst, what)())
+        assert [tuple(t.shape) for t in mine] == [tuple(t.shape) for t in theirs], \
+            f"{what} differ in shape or order for\n{text}"
+        with torch.no_grad():
+            for a, b in zip(mine, theirs):
+                b.copy_(a)
+
+
+def check_static(case):
+    if case.error is not None:
+        with pytest.raises(case.error):
+            cnndsl.build_graph(case.text, drop_optional=case.drop)
+        return None
+    graph = cnndsl.build_graph(case.text, drop_optional=case.drop)  # torch runs it: no refusal
+    got = [(d["kind"], tuple(d["shape"].as_list()), d["n_params"], d["macs"])
+           for d in layers_of(graph)]
+    names = [d["name"] for d in layers_of(graph)]
+    for i, (g, e) in enumerate(zip(got, case.rows)):
+        assert g == e, (f"layer {i + 1} ({names[i]}): cnndsl (kind, C/H/W, params, MACs) "
+                        f"{g}, PyTorch {e}\n{case.text}")
+    assert len(got) == len(case.rows), (f"cnndsl has {len(got)} layers, PyTorch "
+                                        f"{len(case.rows)}:\n{got}\n{case.rows}\n{case.text}")
+    totals = graph.graph["totals"]
+    y = case.net(case.x)
+    assert tuple(totals["output"].as_list()) == tuple(y.shape[1:]), case.text
+    assert totals["params"] == sum(p.numel() for p in case.net.parameters()), case.text
+    assert totals["macs"] == sum(r[3] for r in case.rows), case.text
+    running = sum(t.numel() for n, t in case.net.named_buffers() if "running" in n)
+    assert totals["buffers"] == running, case.text
+    return y
+
+
+def assert_same_output(expected, model, case, what):
+    with torch.no_grad():
+        got = model(case.x.clone())
+    assert got.shape == expected.shape, f"{what}: {tuple(got.shape)} vs {tuple(expected.shape)}"
+    assert torch.allclose(got, expected, rtol=RTOL, atol=ATOL), \
+        f"{what}: max difference {(got - expected).abs().max().item():g}\n{case.text}"
+
+
+@given(cases())
+def test_cnndsl_agrees_with_a_hand_built_torch_network(case):
+    note(case.text)
+    with torch.no_grad():
+        y = check_static(case)
+    if y is None:
+        return
+    model = cnndsl_model(case)
+    copy_weights(case.net, model, case.text)
+    assert_same_output(y, model, case, "compiled model")
+
+
+# A fifth of the default profile's examples (40), a tenth of the long one's (1,000): writing,
+# compiling and running the source costs about as much as the rest of the check.
+@settings(max_examples=max(40, settings().max_examples // 10))
+@given(cases())
+def test_generated_source_agrees_with_a_hand_built_torch_network(case):
+    note(case.text)
+    with torch.no_grad():
+        y = check_static(case)
+    if y is None:
+        return
+    graph = check_spec(case.text, drop_optional=case.drop)
+    namespace = {"__name__": "cnndsl_generated"}
+    exec(compile(to_source(graph, class_name="Generated"), "<generated>", "exec"), namespace)
+    model = namespace["Generated"]().eval()
+    copy_weights(case.net, model, case.text)
+    assert_same_output(y, model, case, "generated .py")
