@@ -295,7 +295,8 @@ class Expander(Evaluator):
             shortcut, scope, tail, within.child("branch", "residual", fid, 1, 2, span=call.span))
         if body == tail:
             raise CnnArgumentError("the residual body has no layers", call.span)
-        return self.add_node(layers.merge_kind("residual"), {"project_bn": uses_bn}, call.span,
+        bound = {"project": shortcut is None, "project_bn": uses_bn}
+        return self.add_node(layers.merge_kind("residual"), bound, call.span,
                              within, [ir.Edge(body, ir.BODY), ir.Edge(short, ir.SHORTCUT)])
 
     # -- the whole program -----------------------------------------------------------------

@@ -62,9 +62,18 @@ def out_size(n: int, k: int, s: int, p: int, d: int = 1, *, rounding: str = "str
     eff = d * (k - 1) + 1
     padded = n + 2 * p
     where = f" ({axis})" if axis else ""
+    if pool and rounding == "ceil":
+        # PyTorch's ceil_mode: round up, then drop a last window that would start in the right
+        # padding. A window may overhang a small input (MAXPOOL(4, round=ceil) on 3x3 is 1x1).
+        out = (padded - eff + s - 1) // s + 1
+        if (out - 1) * s >= n + p:
+            out -= 1
+        if out >= 1:
+            return out
     if eff > padded:
+        window = f"the {eff}x{eff} window" if not axis else f"the window, {eff} along the {axis},"
         raise CnnShapeError(
-            f"{what}: the {eff}x{eff} window is larger than its padded input{where}: "
+            f"{what}: {window} is larger than its padded input{where}: "
             f"{n} + 2*{p} = {padded}",
             span, help=f"use a kernel of at most {padded}, or pad the input "
                        f"(pad={math.ceil((eff - n) / 2)})")
@@ -80,14 +89,12 @@ def out_size(n: int, k: int, s: int, p: int, d: int = 1, *, rounding: str = "str
             span, help=_fit_help(n, eff, s, p, pool, "round=floor").replace(
                 "round=floor (PyTorch's rule", "round=floor on this layer (PyTorch's rule")
             + "; ceil rounding is for pooling")
-    if rounding == "ceil":
-        out = -(-(padded - eff) // s) + 1
-        if pool and (out - 1) * s >= n + p:
-            out -= 1
-        return out
     article = "an" if str(k).startswith("8") or k in (11, 18) else "a"
+    # Square windows on square inputs say `3x3 window`; one axis of another says its own size.
+    window = f"{article} {k}x{k} window" if not axis else f"a window of {k}"
+    extent = "high" if axis == "height" else "wide"
     raise CnnShapeError(
-        f"{what}: {article} {k}x{k} window with stride {s} and pad {p} doesn't fit the {n}-wide "
+        f"{what}: {window} with stride {s} and pad {p} doesn't fit the {n}-{extent} "
         f"input{where}: {_formula(n, k, s, p, d)} = {_fmt(exact)} is not an integer",
         span, help=_fit_help(n, eff, s, p, pool, round_hint))
 

@@ -195,3 +195,15 @@ def test_per_axis_stride_that_does_not_fit_names_the_axis():
     with pytest.raises(CnnShapeError) as info:
         build("input 8x8x3\nCONV(4, 3, s=1x2, pad=1) - FC(10)")
     assert "(width)" in info.value.message and "4.50" in info.value.message
+
+
+def test_a_per_axis_message_names_that_axis_window():
+    """A 1x9 kernel is not a `9x9 window`; a stride that fails on the height says `high`."""
+    with pytest.raises(CnnShapeError) as info:
+        build("input 8x8x3\nCONV(4, 1x9)")
+    assert "the window, 9 along the width, is larger than its padded input (width)" in \
+        info.value.message
+    with pytest.raises(CnnShapeError) as info:
+        build("input 8x7x3\nCONV(4, 3, s=2x1)")
+    assert "a window of 3 with stride 2 and pad 0 doesn't fit the 8-high input (height)" in \
+        info.value.message

@@ -47,18 +47,26 @@ class Add(LayerKind):
     callable = False
     min_inputs, max_inputs = 2, None
     merge_builtin = "add"
-    # Set by residual(...) (not written by users): project a shortcut of another shape with
-    # conv1x1 + BN when the body normalises, as torchvision's downsample, else conv1x1 + bias.
-    params = (Param("project_bn", "bool", False),)
+    # Set by residual(...), never written by users: whether an identity shortcut of another
+    # shape is projected (an explicit shortcut is not), and with conv1x1 + BN (the body
+    # normalises, as torchvision's downsample) or conv1x1 + bias.
+    params = (Param("project", "bool", False), Param("project_bn", "bool", False))
     doc = "Elementwise sum of branches of equal shape (`add(...)`, `residual(...)`)."
     draw = {"shape": "circle", "label": "+", "fontsize": "14", "width": "0.3",
             "height": "0.3", "fixedsize": "true"}
 
     def insertions(self, p, ins, ctx, site, roles):
-        # residual(...): a shortcut whose shape differs from the body's gets a 1x1 projection.
+        # residual(...): a shortcut whose shape differs from the body's gets a 1x1 projection,
+        # when the shortcut is the implicit identity; a written one must match the body.
         idx = roles.index(SHORTCUT) if SHORTCUT in roles else None
         if idx is None or ins[0] == ins[idx]:
             return []
+        if not p.get("project"):
+            raise CnnShapeError(
+                f"residual: the shortcut gives {ins[idx]} but the body {ins[0]}; a written "
+                "shortcut must end in the body's shape", site.span,
+                help="make the shortcut end in the body's shape, or leave it out: an identity "
+                     "shortcut gets the 1x1 projection by itself")
         body, short = ins[0], ins[idx]
         if not (body.is_volume and short.is_volume):
             return []  # infer() reports the mismatch
