@@ -1,7 +1,7 @@
 PYTHON ?= python3
 export PYTHON
 
-.PHONY: install demo test test-long
+.PHONY: install demo test test-fast test-long
 
 install:
 	bash scripts/install.sh
@@ -13,6 +13,11 @@ demo: install
 # The test suite (what CI runs).
 test: install
 	$(PYTHON) -m pytest -q -p no:cacheprovider
+
+# While developing: everything but the tests marked slow (torchvision's models, the
+# torch-backed properties, the wheel build); `make test` (CI) runs them all.
+test-fast: install
+	$(PYTHON) -m pytest -q -p no:cacheprovider -m "not slow"
 
 # The long fuzzing run: 10,000 hypothesis examples per property (not in CI; ~30 min):
 # arbitrary text, mutated zoo specs, random valid specs against torch (plain and optimize=True),

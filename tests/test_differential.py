@@ -42,6 +42,8 @@ from cnndsl.errors import CnnArgumentError, CnnShapeError, CnnSyntaxError
 
 from conftest import layers_of
 
+pytestmark = pytest.mark.slow  # hypothesis against hand-built torch; `make test-fast` skips it
+
 RTOL, ATOL = 1e-4, 1e-5
 PROJECTION = 1_000_000  # provisional node ids of shortcut projections (renumbered later)
 

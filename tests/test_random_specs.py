@@ -1,6 +1,8 @@
 """Random valid specs: static shapes and parameter counts agree with a real torch forward pass."""
 from __future__ import annotations
 
+import pytest
+
 import torch
 from hypothesis import assume, given, strategies as st
 
@@ -8,6 +10,8 @@ import cnndsl
 from cnndsl.errors import CnnArgumentError, CnnShapeError, CnnSyntaxError
 
 from conftest import layers_of
+
+pytestmark = pytest.mark.slow  # hypothesis against torch; `make test-fast` skips it
 
 channels = st.integers(1, 8)
 

@@ -15,6 +15,8 @@ import torchvision
 
 import cnndsl
 
+pytestmark = pytest.mark.slow  # builds torchvision's models; `make test-fast` skips it
+
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 
 # name -> (torchvision constructor keywords, parameter count from torchvision's model docs)

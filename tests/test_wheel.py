@@ -1,10 +1,14 @@
 """The grammar ships inside the wheel: build it, install it in a venv outside the tree, check."""
 from __future__ import annotations
 
+import pytest
+
 import subprocess
 import sys
 import venv
 from pathlib import Path
+
+pytestmark = pytest.mark.slow  # builds a wheel into a fresh venv; `make test-fast` skips it
 
 ROOT = Path(__file__).resolve().parent.parent
 
