@@ -1,12 +1,12 @@
 """The grammar ships inside the wheel: build it, install it in a venv outside the tree, check."""
 from __future__ import annotations
 
-import pytest
-
 import subprocess
 import sys
 import venv
 from pathlib import Path
+
+import pytest
 
 pytestmark = pytest.mark.slow  # builds a wheel into a fresh venv; `make test-fast` skips it
 
