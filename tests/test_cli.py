@@ -84,10 +84,13 @@ def test_check_does_not_import_torch_or_networkx(command):
 
 
 def test_console_script_is_installed():
+    """Beside the interpreter that runs the tests (a virtual environment's bin/, activated or
+    not), else on PATH."""
     import shutil
 
-    exe = shutil.which("cnndsl")
-    assert exe, "the cnndsl console script is not on PATH"
+    beside = Path(sys.executable).parent / "cnndsl"
+    exe = str(beside) if beside.exists() else shutil.which("cnndsl")
+    assert exe, f"the cnndsl console script is neither in {beside.parent} nor on PATH"
     r = subprocess.run([exe, "check", LENET], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "61,706" in r.stdout
 

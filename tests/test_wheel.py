@@ -1,6 +1,7 @@
 """The grammar ships inside the wheel: build it, install it in a venv outside the tree, check."""
 from __future__ import annotations
 
+import site
 import subprocess
 import sys
 import venv
@@ -22,9 +23,17 @@ def test_wheel_installs_and_checks_outside_the_source_tree(tmp_path):
 
     assert wheel.name.startswith(f"cnndsl-{__version__}-"), wheel.name
     env_dir = tmp_path / "venv"
-    # system site-packages provide lark/networkx/torch; the wheel itself must bring the grammar
-    venv.EnvBuilder(system_site_packages=True, with_pip=True).create(env_dir)
+    # The dependencies (lark, networkx, torch) come from the environment running the tests,
+    # which may itself be a virtual environment: its site-packages are put on the new venv's
+    # path (system_site_packages would reach the base interpreter's instead). A plain path in
+    # a .pth runs none of that folder's own .pth files, so cnndsl's editable install there
+    # stays out: the wheel itself must bring the grammar and the zoo.
+    venv.EnvBuilder(with_pip=True).create(env_dir)
     py = env_dir / "bin" / "python"
+    ours = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()"
+                           "['purelib'])"], capture_output=True, text=True, check=True)
+    theirs = [p for p in site.getsitepackages() if Path(p).is_dir()]
+    Path(ours.stdout.strip(), "test-dependencies.pth").write_text("\n".join(theirs) + "\n")
     subprocess.run([str(py), "-m", "pip", "install", "--no-deps", "--no-index", "-q",
                     str(wheel)], check=True, capture_output=True, timeout=300)
     work = tmp_path / "elsewhere"
