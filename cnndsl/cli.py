@@ -10,7 +10,7 @@ import warnings
 from .errors import CnnDslError, UnusedVariableWarning, UsageError
 
 # Each module in cnndsl/commands/ defines register(subparsers); none imports torch at load.
-COMMANDS = ("check", "expand", "summary", "render", "compile", "zoo", "sweep", "fmt")
+COMMANDS = ("check", "expand", "summary", "render", "compile", "zoo", "sweep", "fmt", "bench")
 
 
 def make_parser() -> argparse.ArgumentParser:

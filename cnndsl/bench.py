@@ -1,0 +1,228 @@
+"""`cnndsl bench`: one compiled model timed on every runtime a user could pick, each checked
+against eager PyTorch (as Ultralytics' benchmark() does for export formats).
+
+A runtime that cannot run here (onnxruntime not installed, no CUDA device) is a row that says
+why, never an error.
+"""
+from __future__ import annotations
+
+import copy
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .errors import UsageError
+
+RUNTIMES = ("eager", "optimize", "compile", "onnxruntime")
+DEFAULT_RUNTIMES = ("eager", "optimize", "onnxruntime")  # compile costs half a minute to build
+DESCRIPTIONS = {
+    "eager": "the compiled module as built (eval mode, no_grad)",
+    "optimize": "BatchNorm folded, channels_last (cnndsl compile --optimize)",
+    "compile": "torch.compile of the module (inductor)",
+    "onnxruntime": "the verified .onnx export in a default onnxruntime session",
+}
+
+
+@dataclass
+class Result:
+    """One runtime at one batch size."""
+
+    runtime: str
+    batch: int
+    status: str  # "ok" | "skipped" | "failed"
+    reason: str = ""  # why it was skipped or failed
+    median_ms: float | None = None
+    throughput: float | None = None  # images per second
+    speedup: float | None = None  # eager's median / this median, same batch
+    max_rel_diff: float | None = None  # max |out - eager| / max |eager|
+
+
+class Skip(Exception):
+    """This runtime cannot run here; the message says why."""
+
+
+def parse_batches(text: str) -> tuple[int, ...]:
+    try:
+        batches = tuple(int(b) for b in str(text).split(",") if b.strip())
+    except ValueError:
+        raise UsageError(f"--batch takes sizes separated by commas, e.g. 1,8 (got {text!r})") \
+            from None
+    if not batches or any(b <= 0 for b in batches):
+        raise UsageError(f"--batch sizes must be positive (got {text!r})")
+    return batches
+
+
+def parse_runtimes(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in str(text).split(",") if n.strip())
+    unknown = [n for n in names if n not in RUNTIMES]
+    if unknown or not names:
+        raise UsageError(f"unknown runtime {', '.join(unknown) or repr(text)}: choose from "
+                         f"{', '.join(RUNTIMES)}")
+    return tuple(dict.fromkeys(("eager", *names)))  # eager is the reference, always first
+
+
+def run_bench(model, *, batches=(1,), runtimes=DEFAULT_RUNTIMES, device: str = "cpu",
+              threads: int | None = None, runs: int = 15, warmup: int = 3,
+              progress: Callable[[str], None] | None = None) -> list[Result]:
+    """Time `model` (a module from cnndsl.compile, on the CPU, eval mode) on each runtime.
+
+    Each runtime is built once, checked on the same input against eager, then timed: `warmup`
+    calls, then the median of `runs` calls per batch size.
+    """
+    import torch
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    device = device or "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        return [Result(r, b, "skipped", "no CUDA device here") for b in batches
+                for r in parse_runtimes(",".join(runtimes))]
+    model = model.eval().to(device)
+    shape = model.cnndsl_info["input_shape"]
+    results: list[Result] = []
+    eager_ms: dict[int, float] = {}
+    for name in parse_runtimes(",".join(runtimes)):
+        say = progress or (lambda text: None)
+        say(f"{name}: building")
+        try:
+            runner = BUILDERS[name](model, device, threads)
+        except Skip as exc:
+            results += [Result(name, b, "skipped", str(exc)) for b in batches]
+            continue
+        except Exception as exc:  # a runtime that fails to build is reported, not raised
+            results += [Result(name, b, "failed", _first_line(exc)) for b in batches]
+            continue
+        for b in batches:
+            say(f"{name}: batch {b}")
+            x = torch.randn(b, *shape, generator=torch.Generator().manual_seed(b)).to(device)
+            try:
+                with torch.inference_mode():
+                    expected = model(x)
+                    got = runner(x)
+                    diff = _relative_difference(got, expected)
+                    ms = _median_ms(runner, x, runs, warmup, device)
+            except Exception as exc:
+                results.append(Result(name, b, "failed", _first_line(exc)))
+                continue
+            if name == "eager":
+                eager_ms[b] = ms
+            base = eager_ms.get(b)
+            results.append(Result(name, b, "ok", "", ms, 1000.0 * b / ms,
+                                  base / ms if base else None, diff))
+    return results
+
+
+def _relative_difference(got, expected) -> float:
+    import torch
+
+    got = torch.as_tensor(got).to(expected.device, expected.dtype)
+    scale = float(expected.abs().max()) or 1.0
+    return float((got - expected).abs().max()) / scale
+
+
+def _median_ms(runner, x, runs: int, warmup: int, device: str) -> float:
+    import torch
+
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    for _ in range(warmup):
+        runner(x)
+    sync()
+    times = []
+    for _ in range(max(1, runs)):
+        start = time.perf_counter()
+        runner(x)
+        sync()
+        times.append((time.perf_counter() - start) * 1000.0)
+    return statistics.median(times)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().split("\n")[0] or type(exc).__name__
+    return text[:200]
+
+
+# -- the runtimes ---------------------------------------------------------------------------
+
+def _eager(model, device, threads):
+    return model
+
+
+def _optimize(model, device, threads):
+    from .torch_backend import optimize_for_inference
+
+    return optimize_for_inference(copy.deepcopy(model))
+
+
+def _compile(model, device, threads):
+    import torch
+
+    compiled = torch.compile(copy.deepcopy(model))
+    return compiled
+
+
+def _onnxruntime(model, device, threads):
+    try:
+        import onnxruntime
+    except ImportError:
+        raise Skip("onnxruntime is not installed (pip install onnxruntime)") from None
+    if device != "cpu" and "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        raise Skip("onnxruntime has no CUDA provider here (pip install onnxruntime-gpu)")
+    from . import artifacts
+
+    cpu_model = copy.deepcopy(model).cpu()
+    with tempfile.TemporaryDirectory(prefix="cnndsl-bench-") as folder:
+        path = Path(folder) / "model.onnx"
+        artifacts.save_onnx(cpu_model, path)  # exported and checked against torch
+        options = onnxruntime.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+        providers = ["CUDAExecutionProvider"] if device != "cpu" else ["CPUExecutionProvider"]
+        session = onnxruntime.InferenceSession(str(path), options, providers=providers)
+
+    def run(x):
+        return session.run(None, {"input": x.detach().cpu().numpy()})[0]
+    return run
+
+
+BUILDERS = {"eager": _eager, "optimize": _optimize, "compile": _compile,
+            "onnxruntime": _onnxruntime}
+
+
+# -- reports --------------------------------------------------------------------------------
+
+COLUMNS = ("runtime", "batch", "median ms", "images/s", "speed-up", "max rel diff", "note")
+
+
+def rows_of(results: list[Result]) -> list[tuple[str, ...]]:
+    rows = []
+    for r in results:
+        if r.status != "ok":
+            rows.append((r.runtime, str(r.batch), "-", "-", "-", "-", f"{r.status}: {r.reason}"))
+            continue
+        rows.append((r.runtime, str(r.batch), f"{r.median_ms:.2f}", f"{r.throughput:,.1f}",
+                     f"{r.speedup:.2f}x" if r.speedup else "-", f"{r.max_rel_diff:.1e}", ""))
+    return rows
+
+
+def format_table(results: list[Result]) -> str:
+    rows = [COLUMNS, *rows_of(results)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS) - 1)]
+    lines = []
+    for row in rows:
+        cells = [c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(
+            zip(row, widths))]
+        lines.append("  ".join(cells + [row[-1]]).rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def format_markdown(results: list[Result]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows_of(results)]
+    return "\n".join(lines) + "\n"
+
+
+def to_json(results: list[Result]) -> list[dict]:
+    return [asdict(r) for r in results]

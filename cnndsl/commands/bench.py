@@ -1,0 +1,67 @@
+"""`cnndsl bench`: the compiled model's latency on each runtime, checked against eager."""
+from __future__ import annotations
+
+import json
+import sys
+
+from ..errors import UsageError
+from ._common import add_spec_args, defines_from_args
+
+FORMATS = ("table", "markdown", "json")
+
+
+def register(sub) -> None:
+    from ..bench import DEFAULT_RUNTIMES, RUNTIMES
+
+    p = sub.add_parser(
+        "bench", help="time the compiled model on eager, optimize, torch.compile and "
+                      "onnxruntime, each checked against eager",
+        description="Compile the spec once, build it on each runtime, check every runtime's "
+                    "output against eager PyTorch (max relative difference) and report the "
+                    "median latency, throughput and speed-up over eager per batch size. A "
+                    "runtime that cannot run here is listed as skipped, with the reason.")
+    add_spec_args(p)
+    p.add_argument("--batch", default="1", metavar="B[,B...]",
+                   help="batch sizes, e.g. 1,8,32 (default 1)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--threads", type=int, metavar="N", help="torch and onnxruntime threads")
+    p.add_argument("--runtimes", default=",".join(DEFAULT_RUNTIMES), metavar="NAMES",
+                   help=f"comma-separated, from {', '.join(RUNTIMES)} "
+                        f"(default {','.join(DEFAULT_RUNTIMES)}; eager always runs)")
+    p.add_argument("--runs", type=int, default=15, metavar="N",
+                   help="timed calls per runtime and batch (default 15; the median is shown)")
+    p.add_argument("--logits", action="store_true", help="drop a trailing SOFTMAX")
+    p.add_argument("--format", choices=FORMATS, default="table")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from .. import bench
+    from ..api import compile
+
+    batches = bench.parse_batches(args.batch)
+    runtimes = bench.parse_runtimes(args.runtimes)
+    for option in ("threads", "runs", "classes"):
+        value = getattr(args, option)
+        if value is not None and value <= 0:
+            raise UsageError(f"--{option} must be positive")
+    model = compile(args.spec, input=args.input, classes=args.classes, seed=0,
+                    logits=args.logits, max_layers=args.max_layers,
+                    **defines_from_args(args)).eval()
+    tty = sys.stderr.isatty()
+
+    def progress(text: str) -> None:  # one line kept up to date on a terminal
+        print(f"\rbench: {text}\033[K" if tty else f"bench: {text}", end="" if tty else "\n",
+              file=sys.stderr, flush=True)
+
+    results = bench.run_bench(model, batches=batches, runtimes=runtimes, device=args.device,
+                              threads=args.threads, runs=args.runs, progress=progress)
+    if tty:
+        print("\r\033[K", end="", file=sys.stderr, flush=True)
+    if args.format == "json":
+        sys.stdout.write(json.dumps(bench.to_json(results), indent=2) + "\n")
+    elif args.format == "markdown":
+        sys.stdout.write(bench.format_markdown(results))
+    else:
+        sys.stdout.write(bench.format_table(results))
+    return 0
