@@ -90,8 +90,9 @@ def _step(graph: Graph, node: Node, names: dict[int, str]) -> Step:
     return Step(op="module", kwargs=kwargs, **common)
 
 
-# The tensor functions a recipe may name: how many inputs they take, at least.
-FUNCTIONS = {"add": 2, "cat": 1}
+# The tensor functions a recipe may name (both backends implement each): "add" sums the
+# inputs, "cat" joins them with the recipe's kwargs (dim).
+FUNCTIONS = ("add", "cat")
 
 
 def _owner_is_shared(graph: Graph, steps: dict[int, Step], v: int, start: int) -> bool:
