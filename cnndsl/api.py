@@ -228,16 +228,27 @@ def spec_variables(variables: dict) -> dict:
 
 def compile(spec, *, input=None, classes: int | None = None, device=None, dtype=None,
             seed: int | None = None, logits: bool = False, optimize: bool = False,
-            max_layers: int | None = None, weights=None, **variables) -> nn.Module:
+            max_layers: int | None = None, weights=None, runtime: str = "torch",
+            **variables) -> nn.Module:
     """Parse, check and build a spec as a torch.nn.Module (see docs/compile.md).
 
     `weights`: a state_dict file, a state_dict or a module whose tensors are copied onto the
     model by structure (cnndsl.transfer_weights), before `optimize` folds anything.
+    `runtime="onnxruntime"`: an inference-only model with the module's interface, run by
+    onnxruntime from the verified ONNX export (cnndsl.onnx_runtime).
     """
+    if runtime not in ("torch", "onnxruntime"):
+        raise UsageError(f"unknown runtime {runtime!r}: torch or onnxruntime")
     text, name = read_spec(spec)
-    return compile_text(text, name, input=input, classes=classes, device=device, dtype=dtype,
-                        seed=seed, logits=logits, optimize=optimize, max_layers=max_layers,
-                        weights=weights, **variables)
+    model = compile_text(text, name, input=input, classes=classes,
+                         device=device if runtime == "torch" else "cpu", dtype=dtype,
+                         seed=seed, logits=logits, optimize=optimize and runtime == "torch",
+                         max_layers=max_layers, weights=weights, **variables)
+    if runtime == "onnxruntime":
+        from .onnx_runtime import to_onnxruntime
+
+        return to_onnxruntime(model, device=str(device or "cpu"))
+    return model
 
 
 def compile_text(text: str, name: str, *, input=None, classes=None, device=None, dtype=None,

@@ -8,21 +8,22 @@ from __future__ import annotations
 
 import copy
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 from .errors import UsageError
 
-RUNTIMES = ("eager", "optimize", "compile", "onnxruntime")
-DEFAULT_RUNTIMES = ("eager", "optimize", "onnxruntime")  # compile costs half a minute to build
+RUNTIMES = ("eager", "optimize", "compile", "onnxruntime", "onnxruntime-default")
+# torch.compile costs half a minute to build, so it runs when asked for
+DEFAULT_RUNTIMES = ("eager", "optimize", "onnxruntime", "onnxruntime-default")
 DESCRIPTIONS = {
     "eager": "the compiled module as built (eval mode, no_grad)",
     "optimize": "BatchNorm folded, channels_last (cnndsl compile --optimize)",
     "compile": "torch.compile of the module (inductor)",
-    "onnxruntime": "the verified .onnx export in a default onnxruntime session",
+    "onnxruntime": "compile(..., runtime='onnxruntime'): the verified export, cnndsl's "
+                   "session options",
+    "onnxruntime-default": "the same export in a session with onnxruntime's default options",
 }
 
 
@@ -163,32 +164,27 @@ def _compile(model, device, threads):
     return compiled
 
 
-def _onnxruntime(model, device, threads):
+def _onnxruntime(model, device, threads, tuned=True):
     try:
         import onnxruntime
     except ImportError:
         raise Skip("onnxruntime is not installed (pip install onnxruntime)") from None
     if device != "cpu" and "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
         raise Skip("onnxruntime has no CUDA provider here (pip install onnxruntime-gpu)")
-    from . import artifacts
+    from .onnx_runtime import to_onnxruntime
 
-    cpu_model = copy.deepcopy(model).cpu()
-    with tempfile.TemporaryDirectory(prefix="cnndsl-bench-") as folder:
-        path = Path(folder) / "model.onnx"
-        artifacts.save_onnx(cpu_model, path)  # exported and checked against torch
-        options = onnxruntime.SessionOptions()
-        if threads is not None:
-            options.intra_op_num_threads = threads
-        providers = ["CUDAExecutionProvider"] if device != "cpu" else ["CPUExecutionProvider"]
-        session = onnxruntime.InferenceSession(str(path), options, providers=providers)
+    if not tuned and threads is None:
+        threads = 0  # onnxruntime's own default: one thread per core
+    return to_onnxruntime(copy.deepcopy(model).cpu(), threads=threads, device=device,
+                          tuned=tuned)
 
-    def run(x):
-        return session.run(None, {"input": x.detach().cpu().numpy()})[0]
-    return run
+
+def _onnxruntime_default(model, device, threads):
+    return _onnxruntime(model, device, threads, tuned=False)
 
 
 BUILDERS = {"eager": _eager, "optimize": _optimize, "compile": _compile,
-            "onnxruntime": _onnxruntime}
+            "onnxruntime": _onnxruntime, "onnxruntime-default": _onnxruntime_default}
 
 
 # -- reports --------------------------------------------------------------------------------

@@ -18,10 +18,10 @@ MODELS = [("zoo:lenet5", None), ("zoo:resnet18", "32x32x3"), ("zoo:mobilenet_v2"
 @pytest.mark.parametrize("spec, size", MODELS, ids=[m[0] for m in MODELS])
 def test_each_runtime_equals_eager(spec, size):
     model = cnndsl.compile(spec, input=size, seed=0, logits=True)
-    results = bench.run_bench(model, batches=(1, 3), runtimes=("optimize", "onnxruntime"),
-                              runs=1, warmup=0)
+    names = ("optimize", "onnxruntime", "onnxruntime-default")
+    results = bench.run_bench(model, batches=(1, 3), runtimes=names, runs=1, warmup=0)
     assert [(r.runtime, r.batch) for r in results] == [
-        (name, b) for name in ("eager", "optimize", "onnxruntime") for b in (1, 3)]
+        (name, b) for name in ("eager", *names) for b in (1, 3)]
     for r in results:
         assert r.status == "ok", r
         assert r.max_rel_diff <= 1e-4, r
@@ -87,3 +87,26 @@ def test_cli_json_and_a_missing_cuda_device():
 def test_cli_usage_errors(args, message):
     r = cli("zoo:lenet5", *args)
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_compile_hands_over_an_onnxruntime_model():
+    """compile(..., runtime="onnxruntime"): the module's interface (tensor in, tensor out),
+    the torch module's outputs, inference only."""
+    import torch
+
+    from cnndsl.errors import UsageError
+
+    ours = cnndsl.compile("zoo:resnet18", input="32x32x3", seed=0, logits=True,
+                          runtime="onnxruntime")
+    torch_model = cnndsl.compile("zoo:resnet18", input="32x32x3", seed=0, logits=True).eval()
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        expected = torch_model(x)
+    got = ours(x)
+    assert isinstance(got, torch.Tensor) and got.shape == expected.shape == (3, 1000)
+    assert (got - expected).abs().max() <= 1e-4 * expected.abs().max()
+    assert ours.eval() is ours and ours.cnndsl_info["runtime"] == "onnxruntime"
+    with pytest.raises(UsageError, match="for inference"):
+        ours.train()
+    with pytest.raises(UsageError, match="unknown runtime"):
+        cnndsl.compile("zoo:lenet5", runtime="tensorrt")
