@@ -200,3 +200,79 @@ def test_fmt_follows_long_definition_chains_without_recursing_through_them():
     text = "\n".join(lines + ["def b0 = RELU", "b3000"]) + "\n"
     assert format_text(text) == text
     assert format_text(param_defs(401)) == param_defs(401)
+
+
+# -- F5 (issue 17): evaluation work, not only layers, is bounded -------------------------
+
+def tripled_number_defs(n: int) -> str:
+    """`def fi(x) = f(i-1)(x) + f(i-1)(x) - f(i-1)(x)`: f_n(x) is x, reached by 3^n calls
+    unless a number def's value is remembered per argument values."""
+    lines = ["input 8x8x3", "def f0(x) = x"]
+    lines += [f"def f{i}(x) = f{i - 1}(x) + f{i - 1}(x) - f{i - 1}(x)" for i in range(1, n + 1)]
+    return "\n".join(lines + [f"CONV(f{n}(2), 1)"]) + "\n"
+
+
+def test_number_defs_are_evaluated_once_per_argument_values(monkeypatch):
+    from cnndsl.values import Evaluator
+    calls = 0
+    original = Evaluator.value
+
+    def counting(self, *args, **kwargs):
+        nonlocal calls
+        calls += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Evaluator, "value", counting)
+    (conv,) = layers_of(cnndsl.build_graph(tripled_number_defs(12)))
+    assert str(conv["shape"]) == "8x8x2"  # f12(2) = 2 + 2 - 2 ... = 2 channels
+    assert calls < 2_000  # 3^12 = 531,441 evaluations of f0 without the memo
+
+
+def test_is_number_of_a_def_reading_its_argument_is_remembered_per_argument_kind(
+        monkeypatch):
+    from cnndsl.values import Evaluator
+    calls = 0
+    original = Evaluator.is_number
+
+    def counting(self, *args, **kwargs):
+        nonlocal calls
+        calls += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Evaluator, "is_number", counting)
+    cnndsl.build_graph(tripled_number_defs(12))
+    assert calls < 2_000
+
+
+def doubled_empty_defs(n: int) -> str:
+    lines = ["input 8x8x3", "def b0 = RELU * 0"]
+    lines += [f"def b{i} = b{i - 1} - b{i - 1}" for i in range(1, n + 1)]
+    return "\n".join(lines + [f"CONV(4, 1) - b{n}"]) + "\n"
+
+
+def test_exponentially_many_empty_block_calls_are_refused_where_they_are_made():
+    # 2^20 calls of b0, none making a layer: no layer limit applies
+    with pytest.raises(CnnLimitError, match="without making a layer") as info:
+        cnndsl.build_graph(doubled_empty_defs(20))
+    assert info.value.span.line == 3  # `def b1 = b0 - b0`, where the empty calls are made
+
+
+def test_a_few_empty_blocks_still_check():
+    (conv,) = layers_of(cnndsl.build_graph(doubled_empty_defs(10)))  # 1,024 empty calls
+    assert conv["kind"] == "CONV"
+
+
+def test_a_repeat_whose_first_copy_is_empty_builds_no_more_copies(monkeypatch):
+    from cnndsl.expand import Expander
+    calls = 0
+    original = Expander.build
+
+    def counting(self, *args, **kwargs):
+        nonlocal calls
+        calls += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Expander, "build", counting)
+    graph = cnndsl.build_graph("input 8x8x3\nCONV(4, 1) - (((RELU * 0) * 1000) * 1000) * 100\n")
+    assert [d["kind"] for d in layers_of(graph)] == ["CONV"]
+    assert calls < 100  # 10^8 empty copies without the shortcut
