@@ -486,3 +486,12 @@ def test_real_recursion_is_still_refused_where_it_recurses(text, line, chain):
         cnndsl.build_graph("input 8x8x3\n" + text + "\n")
     assert info.value.span.line == line
     assert f"({chain})" in str(info.value)
+
+
+# -- F22 (issue 17): `activation =` follows CONV, DWCONV and FC only -----------------------
+
+def test_the_activation_setting_follows_conv_dwconv_and_fc_but_not_bias():
+    graph = cnndsl.build_graph("input 8x8x3\nactivation = relu\n"
+                               "CONV(4, 1) - BIAS - DWCONV(3, pad=1) - BIAS - FC(10) - FC(2)\n")
+    assert [d["kind"] for d in layers_of(graph)] == [
+        "CONV", "RELU", "BIAS", "DWCONV", "RELU", "BIAS", "FC", "RELU", "FC"]

@@ -73,6 +73,7 @@ class Conv(LayerKind):
     aliases = ("CONV2D", "CONVOLUTION")
     family = "conv"
     weighted = True
+    takes_activation = True  # and DWCONV, its subclass
     doc = ("Convolution: `filters` kernels of `kernel`x`kernel`, stride `s`, zero padding `pad`. "
            "Bare `CONV` is the lecture's common setting 3x3, stride 1, pad 1, with the filter "
            "count doubling from `width` each time the volume was halved.")
