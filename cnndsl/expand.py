@@ -44,7 +44,9 @@ class Expander(Evaluator):
         self.options = options
         self.graph = ir.Graph()
         self.frame_ids = 0
-        self.optional_sites: list[tuple[int, int]] = []
+        # every `X?` site, in the order first met: a dict, as an ordered set (a list scanned
+        # per site took minutes for 50,000 sites, issue 17, F7)
+        self.optional_sites: dict[tuple[int, int], None] = {}
         self.network: ast.ExprStmt | None = None
         self.input_stmt: ast.InputStmt | None = None
         self.empty_work = 0  # def calls and repeats that made no layer (see spent_nothing)
@@ -120,8 +122,7 @@ class Expander(Evaluator):
             return self.build_product(expr, scope, tail, path)
         if isinstance(expr, ast.Optional):
             site = (expr.span.line, expr.span.column)
-            if site not in self.optional_sites:
-                self.optional_sites.append(site)
+            self.optional_sites.setdefault(site)
             drop = self.options.drop_optional
             if drop is True or (isinstance(drop, frozenset) and site in drop):
                 return tail

@@ -10,7 +10,7 @@ import pytest
 
 import cnndsl
 from cnndsl import limits
-from cnndsl.errors import CnnLimitError
+from cnndsl.errors import CnnDslError, CnnLimitError
 from cnndsl.fmt import format_text
 
 from conftest import layers_of
@@ -276,3 +276,76 @@ def test_a_repeat_whose_first_copy_is_empty_builds_no_more_copies(monkeypatch):
     graph = cnndsl.build_graph("input 8x8x3\nCONV(4, 1) - (((RELU * 0) * 1000) * 1000) * 100\n")
     assert [d["kind"] for d in layers_of(graph)] == ["CONV"]
     assert calls < 100  # 10^8 empty copies without the shortcut
+
+
+# -- F6 (issue 17): the adaptive pool's widest window in O(1) -----------------------------
+
+def torch_widest_adaptive_window(size: int, out: int) -> int:
+    """The widest window PyTorch's adaptive average pool uses: pool one-hot rows and count,
+    per output, the inputs that reach it."""
+    import torch
+    rows = torch.eye(size).unsqueeze(1)  # (size, 1, size): row i is input i alone
+    reached = torch.nn.AdaptiveAvgPool1d(out)(rows).squeeze(1) != 0  # (input, output)
+    return int(reached.sum(dim=0).max())
+
+
+@pytest.mark.parametrize("size, out", [(7, 3), (8, 3), (8, 4), (9, 2), (13, 5), (13, 13),
+                                       (6, 4), (2, 3), (4, 6), (5, 17), (1, 4), (12, 7)])
+def test_the_adaptive_pool_window_is_pytorchs_widest(size, out):
+    from cnndsl import layers
+    from cnndsl.shapes import Shape
+    kind = layers.get("ADAPTIVEAVGPOOL")
+    (kh, kw), _, _ = kind.window({"size": (out, 1)}, [Shape.volume(size, 1, 3)])
+    assert kh == torch_widest_adaptive_window(size, out)
+    assert kw == 1
+
+
+def test_a_huge_adaptive_pool_size_checks_without_a_loop_over_its_windows():
+    # a loop over the 2*10^9 windows takes about an hour; the run is bounded so a
+    # regression fails rather than hangs. (PyTorch upsamples to such a size, too.)
+    proc = subprocess.run([sys.executable, "-m", "cnndsl", "check", "-"], timeout=60,
+                          input="input 8x8x3\nADAPTIVEAVGPOOL(1x2000000000)\n",
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "output 1x2000000000x3" in proc.stdout
+
+
+def test_an_adaptive_pool_size_past_pytorchs_32_bit_sizes_is_refused_where_written():
+    with pytest.raises(CnnDslError, match=r"output size 1x1000000000000 is larger than "
+                       r"PyTorch can size") as info:
+        cnndsl.build_graph("input 8x8x3\nCONV(4, 1) - ADAPTIVEAVGPOOL(1x1000000000000)\n")
+    assert (info.value.span.line, info.value.span.column) == (2, 14)
+
+
+# -- F7 (issue 17): big specs within the byte limit are refused before lark parses them ---
+
+def test_a_spec_past_the_token_limit_is_refused_at_the_first_token_past_it(monkeypatch):
+    from cnndsl import parser
+    monkeypatch.setattr(parser, "MAX_TOKENS", 100)
+    # tokens: input 8x8x3 \n CONV ( then `1` `,` pairs: token 100 (from 0) is a `,`
+    with pytest.raises(CnnLimitError, match="more than 100 tokens") as info:
+        cnndsl.build_graph("input 8x8x3\nCONV(" + "1," * 200 + "1)\n")
+    span = info.value.span
+    assert (span.line, span.column) == (2, 1 + len("CONV(" + "1," * 47 + "1"))
+    cnndsl.build_graph("input 8x8x3\n" + "RELU - " * 32 + "RELU\n")  # 99 tokens: fine
+
+
+@pytest.mark.parametrize("text", [
+    "input 8x8x3\nCONV(" + "1," * 1_500_000 + "1)\n",  # 1.5M arguments, 3 MB
+    "input 8x8x3\nCONV(4,1)-" + "(RELU)*0-" * 400_000 + "RELU\n",
+    "input 8x8x3\n" + "RELU? - " * 500_000 + "RELU\n",
+])
+def test_specs_of_millions_of_tokens_under_the_byte_limit_are_refused(text):
+    with pytest.raises(CnnLimitError, match="tokens") as info:
+        cnndsl.build_graph(text)
+    assert info.value.span.line == 2
+
+
+def test_optional_sites_are_kept_once_each_in_the_order_met():
+    from cnndsl import expand, parser
+    text = "input 8x8x3\nCONV(4, 1)? - (RELU?) * 3 - BN? - RELU? - BN?\n"
+    expander = expand.Expander(parser.parse(text), expand.Options())
+    graph = expander.run()
+    assert graph.optional_sites == [(2, 1), (2, 16), (2, 29), (2, 35), (2, 43)]
+    # hashed, not a list scanned per site: 50,000 `RELU?` took minutes
+    assert isinstance(expander.optional_sites, dict)
