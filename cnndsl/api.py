@@ -3,6 +3,7 @@ the entry points built on it (compile, load, the zoo's listing). The command lin
 shell over these; the backends below never import this module."""
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
@@ -14,7 +15,7 @@ from . import ast, passes
 from .errors import UnusedVariableWarning, UsageError, did_you_mean
 from .expand import DEFAULT_MAX_LAYERS, Options, expand, free_names, parameter_owners
 from .ir import Graph
-from .limits import gc_paused, recursion_headroom
+from .limits import MAX_NUMBER, gc_paused, recursion_headroom
 from .parser import parse
 
 if TYPE_CHECKING:
@@ -59,6 +60,34 @@ def read_spec(spec: str | Path, max_bytes: int | None = None) -> tuple[str, str]
             raise UsageError(f"no such spec file: {spec}")
     _check_size(len(spec.encode("utf-8", "surrogatepass")), limit, "the spec text")
     return spec, "<spec>"
+
+
+def spec_source(spec: str | Path | None = None, *, text: str | None = None,
+                path: str | Path | None = None, max_bytes: int | None = None
+                ) -> tuple[str, str]:
+    """(text, name) from exactly one of: `spec`, guessed as read_spec() does (a path, `-`,
+    `zoo:NAME` or the text itself); `text=`, always the spec text, never opened as a file;
+    `path=`, always a file. The guess opens any existing file a one-line string names, so
+    text from someone else (a web form, a message) must be passed as `text=`: otherwise
+    `/proc/self/environ` is read and its first line echoed in the error (issue 17, F10)."""
+    given = [name for name, value in (("spec", spec), ("text", text), ("path", path))
+             if value is not None]
+    if len(given) != 1:
+        raise TypeError("give the spec once: as `spec` (a path, '-', zoo:NAME or the text, "
+                        "guessed), `text=` or `path=`" + (f"; got {', '.join(given)}"
+                                                          if given else ""))
+    limit = max_bytes or MAX_SPEC_BYTES
+    if text is not None:
+        if not isinstance(text, str):
+            raise TypeError(f"text= takes the spec text as a str, not {type(text).__name__}")
+        _check_size(len(text.encode("utf-8", "surrogatepass")), limit, "the spec text")
+        return text, "<spec>"
+    if path is not None:
+        file = Path(path)
+        if file.is_dir():
+            raise UsageError(f"{path} is a directory, not a spec file")
+        return _read_file(file, limit), str(path)
+    return read_spec(spec, max_bytes)
 
 
 def _check_size(size: int, limit: int, what: str) -> None:
@@ -113,43 +142,82 @@ def parse_define(text: str):
     from .layers import Symbol
 
     if re.fullmatch(r"-?\d+", raw):
-        return name, int(raw)
+        return name, check_define(name, int(raw))
     try:
-        return name, float(raw)
+        value = float(raw)
     except ValueError:
         pass
+    else:
+        return name, check_define(name, value)
     if _NAME.match(raw):
         return name, Symbol(raw)
     raise UsageError(f"-D {name}: the value must be a number or a word, not {raw!r}")
+
+
+def check_define(name: str, value):
+    """A variable given from outside the spec, held to the limits of a number written in it:
+    `-D N=1e300` or `N=10**30` from the API went around the 10^12 limit (issue 17, F14)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and (
+            not math.isfinite(value) or abs(value) > MAX_NUMBER):
+        shown = f"{value:g}" if isinstance(value, float) else f"{value:.3g}"
+        why = "not a finite number" if not math.isfinite(value) else \
+            f"numbers are limited to {MAX_NUMBER:.0e}, as in a spec"
+        raise UsageError(f"{name}={shown}: {why}")
+    return value
+
+
+def input_dims(input) -> tuple[int, ...]:
+    """`input=` as the API takes it: `HxWxC` text, or 1 or 3 positive whole numbers (2 are
+    H and W with one channel), as the text form reads. `(8, 8)` was taken as a vector of 8
+    and `(1.5, 2, 3)` reached the shape arithmetic (issue 17, F23)."""
+    if isinstance(input, str):
+        return parse_dims(input)
+    try:
+        dims = tuple(input)
+    except TypeError:
+        dims = None
+    if dims is None or len(dims) not in (1, 2, 3) or any(
+            isinstance(d, bool) or not isinstance(d, int) or not 0 < d <= MAX_NUMBER
+            for d in dims):
+        raise UsageError(f"input must be HxWxC text or 1 to 3 positive whole numbers (H, W, "
+                         f"C; H and W alone mean one channel), not {input!r}")
+    return dims + (1,) if len(dims) == 2 else dims
 
 
 def make_options(variables: dict | None = None, *, input=None, classes=None,
                  max_layers: int | None = None, drop_optional=False) -> Options:
     dims = None
     if input is not None:
-        dims = parse_dims(input) if isinstance(input, str) else tuple(input)
+        dims = input_dims(input)
+    for name, value in (variables or {}).items():
+        check_define(name, value)
+    if classes is not None:
+        check_define("classes", classes)
     return Options(defines=dict(variables or {}), input=dims, classes=classes,
                    max_layers=max_layers or DEFAULT_MAX_LAYERS, drop_optional=drop_optional)
 
 
-def build_graph(spec: str | Path, *, input=None, classes: int | None = None,
+def build_graph(spec: str | Path | None = None, *, text: str | None = None,
+                path: str | Path | None = None, input=None, classes: int | None = None,
                 max_layers: int | None = None, drop_optional=False,
                 max_bytes: int | None = None, **variables) -> networkx.DiGraph:
     """Parse, expand and shape-check a spec: the checked layer graph, as a networkx.DiGraph.
 
-    `spec` is a path, `-` or the spec text; keyword variables override the spec's
-    (`N=3`, `rounding="floor"`). Raises CnnDslError with a located diagnostic.
+    `spec` is a path, `-` or the spec text, guessed; `text=` is always the text (the safe
+    form for text you did not write) and `path=` always a file. Keyword variables override
+    the spec's (`N=3`, `rounding="floor"`). Raises CnnDslError with a located diagnostic.
     """
-    return check_spec(spec, input=input, classes=classes, max_layers=max_layers,
-                      drop_optional=drop_optional, max_bytes=max_bytes,
-                      **variables).to_networkx()
+    return check_spec(spec, text=text, path=path, input=input, classes=classes,
+                      max_layers=max_layers, drop_optional=drop_optional,
+                      max_bytes=max_bytes, **variables).to_networkx()
 
 
-def check_spec(spec: str | Path, *, input=None, classes: int | None = None,
+def check_spec(spec: str | Path | None = None, *, text: str | None = None,
+               path: str | Path | None = None, input=None, classes: int | None = None,
                max_layers: int | None = None, drop_optional=False,
                max_bytes: int | None = None, **variables) -> Graph:
     """build_graph() as the pipeline keeps it: the typed cnndsl.ir.Graph (no networkx import)."""
-    text, name = read_spec(spec, max_bytes)
+    text, name = spec_source(spec, text=text, path=path, max_bytes=max_bytes)
     options = make_options(variables, input=input, classes=classes, max_layers=max_layers,
                            drop_optional=drop_optional)
     return check_text(text, name, options)
@@ -226,12 +294,13 @@ def spec_variables(variables: dict) -> dict:
     return {k: Symbol(v) if isinstance(v, str) else v for k, v in variables.items()}
 
 
-def compile(spec, *, input=None, classes: int | None = None, device=None, dtype=None,
-            seed: int | None = None, logits: bool = False, optimize: bool = False,
-            max_layers: int | None = None, weights=None, runtime: str = "torch",
-            **variables) -> nn.Module:
+def compile(spec=None, *, text: str | None = None, path: str | Path | None = None, input=None,
+            classes: int | None = None, device=None, dtype=None, seed: int | None = None,
+            logits: bool = False, optimize: bool = False, max_layers: int | None = None,
+            weights=None, runtime: str = "torch", **variables) -> nn.Module:
     """Parse, check and build a spec as a torch.nn.Module (see docs/compile.md).
 
+    The spec as build_graph() takes it: `spec` guessed, or `text=` / `path=`.
     `weights`: a state_dict file, a state_dict or a module whose tensors are copied onto the
     model by structure (cnndsl.transfer_weights), before `optimize` folds anything.
     `runtime="onnxruntime"`: an inference-only model with the module's interface, run by
@@ -239,7 +308,7 @@ def compile(spec, *, input=None, classes: int | None = None, device=None, dtype=
     """
     if runtime not in ("torch", "onnxruntime"):
         raise UsageError(f"unknown runtime {runtime!r}: torch or onnxruntime")
-    text, name = read_spec(spec)
+    text, name = spec_source(spec, text=text, path=path)
     model = compile_text(text, name, input=input, classes=classes,
                          device=device if runtime == "torch" else "cpu", dtype=dtype,
                          seed=seed, logits=logits, optimize=optimize and runtime == "torch",

@@ -12,17 +12,29 @@ class Source:
     text: str = field(repr=False)
 
     def line(self, number: int) -> str:
-        lines = self.text.split("\n")
-        return lines[number - 1] if 1 <= number <= len(lines) else ""
+        # Found with find(), not split(): a spec of a million short lines split into a list
+        # for each message took 50 MB more (issue 17, F7).
+        if number < 1:
+            return ""
+        text, start = self.text, 0
+        for _ in range(number - 1):
+            start = text.find("\n", start) + 1
+            if start == 0:
+                return ""
+        end = text.find("\n", start)
+        return text[start:] if end < 0 else text[start:end]
 
     def end_span(self) -> "Span":
-        """A span at the end of the text (for 'unexpected end of input')."""
-        lines = self.text.split("\n")
-        while len(lines) > 1 and not lines[-1].strip():
-            lines.pop()
-        last = lines[-1] if lines else ""
+        """A span at the end of the text (for 'unexpected end of input'): after the last
+        line that is not blank."""
+        text = self.text
+        last_char = len(text.rstrip())
+        start = text.rfind("\n", 0, last_char) + 1
+        end = text.find("\n", last_char)
+        last = text[start:] if end < 0 else text[start:end]
+        number = text.count("\n", 0, start) + 1
         col = len(last) + 1
-        return Span(self, len(lines), col, len(lines), col + 1)
+        return Span(self, number, col, number, col + 1)
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,10 +64,34 @@ class Span:
         return Span(self.source, self.line, self.column, other.end_line, other.end_column)
 
 
-def _caret_line(text: str, start: int, end: int) -> str:
-    # Keep tabs so the caret lines up with the source line as the terminal shows it.
-    prefix = "".join("\t" if ch == "\t" else " " for ch in text[: start - 1])
-    return prefix + "^" * max(1, end - start)
+# Characters of a source line shown around the caret; a longer line is cut to this many,
+# with `...` where it was cut (a 700,000-character line was echoed whole, issue 17, F20).
+SHOWN_CHARS = 160
+
+
+def _visible(ch: str) -> str:
+    """A character as a diagnostic shows it: control, bidi and other invisible characters
+    escaped (`\x1b`, `\u202e`), so an echoed line cannot clear the terminal or reorder
+    what is shown (issue 17, F20). Tabs are kept: the caret line keeps them too."""
+    return ch if ch == "\t" or ch.isprintable() else repr(ch)[1:-1]
+
+
+def _shown_line(text: str, start: int, end: int) -> tuple[str, str]:
+    """The source line as shown and its caret line, for the 1-based columns [start, end):
+    escaped, and cut to SHOWN_CHARS around the caret. The caret is counted in the shown
+    characters, so it stays under what it points at."""
+    lo, hi = 0, len(text)
+    if hi > SHOWN_CHARS:
+        lo = max(0, min(start - 1 - SHOWN_CHARS // 2, hi - SHOWN_CHARS))
+        hi = lo + SHOWN_CHARS
+    parts = [_visible(ch) for ch in text[lo:hi]]
+    before = "..." if lo > 0 else ""
+    after = "..." if hi < len(text) else ""
+    first = min(max(start - 1 - lo, 0), len(parts))
+    last = max(min(end - 1 - lo, len(parts)), first + 1)
+    prefix = "".join("\t" if p == "\t" else " " * len(p) for p in parts[:first])
+    width = max(1, sum(len(p) for p in parts[first:last]))
+    return before + "".join(parts) + after, " " * len(before) + prefix + "^" * width
 
 
 class CnnDslError(Exception):
@@ -88,8 +124,9 @@ class CnnDslError(Exception):
                 gutter = str(span.line)
                 end = span.end_column if span.end_line == span.line else len(text) + 1
                 end = max(min(end, len(text) + 1), span.column + 1)
-                out.append(f" {gutter} | {text}")
-                out.append(f" {' ' * len(gutter)} | {_caret_line(text, span.column, end)}")
+                shown, caret = _shown_line(text, span.column, end)
+                out.append(f" {gutter} | {shown}")
+                out.append(f" {' ' * len(gutter)} | {caret}")
         for note in self.notes:
             out.append(f"note: {note}")
         if self.help:

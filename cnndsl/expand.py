@@ -15,6 +15,10 @@ from .errors import (CnnArgumentError, CnnDslError, CnnLimitError, CnnNameError,
 from .values import BUILTINS, MAX_DEPTH, SETTINGS, Evaluator, Override, Scope, Thunk
 
 DEFAULT_MAX_LAYERS = 200_000
+# Def calls and repeats that make no layer. Each costs a few microseconds, so this refuses
+# an exponential spec in a fraction of a second; real specs make a handful (an optional
+# block left out, a repeat of 0).
+MAX_EMPTY_WORK = 20_000
 
 
 @dataclass
@@ -34,9 +38,12 @@ class Expander(Evaluator):
         self.options = options
         self.graph = ir.Graph()
         self.frame_ids = 0
-        self.optional_sites: list[tuple[int, int]] = []
+        # every `X?` site, in the order first met: a dict, as an ordered set (a list scanned
+        # per site took minutes for 50,000 sites, issue 17, F7)
+        self.optional_sites: dict[tuple[int, int], None] = {}
         self.network: ast.ExprStmt | None = None
         self.input_stmt: ast.InputStmt | None = None
+        self.empty_work = 0  # def calls and repeats that made no layer (see spent_nothing)
 
     # -- statements ----------------------------------------------------------------------
     def collect(self) -> None:
@@ -85,6 +92,17 @@ class Expander(Evaluator):
                 help="raise the limit with --max-layers")
         return self.graph.add(kind, inputs, span, within, bound, **fields).id
 
+    def spent_nothing(self, span: Span) -> None:
+        """Count a def call or repeat that made no layer. The layer limit bounds the rest of
+        the work, but not this: `def bi = b(i-1) - b(i-1)` over `def b0 = RELU*0` makes
+        2^i empty calls (issue 17, F5)."""
+        self.empty_work += 1
+        if self.empty_work > MAX_EMPTY_WORK:
+            raise CnnLimitError(
+                f"the blocks and repeats were expanded more than {MAX_EMPTY_WORK:,} times "
+                "without making a layer", span,
+                help="a block that makes no layers is used too often; simplify the spec")
+
     def build(self, expr: ast.Expr, scope: Scope, tail: int, within: ir.Scope) -> int:
         if within.depth > MAX_DEPTH:
             raise CnnLimitError(f"blocks nested deeper than {MAX_DEPTH} levels", expr.span)
@@ -98,8 +116,7 @@ class Expander(Evaluator):
             return self.build_product(expr, scope, tail, within)
         if isinstance(expr, ast.Optional):
             site = (expr.span.line, expr.span.column)
-            if site not in self.optional_sites:
-                self.optional_sites.append(site)
+            self.optional_sites.setdefault(site)
             drop = self.options.drop_optional
             if drop is True or (isinstance(drop, frozenset) and site in drop):
                 return tail
@@ -144,6 +161,9 @@ class Expander(Evaluator):
         if n > limit:
             raise CnnLimitError(f"repeat count {n:,} exceeds the layer limit of {limit:,}", span,
                                 help="raise the limit with --max-layers")
+        if n == 0:
+            self.spent_nothing(span)
+            return tail
         if n == 1:  # not a repetition: no frame, so tables and diagrams show no `x1` box
             return self.build(body, scope, tail, within)
         self.frame_ids += 1
@@ -154,6 +174,11 @@ class Expander(Evaluator):
                                                             span=span))
             if i == 0:
                 per_copy = self.graph.next_id - before
+                if per_copy == 0:
+                    # The same body in the same scope makes the same (no) layers every time:
+                    # the other n-1 copies would be empty work, up to the layer limit each.
+                    self.spent_nothing(span)
+                    return tail
                 if self.graph.next_id + per_copy * (n - 1) > limit + 1:
                     raise CnnLimitError(
                         f"this repeat makes {per_copy * n:,} layers; the limit is {limit:,}",
@@ -231,12 +256,16 @@ class Expander(Evaluator):
         """Build a def's body in the scope bind_def made for this call."""
         self.enter(d.name, call.span, d)
         self.frame_ids += 1
+        before = self.graph.next_id
         try:
             block = within.child("block", d.name, self.frame_ids, span=call.span,
                                args=self.block_args(d, local))
-            return self.build(d.body, local, tail, block)
+            out = self.build(d.body, local, tail, block)
         finally:
             self.stack.pop()
+        if self.graph.next_id == before:
+            self.spent_nothing(call.span)
+        return out
 
     def block_args(self, d: ast.Def, local: Scope) -> dict:
         """A def call's arguments by parameter name: numbers (and words) as their values, a

@@ -50,6 +50,7 @@ class Formatter:
         self.def_gives_layers: dict[str, bool] = {}
         self.deciding = 0  # defs whose gives_layers() is under way, one inside another
         self.params: frozenset[str] = frozenset()  # parameters of the def being printed
+        self.flat_memo: dict[tuple[int, frozenset[str]], str] = {}  # see flat()
         self.lines: list[Line] = []
 
     # -- source positions -----------------------------------------------------------------
@@ -123,6 +124,16 @@ class Formatter:
 
     # -- one-line text ----------------------------------------------------------------------
     def flat(self, e) -> str:
+        """`e` on one line. Remembered per node (and the def's parameters, which decide the
+        casing): put() asks at every level of a nested expression, which made 200 nested
+        unary `-` quadratic and a file of them take minutes (issue 17, F24)."""
+        key = (id(e), self.params)
+        text = self.flat_memo.get(key)
+        if text is None:
+            text = self.flat_memo[key] = self._flat(e)
+        return text
+
+    def _flat(self, e) -> str:
         if isinstance(e, ast.Num):
             if isinstance(e.value, int):
                 return str(e.value)
@@ -295,9 +306,13 @@ class Formatter:
 
     def blank_before(self, pos: int) -> bool:
         """Whether the source has an empty line right before this position."""
-        before = self.text[:pos]
-        gap = before[len(before.rstrip()):]
-        return gap.count("\n") >= 2 and bool(before.strip())
+        # A scan back over the whitespace: copying the text up to each statement made a
+        # 100,000-definition chain quadratic (issue 17, F24).
+        text, i, newlines = self.text, pos, 0
+        while i > 0 and text[i - 1].isspace():
+            i -= 1
+            newlines += text[i] == "\n"
+        return newlines >= 2 and i > 0
 
     def run(self) -> str:
         for stmt in self.statements:

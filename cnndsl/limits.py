@@ -11,6 +11,15 @@ MAX_NUMBER = 10 ** 12  # literals above this are refused (the expander keeps res
 # One expression nests at most this deep: each bracket (a call's included), unary `-` and `?`
 # is a level. The parser refuses deeper text before anything recurses over it.
 MAX_NESTING = 200
+# Words, numbers and symbols in a spec (a comment counts as one), counted before parsing:
+# lark takes about 10 microseconds a token, so 4 MiB of `1,` (2M arguments) or `v=1` lines
+# parsed for 20-30 s before any limit could see them (issue 17, F7). A 100,000-layer chain
+# of `CONV(8, 3, pad=1) - RELU` pairs is 600,000.
+MAX_TOKENS = 1_000_000
+# The largest size on one axis (a padded input, a pooled output, an LRN window). PyTorch
+# computes these sizes in 32 bits: CONV(3, 1, pad=10^12) checked and then its forward said
+# "Calculated output size per channel: (-1454759928 x -1454759928)" (issue 17, F13).
+MAX_AXIS = 2 ** 31 - 1
 # Definitions and variables being evaluated inside one another (`def b1 = b0`, `v1 = v0`).
 MAX_DEPTH = 400
 # The two together: entering a definition, a variable or an argument costs its expression's

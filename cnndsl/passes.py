@@ -60,7 +60,7 @@ def insert_activations(graph: Graph) -> Graph:
     kind = layers.get(kind) if isinstance(kind, str) else kind
     heads = _heads(graph)
     for node in list(graph.nodes.values()):
-        if not node.kind.weighted or node.id in heads:
+        if not node.kind.takes_activation or node.id in heads:
             continue
         last = node
         while True:

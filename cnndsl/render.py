@@ -4,6 +4,7 @@ from __future__ import annotations
 import html
 import os
 import shutil
+import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,11 @@ from .ir import SHORTCUT, Graph, Node, ScopeItems, as_graph
 from .limits import gc_paused
 
 FORMATS = ("svg", "png", "pdf", "dot")
+# Layers a diagram may draw, and how long `dot` may take to lay them out. `dot` is
+# superlinear: 2,000 expanded layers took 2.6 s (230 MB), 3,000 took 19 s and 4,800 over a
+# minute (1.1 GB); 100,000 ran 12 s and crashed (issue 17, F25). Zoo drawings are under 600.
+MAX_DRAWN = 2_000
+DOT_SECONDS = 30
 EXTENSIONS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
 FONT = "Helvetica"
 SHORTCUT_COLOR = "#5d6d7e"
@@ -163,6 +169,13 @@ def _build_diagram(graph: Graph, expand: bool, rankdir: str, title: str | None):
     exits = first_copy_exits(graph, order)
     shortcuts = shortcut_nodes(graph)
     shown = [node.id for node in graph.order() if expand or not is_hidden(node)]
+    drawn = len(shown) - 1  # the input is drawn too, but is no layer
+    if drawn > MAX_DRAWN:
+        # Graphviz lays out a 100,000-layer chain for over 10 s and then may crash
+        raise UsageError(
+            f"the diagram would draw {drawn:,} layers; the limit is {MAX_DRAWN:,}"
+            + (" (without --expand, repeats are drawn once)" if expand else
+               " (write a repeat as `BLOCK * N` to draw it once)"))
     dot = graphviz.Digraph("cnn", graph_attr=dict(
         rankdir=rankdir, fontname=FONT, nodesep="0.3", ranksep="0.3", newrank="true",
         labelloc="t", label=title or "", fontsize="14"), node_attr=dict(
@@ -249,12 +262,21 @@ def render_bytes(dot, fmt: str) -> bytes:
         raise UsageError(f"rendering {fmt.upper()} needs the Graphviz `dot` program, which is not "
                          "on PATH: install the Debian package `graphviz` (apt-get install "
                          "graphviz), or write a .dot file")
-    import graphviz
-
+    # `dot` run here rather than through graphviz's pipe(), which cannot time it out
     try:
-        return dot.pipe(format=fmt)
-    except (graphviz.ExecutableNotFound, graphviz.backend.CalledProcessError) as exc:
+        done = subprocess.run(["dot", f"-T{fmt}"], input=dot.source.encode("utf-8"),
+                              capture_output=True, timeout=DOT_SECONDS, check=False)
+    except subprocess.TimeoutExpired:
+        raise UsageError(f"Graphviz `dot` took more than {DOT_SECONDS} s to render "
+                         f"{fmt.upper()}; write a .dot file, or draw without --expand") from None
+    except OSError as exc:
         raise UsageError(f"Graphviz `dot` failed to render {fmt.upper()}: {exc}") from None
+    if done.returncode != 0:
+        why = done.stderr.decode("utf-8", "replace").strip() or (
+            f"killed by signal {-done.returncode}" if done.returncode < 0 else
+            f"exit status {done.returncode}")
+        raise UsageError(f"Graphviz `dot` failed to render {fmt.upper()}: {why}")
+    return done.stdout
 
 
 def write_atomic(path: Path, data: bytes) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import ast, functions, layers
-from .errors import (CnnArgumentError, CnnLimitError, CnnNameError, CnnSyntaxError, Span,
+from .errors import (CnnArgumentError, CnnDslError, CnnLimitError, CnnNameError, CnnSyntaxError, Span,
                      did_you_mean)
 from .layers import Symbol
 from .limits import MAX_DEPTH, MAX_LEVELS, MAX_NUMBER
@@ -24,6 +24,10 @@ class Thunk:
 
     expr: ast.Expr
     scope: "Scope"
+    # What was being evaluated where the call bound it. Its expression belongs to the caller,
+    # so the recursion check continues from here, not from inside the def it was passed to:
+    # `twice(twice(RELU))` evaluates the inner call inside the outer's argument, not its body.
+    chain: _Chain | None = None
 
 
 @dataclass
@@ -60,12 +64,19 @@ class Evaluator:
         self.globals = Scope({})
         self.var_cache: dict[str, Any] = {}
         # Bindings being evaluated: (id, name, definitions and variables so far, levels so
-        # far), for the recursion check and the limits (limits.MAX_DEPTH, MAX_LEVELS).
+        # far, the chain for the recursion check), for the limits (limits.MAX_DEPTH,
+        # MAX_LEVELS) and enter()'s recursion check.
         self.stack: list[tuple[int, str, int, int]] = []
         self.nesting_memo: dict[ast.Node, int] = {}
         # is_number() of definitions and variables that does not depend on the arguments
         self.number_memo: dict[ast.Node, bool] = {}
         self.read_argument = False  # is_number() has looked at an argument (a Thunk)
+        # is_number() of a def's body by whether each argument is a number: a def that reads
+        # its arguments is not in number_memo, and without this `def fi(x) = f(i-1)(x) +
+        # f(i-1)(x)` walks 2^i calls (issue 17, F5)
+        self.call_kind_memo: dict[tuple, bool] = {}
+        # values of number defs by (def, argument values): pure, so each is evaluated once
+        self.def_value_memo: dict[tuple, Any] = {}
 
     def setting(self, name: str, default=None):
         binding = self.globals.names.get(name)
@@ -110,19 +121,31 @@ class Evaluator:
             help=(f"did you mean `{hint}`? " if hint else "") +
             f"define it with `{name} = ...` in the spec or pass -D {name}=...")
 
+    def chain(self) -> _Chain | None:
+        """What is being evaluated now, for the recursion check (see Thunk.chain)."""
+        return self.stack[-1][4] if self.stack else None
+
     def enter(self, name: str, span: Span, binding) -> None:
-        """Push a definition being evaluated; seeing the same binding again is recursion."""
-        keys = [entry[0] for entry in self.stack]
-        if id(binding) in keys:
-            names = [entry[1] for entry in self.stack[keys.index(id(binding)):]]
-            chain = " -> ".join(names + [name])
-            raise CnnLimitError(
-                f"`{name}` refers to itself ({chain})", span,
-                help="a definition cannot use itself; to repeat a block write `BLOCK * N`")
-        named, levels = self.stack[-1][2:] if self.stack else (0, 0)
+        """Push a definition being evaluated. Seeing the same binding again within its own
+        evaluation is recursion; an argument continues the chain of the call that bound it,
+        so a nested call of the same def (`half(half(16))`) is not (issue 17, F8)."""
+        outer = binding.chain if isinstance(binding, Thunk) else self.chain()
+        item = outer
+        while item is not None:
+            if item.binding is binding:
+                names = []
+                while outer is not item:
+                    names.append(outer.name)
+                    outer = outer.parent
+                chain = " -> ".join([item.name] + names[::-1] + [name])
+                raise CnnLimitError(
+                    f"`{name}` refers to itself ({chain})", span,
+                    help="a definition cannot use itself; to repeat a block write `BLOCK * N`")
+            item = item.parent
+        named, levels = self.stack[-1][2:4] if self.stack else (0, 0)
         named, levels = self.deeper(binding, named, levels)
         self.check_depth(named, levels, span)
-        self.stack.append((id(binding), name, named, levels))
+        self.stack.append((id(binding), name, named, levels, _Chain(binding, name, outer)))
 
     def deeper(self, binding, named: int, levels: int) -> tuple[int, int]:
         """The depth counts once `binding` is entered. An argument (a Thunk) is not a
@@ -176,8 +199,21 @@ class Evaluator:
                 known = self.number_memo.get(bound)
                 if known is not None:
                     return known
-                return self.entered_is_number(bound, bound.body, local,
-                                              self.follow(path, bound, expr.span))
+                # Given whether each argument is a number, the answer is the same for every
+                # call: is_number() of the body reads nothing else of them.
+                # (The arguments are looked at inside the call, as the body would.)
+                inner = self.follow(path, bound, expr.span)
+                if inner.cycle:
+                    return True
+                key = [bound]
+                for thunk in local.names.values():  # a loop: a generator nests C frames
+                    key.append(self.is_number(thunk.expr, thunk.scope, inner))
+                key = tuple(key)
+                known = self.call_kind_memo.get(key)
+                if known is None:
+                    known = self.entered_is_number(bound, bound.body, local, inner)
+                    self.call_kind_memo[key] = known
+                return known
             return False
         if isinstance(expr, ast.Name):
             bound = scope.find(expr.id)
@@ -268,7 +304,7 @@ class Evaluator:
                                    args[len(names)].span, help=sig)
         local: dict[str, Any] = {}
         for p, a in zip(d.params, args):
-            local[p.name] = Thunk(a, scope)
+            local[p.name] = Thunk(a, scope, self.chain())
         for kw in kwargs:
             if kw.name not in names:
                 hint = did_you_mean(kw.name, names)
@@ -276,12 +312,12 @@ class Evaluator:
                                        help=(f"did you mean `{hint}`? " if hint else "") + sig)
             if kw.name in local:
                 raise CnnArgumentError(f"{d.name}: `{kw.name}` is given twice", kw.span)
-            local[kw.name] = Thunk(kw.value, scope)
+            local[kw.name] = Thunk(kw.value, scope, self.chain())
         for p in d.params:
             if p.name not in local:
                 if p.default is None:
                     raise CnnArgumentError(f"{d.name} needs `{p.name}`", call.span, help=sig)
-                local[p.name] = Thunk(p.default, self.globals)
+                local[p.name] = Thunk(p.default, self.globals, self.chain())
         return Scope(local, self.globals)
 
     def call_function(self, call: ast.Call, scope: Scope):
@@ -328,10 +364,33 @@ class Evaluator:
         return _Path(binding, path, named, levels)
 
     def def_number(self, d: ast.Def, call: ast.Call, local: Scope):
-        """The value of a def whose body is a number, its arguments already bound."""
+        """The value of a def whose body is a number, its arguments already bound.
+
+        A number def is pure: the same def with the same argument values gives the same
+        number, so each is evaluated once. Otherwise `def fi(x) = f(i-1)(x) + f(i-1)(x)`
+        takes 2^i steps (issue 17, F5). The arguments are evaluated first for the key; one
+        that is not a number (or fails: a parameter the body may never read) leaves the call
+        unremembered, evaluated as before."""
+        values = {}
         self.enter(d.name, call.span, d)
         try:
-            return self.number(d.body, local)
+            for name in local.names:
+                try:
+                    value = self.name_value(ast.Name(call.span, name), local, True)
+                except CnnDslError:
+                    values = None
+                    break
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    values = None
+                    break
+                values[name] = value
+            if values is None:
+                return self.number(d.body, local)
+            key = (d,) + tuple((type(v), v) for v in values.values())
+            if key not in self.def_value_memo:
+                bound = Scope({name: Override(v) for name, v in values.items()}, self.globals)
+                self.def_value_memo[key] = self.number(d.body, bound)
+            return self.def_value_memo[key]
         finally:
             self.stack.pop()
 
@@ -375,6 +434,16 @@ class Evaluator:
         if symbols:
             return Symbol(expr.id)
         raise self.unknown(expr.id, expr.span, scope, "number")
+
+
+class _Chain:
+    """The bindings being evaluated, innermost first (a linked list, so that an argument can
+    keep the chain of the call that bound it)."""
+
+    __slots__ = ("binding", "name", "parent")
+
+    def __init__(self, binding, name: str, parent: _Chain | None):
+        self.binding, self.name, self.parent = binding, name, parent
 
 
 class _Path:

@@ -62,3 +62,42 @@ def test_error_class_and_location(name):
     line, col = first.split(":")[1:3]
     assert (exc.span.line, exc.span.column) == (int(line), int(col))
     assert "Traceback" not in exc.render()
+
+
+# -- F20 (issue 17): echoed source lines are escaped and cut around the caret --------------
+
+@pytest.mark.parametrize("raw, shown", [
+    ("\x1b[2J", "\\x1b[2J"),  # clears the screen
+    ("\u202e", "\\u202e"),  # right-to-left override: reorders what follows
+    ("\x00", "\\x00"),
+])
+def test_control_and_bidi_characters_in_the_echoed_line_are_escaped(raw, shown):
+    from cnndsl.errors import CnnDslError
+    with pytest.raises(CnnDslError) as info:
+        build_graph(f"input 8x8x3\nCONV(4, 1) - RELUU # {raw} comment\n")
+    rendered = info.value.render()
+    assert raw not in rendered
+    source_line, caret_line = rendered.splitlines()[1:3]
+    assert source_line == f" 2 | CONV(4, 1) - RELUU # {shown} comment"
+    assert caret_line == "   |              ^^^^^"
+
+
+def test_an_escaped_character_before_the_caret_keeps_it_aligned():
+    from cnndsl.errors import CnnDslError, Source, Span
+    source = Source("s.cnn", "x\x1by RELUU")
+    error = CnnDslError("boom", Span(source, 1, 5, 1, 10))
+    _, line, caret = error.render().splitlines()
+    assert line == " 1 | x\\x1by RELUU"
+    assert caret.index("^") == line.index("RELUU") and caret.count("^") == 5
+
+
+def test_a_long_line_is_cut_around_the_caret():
+    from cnndsl.errors import SHOWN_CHARS, CnnDslError
+    text = ("input 8x8x3\nCONV(4, 1) - " + "RELU - " * 100_000 + "RELUU" + " - RELU" * 1000
+            + "\n")
+    with pytest.raises(CnnDslError) as info:
+        build_graph(text)
+    _, line, caret = info.value.render().splitlines()[:3]
+    assert len(line) < SHOWN_CHARS + 20  # was 700,000 characters
+    assert line.startswith(" 2 | ...") and line.endswith("...")
+    assert caret.index("^") == line.index("RELUU") and caret.count("^") == 5

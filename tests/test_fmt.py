@@ -301,3 +301,43 @@ def test_a_def_whose_body_is_a_number_keeps_the_arithmetic_around_its_calls():
     assert "CONV(ch(C) + ch(2), 1) - unit\n" in formatted
     assert "def unit = CONV(4, 1) - RELU\n" in formatted
     assert_same_meaning(text, formatted)
+
+
+# -- F24 (issue 17): fmt is linear in nesting and in the number of statements --------------
+
+def test_nested_unary_operators_are_flattened_once_each(monkeypatch):
+    from cnndsl import fmt
+    calls = 0
+    original = fmt.Formatter.flat
+
+    def counting(self, e):
+        nonlocal calls
+        calls += 1
+        return original(self, e)
+
+    monkeypatch.setattr(fmt.Formatter, "flat", counting)
+    text = "input 8x8x3\nv = " + "-" * 199 + "4\nRELU" + "?" * 199 + " - CONV(v, 1)\n"
+    assert_same_meaning(text, format_text(text))
+    assert calls < 2_000  # ~40,000 (200^2) when each level flattened its operand again
+
+
+class _CountingText(str):
+    """The source text, counting the characters its slices copy."""
+
+    copied = 0
+
+    def __getitem__(self, key):
+        part = str.__getitem__(self, key)
+        _CountingText.copied += len(part)
+        return part
+
+
+def test_blank_lines_are_found_without_copying_the_text_before_each_statement():
+    from cnndsl import fmt
+    lines = ["input 8x8x3", "", "def b0 = RELU"] + [f"def b{i} = b{i - 1}" for i in range(1, 2000)]
+    text = "\n".join(lines + ["", "b1999"]) + "\n"
+    formatter = fmt.Formatter(parse(text))
+    formatter.text = _CountingText(formatter.text)
+    _CountingText.copied = 0
+    assert formatter.run() == text
+    assert _CountingText.copied < 10 * len(text)  # ~1,000 times the text copying prefixes

@@ -5,7 +5,8 @@ import networkx as nx
 import pytest
 
 import cnndsl
-from cnndsl.errors import CnnArgumentError, CnnDslError, CnnNameError, CnnShapeError
+from cnndsl.errors import (CnnArgumentError, CnnDslError, CnnLimitError, CnnNameError,
+                           CnnShapeError)
 
 from conftest import build, layers_of, shapes_of
 
@@ -458,3 +459,39 @@ def test_a_pytorch_style_conv2d_that_does_not_fit_says_why():
     with pytest.raises(CnnShapeError) as info:
         build("input 32x32x3\nCONV(3, 64, 3)")  # written CONV: no PyTorch habit to point at
     assert not any("PyTorch" in n for n in info.value.notes)
+
+
+# -- F8 (issue 17): a nested call of the same def is not recursion ------------------------
+
+def test_a_block_def_called_in_its_own_argument_is_not_recursion():
+    graph = cnndsl.build_graph("input 8x8x3\ndef twice(body) = body - body\n"
+                               "twice(twice(RELU))\n")
+    assert [d["kind"] for d in layers_of(graph)] == ["RELU"] * 4
+
+
+def test_a_number_def_called_in_its_own_argument_is_not_recursion():
+    graph = cnndsl.build_graph("input 8x8x3\ndef half(c) = c / 2\nCONV(half(half(16)), 1)\n")
+    assert [str(d["shape"]) for d in layers_of(graph)] == ["8x8x4"]
+
+
+@pytest.mark.parametrize("text, line, chain", [
+    ("def f(x) = f(x)\nCONV(f(1), 1)", 2, "f -> f"),
+    ("def a = b\ndef b = a\nCONV(a, 1)", 3, "a -> b -> a"),
+    ("def block(n) = CONV - block(n)\nblock(3)", 2, "block -> block"),
+    # the argument is evaluated in the caller's chain, and that chain is inside f
+    ("def g(x) = x + 1\ndef f(y) = g(f(y))\nCONV(f(1), 1)", 3, "f -> x -> f"),
+])
+def test_real_recursion_is_still_refused_where_it_recurses(text, line, chain):
+    with pytest.raises(CnnLimitError, match="refers to itself") as info:
+        cnndsl.build_graph("input 8x8x3\n" + text + "\n")
+    assert info.value.span.line == line
+    assert f"({chain})" in str(info.value)
+
+
+# -- F22 (issue 17): `activation =` follows CONV, DWCONV and FC only -----------------------
+
+def test_the_activation_setting_follows_conv_dwconv_and_fc_but_not_bias():
+    graph = cnndsl.build_graph("input 8x8x3\nactivation = relu\n"
+                               "CONV(4, 1) - BIAS - DWCONV(3, pad=1) - BIAS - FC(10) - FC(2)\n")
+    assert [d["kind"] for d in layers_of(graph)] == [
+        "CONV", "RELU", "BIAS", "DWCONV", "RELU", "BIAS", "FC", "RELU", "FC"]

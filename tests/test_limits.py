@@ -10,7 +10,7 @@ import pytest
 
 import cnndsl
 from cnndsl import limits
-from cnndsl.errors import CnnLimitError
+from cnndsl.errors import CnnDslError, CnnLimitError
 from cnndsl.fmt import format_text
 
 from conftest import layers_of
@@ -200,3 +200,152 @@ def test_fmt_follows_long_definition_chains_without_recursing_through_them():
     text = "\n".join(lines + ["def b0 = RELU", "b3000"]) + "\n"
     assert format_text(text) == text
     assert format_text(param_defs(401)) == param_defs(401)
+
+
+# -- F5 (issue 17): evaluation work, not only layers, is bounded -------------------------
+
+def tripled_number_defs(n: int) -> str:
+    """`def fi(x) = f(i-1)(x) + f(i-1)(x) - f(i-1)(x)`: f_n(x) is x, reached by 3^n calls
+    unless a number def's value is remembered per argument values."""
+    lines = ["input 8x8x3", "def f0(x) = x"]
+    lines += [f"def f{i}(x) = f{i - 1}(x) + f{i - 1}(x) - f{i - 1}(x)" for i in range(1, n + 1)]
+    return "\n".join(lines + [f"CONV(f{n}(2), 1)"]) + "\n"
+
+
+def test_number_defs_are_evaluated_once_per_argument_values(monkeypatch):
+    from cnndsl.values import Evaluator
+    calls = 0
+    original = Evaluator.value
+
+    def counting(self, *args, **kwargs):
+        nonlocal calls
+        calls += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Evaluator, "value", counting)
+    (conv,) = layers_of(cnndsl.build_graph(tripled_number_defs(12)))
+    assert str(conv["shape"]) == "8x8x2"  # f12(2) = 2 + 2 - 2 ... = 2 channels
+    assert calls < 2_000  # 3^12 = 531,441 evaluations of f0 without the memo
+
+
+def test_is_number_of_a_def_reading_its_argument_is_remembered_per_argument_kind(
+        monkeypatch):
+    from cnndsl.values import Evaluator
+    calls = 0
+    original = Evaluator.is_number
+
+    def counting(self, *args, **kwargs):
+        nonlocal calls
+        calls += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Evaluator, "is_number", counting)
+    cnndsl.build_graph(tripled_number_defs(12))
+    assert calls < 2_000
+
+
+def doubled_empty_defs(n: int) -> str:
+    lines = ["input 8x8x3", "def b0 = RELU * 0"]
+    lines += [f"def b{i} = b{i - 1} - b{i - 1}" for i in range(1, n + 1)]
+    return "\n".join(lines + [f"CONV(4, 1) - b{n}"]) + "\n"
+
+
+def test_exponentially_many_empty_block_calls_are_refused_where_they_are_made():
+    # 2^20 calls of b0, none making a layer: no layer limit applies
+    with pytest.raises(CnnLimitError, match="without making a layer") as info:
+        cnndsl.build_graph(doubled_empty_defs(20))
+    assert info.value.span.line == 3  # `def b1 = b0 - b0`, where the empty calls are made
+
+
+def test_a_few_empty_blocks_still_check():
+    (conv,) = layers_of(cnndsl.build_graph(doubled_empty_defs(10)))  # 1,024 empty calls
+    assert conv["kind"] == "CONV"
+
+
+def test_a_repeat_whose_first_copy_is_empty_builds_no_more_copies(monkeypatch):
+    from cnndsl.expand import Expander
+    calls = 0
+    original = Expander.build
+
+    def counting(self, *args, **kwargs):
+        nonlocal calls
+        calls += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Expander, "build", counting)
+    graph = cnndsl.build_graph("input 8x8x3\nCONV(4, 1) - (((RELU * 0) * 1000) * 1000) * 100\n")
+    assert [d["kind"] for d in layers_of(graph)] == ["CONV"]
+    assert calls < 100  # 10^8 empty copies without the shortcut
+
+
+# -- F6 (issue 17): the adaptive pool's widest window in O(1) -----------------------------
+
+def torch_widest_adaptive_window(size: int, out: int) -> int:
+    """The widest window PyTorch's adaptive average pool uses: pool one-hot rows and count,
+    per output, the inputs that reach it."""
+    import torch
+    rows = torch.eye(size).unsqueeze(1)  # (size, 1, size): row i is input i alone
+    reached = torch.nn.AdaptiveAvgPool1d(out)(rows).squeeze(1) != 0  # (input, output)
+    return int(reached.sum(dim=0).max())
+
+
+@pytest.mark.parametrize("size, out", [(7, 3), (8, 3), (8, 4), (9, 2), (13, 5), (13, 13),
+                                       (6, 4), (2, 3), (4, 6), (5, 17), (1, 4), (12, 7)])
+def test_the_adaptive_pool_window_is_pytorchs_widest(size, out):
+    from cnndsl import layers
+    from cnndsl.shapes import Shape
+    kind = layers.get("ADAPTIVEAVGPOOL")
+    (kh, kw), _, _ = kind.window({"size": (out, 1)}, [Shape.volume(size, 1, 3)])
+    assert kh == torch_widest_adaptive_window(size, out)
+    assert kw == 1
+
+
+def test_a_huge_adaptive_pool_size_checks_without_a_loop_over_its_windows():
+    # a loop over the 2*10^9 windows takes about an hour; the run is bounded so a
+    # regression fails rather than hangs. (PyTorch upsamples to such a size, too.)
+    proc = subprocess.run([sys.executable, "-m", "cnndsl", "check", "-"], timeout=60,
+                          input="input 8x8x3\nADAPTIVEAVGPOOL(1x2000000000)\n",
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "output 1x2000000000x3" in proc.stdout
+
+
+def test_an_adaptive_pool_size_past_pytorchs_32_bit_sizes_is_refused_where_written():
+    with pytest.raises(CnnDslError, match=r"output size 1x1000000000000 is larger than "
+                       r"PyTorch can size") as info:
+        cnndsl.build_graph("input 8x8x3\nCONV(4, 1) - ADAPTIVEAVGPOOL(1x1000000000000)\n")
+    assert (info.value.span.line, info.value.span.column) == (2, 14)
+
+
+# -- F7 (issue 17): big specs within the byte limit are refused before lark parses them ---
+
+def test_a_spec_past_the_token_limit_is_refused_at_the_first_token_past_it(monkeypatch):
+    from cnndsl import parser
+    monkeypatch.setattr(parser, "MAX_TOKENS", 100)
+    # tokens: input 8x8x3 \n CONV ( then `1` `,` pairs: token 100 (from 0) is a `,`
+    with pytest.raises(CnnLimitError, match="more than 100 tokens") as info:
+        cnndsl.build_graph("input 8x8x3\nCONV(" + "1," * 200 + "1)\n")
+    span = info.value.span
+    assert (span.line, span.column) == (2, 1 + len("CONV(" + "1," * 47 + "1"))
+    cnndsl.build_graph("input 8x8x3\n" + "RELU - " * 32 + "RELU\n")  # 99 tokens: fine
+
+
+@pytest.mark.parametrize("text", [
+    "input 8x8x3\nCONV(" + "1," * 1_500_000 + "1)\n",  # 1.5M arguments, 3 MB
+    "input 8x8x3\nCONV(4,1)-" + "(RELU)*0-" * 400_000 + "RELU\n",
+    "input 8x8x3\n" + "RELU? - " * 500_000 + "RELU\n",
+])
+def test_specs_of_millions_of_tokens_under_the_byte_limit_are_refused(text):
+    with pytest.raises(CnnLimitError, match="tokens") as info:
+        cnndsl.build_graph(text)
+    assert info.value.span.line == 2
+
+
+def test_optional_sites_are_kept_once_each_in_the_order_met():
+    from cnndsl import expand, parser
+    text = "input 8x8x3\nCONV(4, 1)? - (RELU?) * 3 - BN? - RELU? - BN?\n"
+    expander = expand.Expander(parser.parse(text), expand.Options())
+    graph = expander.run()
+    assert graph.optional_sites == [(2, 1), (2, 16), (2, 29), (2, 35), (2, 43)]
+    # hashed, not a list scanned per site: 50,000 `RELU?` took minutes
+    assert isinstance(expander.optional_sites, dict)

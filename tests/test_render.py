@@ -1,6 +1,7 @@
 """`cnndsl render`: DOT nodes, edges, labels and clusters; SVG output; missing Graphviz."""
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import cnndsl
 from cnndsl import layers, render
 from cnndsl.layers.base import DRAW_STYLES
 from cnndsl.cli import main
+from cnndsl.errors import UsageError
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 NODE = re.compile(r"^\t+(n\d+|output) \[label=(.*)\]$", re.M)
@@ -247,3 +249,36 @@ def test_every_drawn_edge_joins_drawn_nodes(spec, expand):
     edges = edges_of(dot)
     assert all(src in drawn and dst in drawn for src, dst, _ in edges)
     assert {dst for _, dst, _ in edges} == drawn - {"n0"}  # all connected, output included
+
+
+# -- F25 (issue 17): the drawing's size is capped and `dot` is timed out -------------------
+
+def test_a_drawing_past_the_layer_cap_is_refused_naming_the_limit():
+    graph = cnndsl.build_graph("input 8x8x3\nRELU * 2001\n")
+    with pytest.raises(UsageError, match=r"2,001 layers; the limit is 2,000 \(without --expand"):
+        render.render_dot(graph, expand=True)
+    assert "RELU" in render.render_dot(graph)  # folded: one copy in an `x2001` box
+    render.render_dot(cnndsl.build_graph("input 8x8x3\nRELU * 2000\n"), expand=True)
+
+
+def fake_dot(monkeypatch, tmp_path, script: str) -> None:
+    folder = tmp_path / "fake-bin"
+    folder.mkdir()
+    dot = folder / "dot"
+    dot.write_text("#!/bin/sh\n" + script + "\n")
+    dot.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+
+
+def test_a_dot_that_runs_too_long_is_stopped_with_a_usage_error(tmp_path, monkeypatch):
+    fake_dot(monkeypatch, tmp_path, "exec sleep 30")
+    monkeypatch.setattr(render, "DOT_SECONDS", 1)
+    with pytest.raises(UsageError, match=r"took more than 1 s to render SVG"):
+        render.render_file(cnndsl.build_graph(SPECS / "lenet5.cnn"), tmp_path / "net.svg")
+    assert not (tmp_path / "net.svg").exists()
+
+
+def test_a_dot_that_crashes_is_a_usage_error_naming_the_signal(tmp_path, monkeypatch):
+    fake_dot(monkeypatch, tmp_path, "kill -SEGV $$")
+    with pytest.raises(UsageError, match=r"failed to render SVG: killed by signal 11"):
+        render.render_file(cnndsl.build_graph(SPECS / "lenet5.cnn"), tmp_path / "net.svg")

@@ -13,6 +13,7 @@ from hypothesis import given, strategies as st
 import cnndsl
 from cnndsl.errors import CnnDslError, CnnLimitError
 from cnndsl.parser import _lark
+from conftest import layers_of
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.cnn"))
@@ -160,3 +161,120 @@ def test_same_spec_gives_the_same_graph_in_fresh_processes():
         assert r.returncode == 0, r.stderr
         outputs.add(r.stdout)
     assert len(outputs) == 1
+
+
+# -- F13 (issue 17): arguments PyTorch refuses at the first forward are refused at check ---
+
+def torch_forward_error(make, shape=(1, 3, 8, 8)) -> str:
+    """What PyTorch says when the module `make(torch.nn)` runs (the oracle below)."""
+    import torch
+    module = make(torch.nn)
+    try:
+        module.eval()(torch.zeros(shape))
+    except (RuntimeError, ValueError) as exc:
+        return str(exc)
+    return ""
+
+
+@pytest.mark.parametrize("layer, torch_module, message, torch_says", [
+    ("BN(eps=-1)", lambda nn: nn.BatchNorm2d(3, eps=-1.0), "`eps` must be at least 0",
+     "eps must be non-negative"),
+    ("CONV(3, 1, pad=1000000000000)", lambda nn: nn.Conv2d(3, 3, 1, padding=10**12),
+     "padding 1,000,000,000,000 makes the padded height 2,000,000,000,008",
+     "Output size is too small"),
+])
+def test_arguments_pytorch_refuses_at_forward_are_refused_where_written(
+        layer, torch_module, message, torch_says):
+    assert torch_says in torch_forward_error(torch_module)
+    with pytest.raises(CnnDslError, match=message) as info:
+        cnndsl.build_graph(f"input 8x8x3\nRELU - {layer}\n")
+    assert (info.value.span.line, info.value.span.column) == (2, 8)
+
+
+def test_an_lrn_window_past_pytorchs_32_bit_sizes_is_refused_where_written():
+    with pytest.raises(CnnDslError, match="LRN: the window of 1,000,000,000,000 channels") as info:
+        cnndsl.build_graph("input 8x8x3\nRELU - LRN(1000000000000)\n")
+    assert (info.value.span.line, info.value.span.column) == (2, 8)
+
+
+def test_padding_and_eps_pytorch_accepts_still_check():
+    assert torch_forward_error(lambda nn: nn.BatchNorm2d(3, eps=0.0)) == ""
+    assert torch_forward_error(lambda nn: nn.Conv2d(3, 3, 1, padding=20)) == ""
+    graph = cnndsl.build_graph("input 8x8x3\nBN(eps=0) - CONV(3, 1, pad=20) - LRN(9)\n")
+    assert graph.graph["totals"]["output"].h == 8 + 2 * 20
+
+
+# -- F14 (issue 17): variables from outside the spec are held to its number limit ---------
+
+@pytest.mark.parametrize("value", [10 ** 30, 1e300, float("inf"), float("nan"), -10 ** 13])
+def test_api_variables_past_the_number_limit_are_refused(value):
+    from cnndsl.errors import UsageError
+    with pytest.raises(UsageError, match="N="):
+        cnndsl.build_graph("input 8x8x3\nCONV(N, 1)\n", N=value)
+
+
+def test_cli_defines_past_the_number_limit_are_refused(tmp_path):
+    spec = tmp_path / "n.cnn"
+    spec.write_text("input 8x8x3\nCONV(N, 1)\n")
+    r = subprocess.run([sys.executable, "-m", "cnndsl", "check", "-D", "N=1e300", str(spec)],
+                       capture_output=True, text=True, check=False)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "N=1e+300: numbers are limited to 1e+12" in r.stderr
+    assert cnndsl.build_graph(spec, N=10 ** 12 // 10 ** 9).graph["totals"]["output"].c == 1000
+
+
+# -- F23 (issue 17): the API's input= is read as the HxWxC text form is --------------------
+
+def test_api_input_of_two_numbers_is_height_and_width_with_one_channel():
+    graph = cnndsl.build_graph("CONV(4, 3, pad=1)\n", input=(8, 8))
+    assert str(graph.graph["totals"]["output"]) == "8x8x4"
+    text_form = cnndsl.build_graph("CONV(4, 3, pad=1)\n", input="8x8")
+    assert graph.graph["totals"]["params"] == text_form.graph["totals"]["params"] == 4 * 9 + 4
+
+
+@pytest.mark.parametrize("dims", [(1.5, 2, 3), (8, 8, 3, 1), (0, 8, 3), (-8, 8, 3), (True, 8, 3),
+                                  (), "8x8x3x1", 8])
+def test_api_input_that_is_not_positive_whole_sizes_is_refused(dims):
+    from cnndsl.errors import UsageError
+    with pytest.raises(UsageError):
+        cnndsl.build_graph("CONV(4, 3, pad=1)\n", input=dims)
+
+
+# -- F10 (issue 17): the API's explicit text= and path= forms -------------------------------
+
+def test_text_is_never_opened_as_a_file(tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("TOKEN=hunter2\n")
+    with pytest.raises(CnnDslError) as info:  # the guessing form reads it and echoes it
+        cnndsl.build_graph(str(secret))
+    assert "hunter2" in info.value.render()
+    with pytest.raises(CnnDslError) as info:
+        cnndsl.build_graph(text=str(secret))
+    assert "hunter2" not in info.value.render()
+    assert info.value.span.source.text == str(secret)
+
+
+def test_path_is_always_a_file_and_the_forms_are_exclusive(tmp_path):
+    spec = tmp_path / "net.cnn"
+    spec.write_text("input 8x8x3\nCONV(4, 1)\n")
+    assert len(layers_of(cnndsl.build_graph(path=spec))) == 1
+    assert len(layers_of(cnndsl.build_graph(path=str(spec)))) == 1
+    from cnndsl import api
+    graph = api.check_spec(text=spec.read_text())
+    assert str(graph.totals["output"]) == "8x8x4"
+    from cnndsl.errors import UsageError
+    with pytest.raises(UsageError, match="cannot read"):
+        cnndsl.build_graph(path="input 8x8x3\nCONV(4, 1)")  # text is not a path
+    with pytest.raises(TypeError, match="give the spec once"):
+        cnndsl.build_graph(str(spec), text="input 8x8x3\nRELU")
+    with pytest.raises(TypeError, match="give the spec once"):
+        cnndsl.build_graph()
+
+
+def test_compile_takes_text_and_path_too(tmp_path):
+    import torch
+    spec = tmp_path / "net.cnn"
+    spec.write_text("input 8x8x3\nCONV(4, 1)\n")
+    for model in (cnndsl.compile(text=spec.read_text(), seed=0),
+                  cnndsl.compile(path=spec, seed=0)):
+        assert model(torch.zeros(1, 3, 8, 8)).shape == (1, 4, 8, 8)

@@ -1,6 +1,8 @@
 """`cnndsl sweep`: rows agree with single checks; ranges, the size guard, optional sites."""
 from __future__ import annotations
 
+import itertools
+
 import csv
 import io
 import json
@@ -104,6 +106,26 @@ def test_the_guard_refuses_absurd_sweeps_before_checking_anything():
     assert len(list(combinations([parse_axis("N=1..200")], [], "keep", limit=200))) == 200
     with pytest.raises(UsageError, match="--limit 200"):
         list(combinations([parse_axis("N=1..200")], [], "keep", limit=199))
+
+
+def test_optional_both_over_40_sites_is_refused_before_its_masks_are_built(monkeypatch):
+    program = parse("input 8x8x3\n" + " - ".join(["RELU?"] * 40) + "\n")
+    built = 0
+    real_product = itertools.product
+
+    def counting_product(*args, **kwargs):
+        nonlocal built
+        for item in real_product(*args, **kwargs):
+            built += 1
+            if built > 1_000:
+                raise AssertionError("the masks are being built before the limit check")
+            yield item
+
+    monkeypatch.setattr(itertools, "product", counting_product)
+    # 2^40 = 1,099,511,627,776 combinations
+    with pytest.raises(UsageError, match=r"1,099,511,627,776 combinations; the limit is 10,000"):
+        run_sweep(program, [], optional="both")
+    assert built == 0  # the masks were each built (and counted) before the check
 
 
 def test_optional_both_tries_each_site_kept_and_dropped():

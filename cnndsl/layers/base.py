@@ -105,6 +105,9 @@ class LayerKind:
     doc: str = ""
     callable: bool = True  # False for kinds only the expander creates (ADD, CONCAT, INPUT)
     weighted: bool = False
+    # `activation = relu` puts one after it: the docs' CONV, DWCONV and FC, not every
+    # weighted kind (BIAS is weighted and took one, issue 17, F22)
+    takes_activation: bool = False
     passive_tail: bool = False  # may follow the classifier (softmax, dropout, flatten)
     batch_norm: bool = False  # a residual whose body has one projects its shortcut with one
     logits_drop: bool = False  # last in the network, `logits=True` leaves it out (SOFTMAX)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 from ..errors import CnnArgumentError, CnnShapeError
+from ..limits import MAX_AXIS
 from ..shapes import Shape, explain_size, out_size
 from .base import (Context, LayerKind, Param, Recipe, Site, Symbol, check_input_size, pair_str,
                    register, volume_in)
@@ -30,6 +31,16 @@ def resolve_window(kind: str, p: dict, ins: list[Shape], ctx: Context, site: Sit
                                 help="give the padding as a number")
         pad = tuple(h // 2 for h in halves)
     p["pad"] = tuple(pad)
+    shape = ins[0]
+    if shape.is_volume:
+        for axis, n, side in zip(("height", "width"), (shape.h, shape.w), p["pad"]):
+            if n + 2 * side > MAX_AXIS:
+                # PyTorch sizes it in 32 bits: pad=10^12 checked, then its forward computed a
+                # negative output size (issue 17, F13)
+                raise CnnShapeError(
+                    f"{kind}: padding {side:,} makes the padded {axis} {n + 2 * side:,}, "
+                    f"more than PyTorch can size ({MAX_AXIS:,})", site.span,
+                    help="padding adds zeros on each side; same padding is (kernel - 1) / 2")
     p["round"] = p.get("round") or ctx.rounding
     return p
 
@@ -73,6 +84,7 @@ class Conv(LayerKind):
     aliases = ("CONV2D", "CONVOLUTION")
     family = "conv"
     weighted = True
+    takes_activation = True  # and DWCONV, its subclass
     doc = ("Convolution: `filters` kernels of `kernel`x`kernel`, stride `s`, zero padding `pad`. "
            "Bare `CONV` is the lecture's common setting 3x3, stride 1, pad 1, with the filter "
            "count doubling from `width` each time the volume was halved.")

@@ -12,6 +12,7 @@ class FullyConnected(LayerKind):
     aliases = ("LINEAR", "DENSE", "FULLYCONNECTED", "FULLY_CONNECTED")
     family = "dense"
     weighted = True
+    takes_activation = True
     doc = ("Fully connected layer with `units` outputs; a volume is flattened first "
            "(\"32x32x3 -> stretch to 3072 x 1\"). Bare `FC` is the classifier (`classes` "
            "units) when only SOFTMAX or DROPOUT follow it, else a hidden layer of `fc_width`.")

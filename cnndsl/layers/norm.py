@@ -1,6 +1,8 @@
 """Normalisation: batch norm (BN) and AlexNet's local response normalisation (LRN/NORM)."""
 from __future__ import annotations
 
+from ..errors import CnnArgumentError
+from ..limits import MAX_AXIS
 from .base import LayerKind, Param, Recipe, check_input_size, register, volume_in
 
 
@@ -15,6 +17,14 @@ class BatchNorm(LayerKind):
            "PyTorch's `BatchNorm2d(64)` writes it, and must match the input.")
     params = (Param("channels", "count", None, ("num_features", "c")),
               Param("eps", "float", 1e-5), Param("momentum", "float", 0.1))
+
+    def check_bound(self, values, span):
+        # PyTorch's batch_norm refuses it only at the first forward (issue 17, F13); a
+        # negative eps can make the variance plus eps negative and its square root NaN
+        if values["eps"] < 0:
+            raise CnnArgumentError(f"BN: `eps` must be at least 0, not {values['eps']:g}", span,
+                                   help="eps is added to the variance; PyTorch's default is "
+                                   "1e-5")
 
     def resolve(self, p, ins, ctx, site):
         check_input_size(self.name, "channels", p.get("channels"), ins[0].c, site)
@@ -47,6 +57,14 @@ class LocalResponseNorm(LayerKind):
            "and NORM2; the paper's k=2, n=5, alpha=1e-4, beta=0.75 are the defaults).")
     params = (Param("size", "count", 5, ("n",)), Param("alpha", "float", 1e-4),
               Param("beta", "float", 0.75), Param("k", "float", 2.0))
+
+    def check_bound(self, values, span):
+        # PyTorch pads the channels by the window and sizes it in 32 bits: LRN(10^12)
+        # checked, then failed at its forward (issue 17, F13)
+        if values["size"] > MAX_AXIS:
+            raise CnnArgumentError(f"LRN: the window of {values['size']:,} channels is larger "
+                                   f"than PyTorch can size ({MAX_AXIS:,})", span,
+                                   help="AlexNet's is 5")
 
     def infer(self, p, ins, ctx, site):
         return volume_in(self.name, ins[0], site)

@@ -1,7 +1,10 @@
 """Pooling: MAXPOOL/POOL and AVGPOOL windows, global and adaptive average pooling."""
 from __future__ import annotations
 
-from ..errors import CnnShapeError
+import math
+
+from ..errors import CnnArgumentError, CnnShapeError
+from ..limits import MAX_AXIS
 from ..shapes import Shape
 from .base import LayerKind, Param, Recipe, pair_str, register, volume_in
 from .conv import explain_window, resolve_window, window_out
@@ -99,19 +102,33 @@ class AdaptiveAvgPool(LayerKind):
            "the classifier); the window is computed from the input.")
     params = (Param("size", "pair", (1, 1), ("output", "s")),)
 
+    def check_bound(self, values, span):
+        # PyTorch repeats inputs to upsample, so a size above the input's is allowed, up to
+        # what its 32-bit sizes hold (issue 17, F6)
+        if values["size"] is not None and max(values["size"]) > MAX_AXIS:
+            raise CnnArgumentError(
+                f"ADAPTIVEAVGPOOL: the output size {pair_str(values['size'])} is larger than "
+                f"PyTorch can size ({MAX_AXIS:,} on an axis)", span)
+
     def infer(self, p, ins, ctx, site):
         shape = volume_in(self.name, ins[0], site)
         return Shape.volume(p["size"][0], p["size"][1], shape.c)
 
     def window(self, p, ins):
         (h, w), (oh, ow) = (ins[0].h, ins[0].w), p["size"]
-        # PyTorch's windows: start floor(i*h/oh), end ceil((i+1)*h/oh); the widest one.
-        kh = max(-(-((i + 1) * h) // oh) - (i * h) // oh for i in range(oh))
-        kw = max(-(-((i + 1) * w) // ow) - (i * w) // ow for i in range(ow))
-        return (kh, kw), (max(1, h // oh), max(1, w // ow)), (1, 1)
+        return (_widest(h, oh), _widest(w, ow)), (max(1, h // oh), max(1, w // ow)), (1, 1)
 
     def recipe(self, p, ins, out):
         return Recipe("AdaptiveAvgPool2d", dict(output_size=p["size"]))
 
     def label(self, p):
         return f"ADAPTIVEAVGPOOL {pair_str(p['size'])}"
+
+
+def _widest(size: int, out: int) -> int:
+    """The widest of PyTorch's adaptive windows, which run from floor(i*size/out) to
+    ceil((i+1)*size/out): window i is ceil((r + size)/out) wide for r = i*size mod out, and
+    those remainders are the multiples of gcd(size, out) below out, so the widest has
+    r = out - gcd. In O(1): a loop over the windows took minutes for a size of 10^12
+    (issue 17, F6). It holds for out > size too (PyTorch repeats inputs when upsampling)."""
+    return -(-(out - math.gcd(size, out) + size) // out)
