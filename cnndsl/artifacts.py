@@ -3,44 +3,54 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from pathlib import Path
 
+from . import outputs
 from .errors import UsageError
+from .outputs import atomic_path
 
 FORMAT = "cnndsl.pt"
 FORMAT_VERSION = 1
 SUFFIXES = (".py", ".pt", ".onnx", ".ts")
 
 
+def write_text(path: str | Path, text: str, *, inputs=()) -> None:
+    outputs.write_text(path, text, inputs=inputs)
+
+
+class _Sink:
+    """The file object torch's writers are given: they turn a failed write into a
+    RuntimeError with no reason ("unexpected pos 704 vs 598"), and TorchScript's aborts the
+    process when it writes to a path; given this, the OSError is kept and raised as itself."""
+
+    def __init__(self, file):
+        self._file, self.error = file, None
+
+    def write(self, data) -> int:
+        try:
+            return self._file.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def __getattr__(self, name):
+        return getattr(self._file, name)
+
+
 @contextlib.contextmanager
-def atomic_path(path: str | Path):
-    """A temporary path beside `path`, renamed onto it only if the block succeeds.
-
-    On any failure the temporary file is removed and `path` is left as it was.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def write_text(path: str | Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+def _written(path, *, inputs=()):
+    """atomic_path's temporary file opened for a torch writer (a _Sink); the OSError behind
+    a writer's RuntimeError is raised instead, and atomic_path makes it a UsageError."""
+    with atomic_path(path, inputs=inputs) as tmp, open(tmp, "wb") as f:
+        sink = _Sink(f)
+        try:
+            yield sink
+        except RuntimeError:
+            if sink.error is not None:
+                raise sink.error from None
+            raise
+        f.flush()
+        os.fsync(f.fileno())  # a full disk can surface only here, before the rename
 
 
 def _info(model) -> dict:
@@ -71,14 +81,22 @@ def save_pt(model, path: str | Path) -> None:
                "classes": info["classes"], "logits": info["logits"],
                "optimize": info["optimize"], "dtype": info["dtype"],
                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    with _written(path) as f:
+        torch.save(payload, f)
+
+
+def save_state_dict(state: dict, path: str | Path, *, inputs=()) -> None:
+    """A plain state_dict file (what the generated source's class loads)."""
+    import torch
+
+    with _written(path, inputs=inputs) as f:
+        torch.save(state, f)
 
 
 def save_torchscript(model, path: str | Path) -> None:
-    import torch
-
     import warnings
+
+    import torch
 
     info = model.__dict__.pop("cnndsl_info", None)  # plain data TorchScript need not type
     try:
@@ -86,43 +104,84 @@ def save_torchscript(model, path: str | Path) -> None:
             warnings.simplefilter("ignore", FutureWarning)  # torch.jit's deprecation notice
             warnings.filterwarnings("ignore", "The TorchScript type system", UserWarning)
             scripted = torch.jit.script(model.eval())
-            with atomic_path(path) as tmp:
-                torch.jit.save(scripted, str(tmp))
+            with _written(path) as f:
+                torch.jit.save(scripted, f)
     finally:
         if info is not None:
             model.cnndsl_info = info
 
 
+# ONNX files are protobufs, which cannot exceed 2 GiB; past that torch's exporter writes each
+# weight as a separate file beside the .onnx, under the layer's name (fc1.weight), replacing
+# any file so named and shared with the next export into the folder (issue 17, F3). Such
+# models are refused instead.
+ONNX_MAX_BYTES = 2**31
+
+
+def tensor_bytes(model) -> int:
+    """The bytes of a module's parameters and buffers."""
+    return sum(t.numel() * t.element_size()
+               for t in (*model.parameters(), *model.buffers()))
+
+
 def save_onnx(model, path: str | Path, *, opset: int = 17) -> float:
-    """Export, then check onnxruntime's output against torch's; returns the max difference."""
+    """Export, then check onnxruntime's output against torch's; returns the max difference.
+
+    The file is written (atomically) only once the check has passed."""
+    import io
     import warnings
 
     import numpy as np
     import torch
 
     model = model.eval()
-    if _info(model)["dtype"] == "bfloat16":
+    info = _info(model)
+    outputs.resolve(path)  # a directory or a FIFO is refused before the work
+    if info["dtype"] == "bfloat16":
         raise UsageError("ONNX export is checked with onnxruntime, which cannot run bfloat16 "
                          "models on the CPU: export float32 (or float16) instead")
-    with atomic_path(path) as tmp:
+    size = tensor_bytes(model)
+    if size >= ONNX_MAX_BYTES:
+        raise UsageError(f"the model's weights are {size:,} bytes; an ONNX file holds at most "
+                         f"{ONNX_MAX_BYTES:,} (2 GiB): save it as .pt or .ts instead")
+    buffer = io.BytesIO()
+    x = example_input(model, batch=2)
+    try:
+        with torch.no_grad():
+            expected = model(x).float().cpu().numpy()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
             # The TorchScript-based exporter: the dynamo one needs onnxscript, not a dependency.
-            torch.onnx.export(model, (example_input(model),), str(tmp), dynamo=False,
+            torch.onnx.export(model, (example_input(model),), buffer, dynamo=False,
                               input_names=["input"], output_names=["output"],
                               opset_version=opset,
                               dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
-        x = example_input(model, batch=2)
-        with torch.no_grad():
-            expected = model(x).float().cpu().numpy()
-        got = run_onnx(tmp, x.cpu().numpy()).astype(np.float32)
-        diff = float(np.max(np.abs(got - expected))) if expected.size else 0.0
-        scale = max(1.0, float(np.max(np.abs(expected))))
-        tolerance = (1e-4 if _info(model)["dtype"] in ("float32", "float64") else 3e-2) * scale
-        if not diff <= tolerance:
-            raise UsageError(f"ONNX check failed: onnxruntime differs from torch by {diff:.3g} "
-                             f"(allowed {tolerance:.3g}); {path} was not written")
+    except (RuntimeError, NotImplementedError) as exc:
+        # What the exporter has no ONNX for (an adaptive pool whose output size does not
+        # divide its input), or what torch cannot run in this dtype on this device (LRN in
+        # float16 on the CPU): the model is fine, this export is not possible.
+        reason = str(exc).strip().split("\n")[0][:300]
+        raise UsageError(f"cannot export this model to ONNX: {reason}; {path} was not "
+                         "written") from None
+    data = buffer.getvalue()
+    got = run_onnx(data, x.cpu().numpy()).astype(np.float32)
+    check_onnx_shape(data, got.shape, expected.shape, path)
+    diff = float(np.max(np.abs(got - expected))) if expected.size else 0.0
+    scale = max(1.0, float(np.max(np.abs(expected)))) if expected.size else 1.0
+    tolerance = (1e-4 if info["dtype"] in ("float32", "float64") else 3e-2) * scale
+    if not diff <= tolerance:
+        raise UsageError(f"ONNX check failed: onnxruntime differs from torch by {diff:.3g} "
+                         f"(allowed {tolerance:.3g}); {path} was not written")
+    outputs.write_bytes(path, data)
     return diff
+
+
+def check_onnx_shape(data: bytes, got, expected, path) -> None:
+    """The output shape the ONNX file declares must be the one onnxruntime computes and torch
+    (hence cnndsl's shape check) gives, the batch axis aside."""
+    if tuple(got) != tuple(expected):
+        raise UsageError(f"ONNX check failed: onnxruntime computes shape {tuple(got)}, torch "
+                         f"{tuple(expected)}; {path} was not written")
 
 
 def run_onnx(path, x):
@@ -134,7 +193,8 @@ def run_onnx(path, x):
         "Fail", "InvalidArgument", "NotImplemented", "InvalidGraph", "RuntimeException",
         "InvalidProtobuf", "NoSuchFile", "NoModel", "EPFail") if hasattr(ort_errors, name))
     try:
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        model = path if isinstance(path, bytes) else str(path)  # serialised, or a file
+        session = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
         return session.run(None, {session.get_inputs()[0].name: x})[0]
     except failures as exc:
         raise UsageError(f"ONNX check failed: onnxruntime cannot run the model: {exc}") from None

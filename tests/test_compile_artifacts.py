@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import errno
 import os
 from pathlib import Path
 
@@ -101,11 +102,11 @@ def test_a_failed_write_leaves_the_existing_file_untouched(tmp_path, monkeypatch
     path.write_bytes(b"precious")
 
     def broken_save(obj, f, *args, **kwargs):
-        Path(f).write_bytes(b"half a file")
-        raise OSError("disk full")
+        f.write(b"half a file")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(UsageError, match=r"cannot write .*model.pt: No space left on device"):
         artifacts.save(tiny(), path)
     assert path.read_bytes() == b"precious"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
