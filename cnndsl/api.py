@@ -297,7 +297,12 @@ def load(path: str | Path, *, device=None) -> nn.Module:
                          saved_input, classes=payload["classes"], logits=payload["logits"],
                          optimize=payload["optimize"], dtype=payload["dtype"],
                          **payload["variables"])
-    model.load_state_dict(payload["state_dict"])
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:  # names or shapes that are not the spec's
+        detail = " ".join(str(exc).split())[:300]
+        raise UsageError(f"{path} is damaged: its weights do not fit its spec "
+                         f"({detail})") from None
     return model.to(device) if device is not None else model
 
 

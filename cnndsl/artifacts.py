@@ -75,6 +75,9 @@ def save_pt(model, path: str | Path) -> None:
     import torch
 
     info = _info(model)
+    if any(t.is_meta for t in (*model.parameters(), *model.buffers())):
+        raise UsageError("a structure-only (device meta) model has no weights to save: "
+                         "compile it on the CPU or a GPU")
     variables = {k: (str(v) if isinstance(v, str) else v) for k, v in info["variables"].items()}
     payload = {"format": FORMAT, "version": FORMAT_VERSION, "spec": info["spec"],
                "spec_name": info["spec_name"], "variables": variables, "input": info["input"],
@@ -214,21 +217,96 @@ def load_torchscript(path: str | Path, *, device=None):
     """A TorchScript .ts file as saved by save_torchscript (cnndsl.load reads them here)."""
     import torch
 
-    return torch.jit.load(str(path), map_location=device)
+    path = Path(path)
+    _check_readable(path)
+    try:
+        return torch.jit.load(str(path), map_location=device)
+    except (RuntimeError, ValueError, EOFError) as exc:  # not a TorchScript archive
+        raise UsageError(f"{path} is not a TorchScript file: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    """The exception's first line, named by its type, without the terminal escapes torch
+    puts in some messages (a bold `do those steps only if you trust the source`)."""
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", str(exc)).strip().split("\n")[0]
+    text = "".join(ch for ch in text if ch.isprintable())[:200]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _check_readable(path: Path) -> None:
+    if path.is_dir():
+        raise UsageError(f"{path} is a directory, not a saved model")
+    if not path.exists():
+        raise UsageError(f"no such file: {path}")
+
+
+# What each key of a .pt payload must hold (cnndsl.load reads every one): a file that is a
+# valid pickle but not what save_pt wrote is refused with the key named, not a TypeError or
+# KeyError from deep inside the rebuild.
+def _is_input(v) -> bool:
+    return v is None or isinstance(v, str) or (
+        isinstance(v, (list, tuple)) and all(type(d) is int for d in v))
+
+
+def _is_variables(v) -> bool:
+    return isinstance(v, dict) and all(
+        isinstance(k, str) and type(x) in (int, float, str, bool) for k, x in v.items())
+
+
+def _is_state_dict(v) -> bool:
+    import torch
+
+    return isinstance(v, dict) and all(
+        isinstance(k, str) and isinstance(t, torch.Tensor) for k, t in v.items())
+
+
+_PAYLOAD = {
+    "spec": (lambda v: isinstance(v, str), "the spec text"),
+    "spec_name": (lambda v: isinstance(v, str), "the spec's name"),
+    "variables": (_is_variables, "a dict of variables (numbers or words)"),
+    "input": (_is_input, "None, HxWxC text or a list of whole numbers"),
+    "classes": (lambda v: v is None or type(v) is int, "None or a whole number"),
+    "logits": (lambda v: isinstance(v, bool), "true or false"),
+    "optimize": (lambda v: isinstance(v, bool), "true or false"),
+    "dtype": (lambda v: isinstance(v, str), "a dtype name"),
+    "state_dict": (_is_state_dict, "a dict of tensors"),
+}
 
 
 def read_pt(path: str | Path) -> dict:
-    """The contents of a .pt file saved by cnndsl, its header checked; cnndsl.load (in the
-    API) rebuilds the module from its spec and loads the weights."""
+    """The contents of a .pt file saved by cnndsl, its header and every key checked;
+    cnndsl.load (in the API) rebuilds the module from its spec and loads the weights."""
     import torch
 
     path = Path(path)
+    _check_readable(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise UsageError(f"no such file: {path}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except Exception as exc:  # noqa: BLE001  (pickle is not imported in cnndsl, by rule)
+        # torch.load's refusals: an empty or truncated file (EOFError), not a torch file at
+        # all (UnpicklingError, KeyError, RuntimeError), a pickle that would run code
+        # (weights_only refuses it): none is a model saved by cnndsl.
+        raise UsageError(f"{path} is not a model saved by cnndsl: it cannot be read safely "
+                         f"({_first_line(exc)})") from None
     if not (isinstance(payload, dict) and payload.get("format") == FORMAT):
         raise UsageError(f"{path} is not a model saved by cnndsl (no {FORMAT} header)")
-    if payload.get("version", 0) > FORMAT_VERSION:
-        raise UsageError(f"{path} was saved by a newer cnndsl (format {payload['version']})")
+    version = payload.get("version")
+    if type(version) is not int or version < 1:
+        raise UsageError(f"{path}: the format version must be a whole number from 1, "
+                         f"not {version!r:.40}")
+    if version > FORMAT_VERSION:
+        raise UsageError(f"{path} was saved by a newer cnndsl (format {version})")
+    for key, (valid, what) in _PAYLOAD.items():
+        if key not in payload:
+            raise UsageError(f"{path} is damaged: it has no `{key}` entry")
+        if not valid(payload[key]):
+            raise UsageError(f"{path} is damaged: `{key}` must be {what}, not "
+                             f"{type(payload[key]).__name__}")
+    meta = next((k for k, t in payload["state_dict"].items() if t.is_meta), None)
+    if meta is not None:
+        raise UsageError(f"{path} is damaged: the tensor {meta} holds no data (a meta tensor)")
     return payload

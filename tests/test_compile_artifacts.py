@@ -184,3 +184,83 @@ def test_cli_usage_errors(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
     err = capsys.readouterr().err
     assert "doesn't fit" in err
+
+
+# -- a .pt that is a valid pickle but not what save_pt wrote (issue 17, F21) -----------------
+
+def _saved(tmp_path) -> dict:
+    artifacts.save_pt(tiny(), tmp_path / "good.pt")
+    return torch.load(tmp_path / "good.pt", weights_only=True)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda p: p.update(version="2"), "the format version must be a whole number"),
+    (lambda p: p.update(version=None), "the format version must be a whole number"),
+    (lambda p: p.update(version=99), "saved by a newer cnndsl"),
+    (lambda p: p.update(spec=None), "`spec` must be the spec text, not NoneType"),
+    (lambda p: p.pop("spec"), "it has no `spec` entry"),
+    (lambda p: p.pop("state_dict"), "it has no `state_dict` entry"),
+    (lambda p: p.pop("variables"), "it has no `variables` entry"),
+    (lambda p: p.update(variables=[1]), "`variables` must be a dict of variables"),
+    (lambda p: p.update(state_dict=None), "`state_dict` must be a dict of tensors"),
+    (lambda p: p.update(input=[1.5, 2, 3]), "`input` must be None, HxWxC text"),
+    (lambda p: p.update(logits="yes"), "`logits` must be true or false"),
+    (lambda p: p.update(state_dict={k: v.to("meta") for k, v in p["state_dict"].items()}),
+     r"holds no data \(a meta tensor\)"),
+    (lambda p: p.update(state_dict={"x": torch.zeros(1)}), "its weights do not fit its spec"),
+])
+def test_a_malformed_pt_is_a_usage_error(tmp_path, change, message):
+    payload = _saved(tmp_path)
+    change(payload)
+    torch.save(payload, tmp_path / "bad.pt")
+    with pytest.raises(UsageError, match=message):
+        cnndsl.load(tmp_path / "bad.pt")
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "not a model saved by cnndsl: it cannot be read safely \\(EOFError"),
+    (b"hello", "not a model saved by cnndsl: it cannot be read safely"),
+])
+def test_an_empty_or_garbage_pt_is_a_usage_error(tmp_path, content, message):
+    (tmp_path / "bad.pt").write_bytes(content)
+    with pytest.raises(UsageError, match=message):
+        cnndsl.load(tmp_path / "bad.pt")
+
+
+def test_a_pickle_that_would_run_code_does_not_run(tmp_path, capsys):
+    class Evil:
+        def __reduce__(self):
+            return print, ("EVIL RAN",)
+
+    torch.save({**_saved(tmp_path), "spec": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(UsageError, match="cannot be read safely") as info:
+        cnndsl.load(tmp_path / "evil.pt")
+    assert "EVIL RAN" not in capsys.readouterr().out
+    assert "\x1b" not in str(info.value)  # torch's bold escape is not passed on
+
+
+@pytest.mark.parametrize("name", ["d.pt", "d.ts"])
+def test_a_directory_or_a_missing_file_is_a_usage_error(tmp_path, name):
+    (tmp_path / name).mkdir()
+    with pytest.raises(UsageError, match="is a directory"):
+        cnndsl.load(tmp_path / name)
+    with pytest.raises(UsageError, match="no such file"):
+        cnndsl.load(tmp_path / ("missing" + name))
+
+
+def test_a_ts_that_is_not_torchscript_is_a_usage_error(tmp_path):
+    (tmp_path / "bad.ts").write_bytes(b"xx")
+    with pytest.raises(UsageError, match="is not a TorchScript file"):
+        cnndsl.load(tmp_path / "bad.ts")
+
+
+def test_a_meta_model_is_not_saved(tmp_path):
+    model = cnndsl.compile(TINY, p="same", device="meta")
+    with pytest.raises(UsageError, match="structure-only"):
+        artifacts.save_pt(model, tmp_path / "m.pt")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_load_onto_meta_still_works(tmp_path):
+    artifacts.save_pt(tiny(), tmp_path / "m.pt")
+    assert next(cnndsl.load(tmp_path / "m.pt", device="meta").parameters()).is_meta
