@@ -166,7 +166,11 @@ def save_onnx(model, path: str | Path, *, opset: int = 17) -> float:
         reason = str(exc).strip().split("\n")[0][:300]
         raise UsageError(f"cannot export this model to ONNX: {reason}; {path} was not "
                          "written") from None
-    data = buffer.getvalue()
+    static = info.get("output_shape")  # absent from modules compiled by an older cnndsl
+    if static is not None and list(expected.shape[1:]) != list(static):
+        raise RuntimeError(f"bug in cnndsl: the model computes {tuple(expected.shape[1:])}, "
+                           f"its shape check said {tuple(static)}")
+    data = declare_output_shape(buffer.getvalue(), expected.shape)
     got = run_onnx(data, x.cpu().numpy()).astype(np.float32)
     check_onnx_shape(data, got.shape, expected.shape, path)
     diff = float(np.max(np.abs(got - expected))) if expected.size else 0.0
@@ -179,12 +183,56 @@ def save_onnx(model, path: str | Path, *, opset: int = 17) -> float:
     return diff
 
 
+def _declared(proto) -> list:
+    """The output shape the ONNX graph declares (None for a named axis such as `batch`)."""
+    dims = proto.graph.output[0].type.tensor_type.shape.dim
+    return [d.dim_value if d.HasField("dim_value") else None for d in dims]
+
+
+def declare_output_shape(data: bytes, shape) -> bytes:
+    """The exported model with no wrong output size declared, where torch's exporter
+    declared one.
+
+    The exporter's shape inference follows ONNX's rule for ceil-rounded pools (onnx 1.23,
+    opset 17), which lacks PyTorch's (a last window that starts in the padding is dropped):
+    MAXPOOL(2, s=2, pad=1, round=ceil) on 7x7 computes 4x4 in torch and onnxruntime, and was
+    declared 5x5 (issue 17, F26). Declaring 4x4 instead would contradict ONNX's own inference
+    (onnx.checker's full check fails), so an axis declared wrongly is left unsized (a named
+    dimension, as the batch axis is); onnxruntime computes it. The same rule filled the
+    intermediate shapes (value_info, optional in ONNX), so those are dropped with a pool of
+    that kind in the graph."""
+    import onnx
+
+    proto = onnx.load_from_string(data)
+    ceil_pool = any(a.name == "ceil_mode" and a.i for n in proto.graph.node for a in n.attribute)
+    declared = _declared(proto)
+    if len(declared) != len(shape):  # not what the exporter writes: let the check refuse it
+        return data
+    wrong = [i for i in range(1, len(shape)) if declared[i] not in (None, shape[i])]
+    if not wrong and not ceil_pool:
+        return data
+    dims = proto.graph.output[0].type.tensor_type.shape.dim
+    for i in wrong:
+        dims[i].Clear()
+        dims[i].dim_param = f"output_dim{i}"
+    del proto.graph.value_info[:]
+    return proto.SerializeToString()
+
+
 def check_onnx_shape(data: bytes, got, expected, path) -> None:
-    """The output shape the ONNX file declares must be the one onnxruntime computes and torch
-    (hence cnndsl's shape check) gives, the batch axis aside."""
-    if tuple(got) != tuple(expected):
-        raise UsageError(f"ONNX check failed: onnxruntime computes shape {tuple(got)}, torch "
-                         f"{tuple(expected)}; {path} was not written")
+    """What the ONNX file declares, what onnxruntime computes and what torch computes (the
+    static shape cnndsl checked) must agree, the batch axis aside; a named axis declares no
+    size."""
+    import onnx
+
+    declared = _declared(onnx.load_from_string(data))
+    agree = len(declared) == len(expected) and all(
+        d is None or d == e for d, e in zip(declared[1:], expected[1:]))
+    if tuple(got) != tuple(expected) or not agree:
+        shown = tuple("?" if d is None else d for d in declared[1:])
+        raise UsageError(f"ONNX check failed: the file declares output shape {shown}, "
+                         f"onnxruntime computes {tuple(got[1:])}, torch {tuple(expected[1:])}; "
+                         f"{path} was not written")
 
 
 def run_onnx(path, x):
@@ -197,7 +245,10 @@ def run_onnx(path, x):
         "InvalidProtobuf", "NoSuchFile", "NoModel", "EPFail") if hasattr(ort_errors, name))
     try:
         model = path if isinstance(path, bytes) else str(path)  # serialised, or a file
-        session = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3  # errors only: its warnings went to the terminal raw
+        session = onnxruntime.InferenceSession(model, options,
+                                               providers=["CPUExecutionProvider"])
         return session.run(None, {session.get_inputs()[0].name: x})[0]
     except failures as exc:
         raise UsageError(f"ONNX check failed: onnxruntime cannot run the model: {exc}") from None

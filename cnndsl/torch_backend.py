@@ -198,6 +198,8 @@ def build_module(graph, spec_name: str, *, device=None, dtype=None, seed=None, l
         "dtype": str(dtype).removeprefix("torch."),
         "input_shape": graph.context.input.as_list(),
         "params": graph.totals["params"],
+        # cnndsl's static output shape: the ONNX export checks what it declares against it.
+        "output_shape": graph.totals["output"].as_list(),
     }
     # GraphModule re-creates these attributes on deepcopy (DDP, optimisers, EMA copies).
     model.meta.setdefault("_user_preserved_attributes", {})["cnndsl_info"] = model.cnndsl_info

@@ -264,3 +264,55 @@ def test_a_meta_model_is_not_saved(tmp_path):
 def test_load_onto_meta_still_works(tmp_path):
     artifacts.save_pt(tiny(), tmp_path / "m.pt")
     assert next(cnndsl.load(tmp_path / "m.pt", device="meta").parameters()).is_meta
+
+
+# -- ONNX: one self-contained file or none (F3); what it declares is what it computes (F26) --
+
+def test_a_model_past_the_onnx_limit_is_refused_and_nothing_beside_it_changes(
+        tmp_path, monkeypatch, capsys):
+    # Past 2 GiB torch's exporter writes each weight beside the .onnx as fc1.weight etc.,
+    # replacing what is there; FC(300000000) would need 1.2 GB here, so the limit is lowered.
+    monkeypatch.setattr(artifacts, "ONNX_MAX_BYTES", 1000)
+    spec = tmp_path / "big.cnn"
+    spec.write_text("input 1x1x1\nFC(300)\n")
+    (tmp_path / "fc1.weight").write_bytes(b"precious")
+    assert main(["compile", str(spec), "--device", "cpu", "-o", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "the model's weights are 2,400 bytes; an ONNX file holds at most 1,000" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.cnn", "fc1.weight"]
+    assert (tmp_path / "fc1.weight").read_bytes() == b"precious"
+
+
+def test_an_onnx_export_is_one_file(tmp_path):
+    artifacts.save_onnx(tiny(), tmp_path / "m.onnx")
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]
+
+
+CEIL_POOL = "input 7x7x3\nMAXPOOL(2, s=2, pad=1, round=ceil)\n"
+
+
+def test_a_ceil_pool_exports_no_wrong_output_size(tmp_path):
+    import numpy as np
+    import onnx
+
+    assert cnndsl.api.check_spec(CEIL_POOL).totals["output"].as_list() == [3, 4, 4]
+    model = cnndsl.compile(CEIL_POOL, device="cpu")
+    artifacts.save_onnx(model, tmp_path / "m.onnx")
+    proto = onnx.load(tmp_path / "m.onnx")
+    dims = proto.graph.output[0].type.tensor_type.shape.dim
+    # torch's exporter declared 5x5 (ONNX's rule); torch and onnxruntime compute 4x4
+    assert [d.dim_value for d in dims[1:]] == [3, 0, 0]
+    assert all(d.dim_param for d in dims[2:])
+    onnx.checker.check_model(proto, full_check=True)  # no contradiction with ONNX's inference
+    got = artifacts.run_onnx(tmp_path / "m.onnx", np.zeros((2, 3, 7, 7), np.float32))
+    assert got.shape == (2, 3, 4, 4)
+
+
+def test_a_wrong_declared_shape_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(artifacts, "declare_output_shape", lambda data, shape: data)
+    spec = tmp_path / "pool.cnn"
+    spec.write_text(CEIL_POOL)
+    assert main(["compile", str(spec), "--device", "cpu", "-o", str(tmp_path / "m.onnx")]) == 2
+    assert "the file declares output shape (3, 5, 5), onnxruntime computes (3, 4, 4), torch " \
+           "(3, 4, 4)" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pool.cnn"]
