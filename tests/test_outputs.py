@@ -269,3 +269,14 @@ def test_sigint_during_a_write_removes_the_temporary_file(tmp_path):
         signal.raise_signal(signal.SIGINT)
     assert list(tmp_path.iterdir()) == []
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_ctrl_c_is_a_one_line_message_and_status_130(spec, capsys, monkeypatch):
+    from cnndsl.commands import check
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(check, "run", interrupted)
+    assert main(["check", str(spec)]) == 130
+    assert capsys.readouterr().err == "cnndsl: interrupted\n"
