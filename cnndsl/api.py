@@ -38,8 +38,14 @@ def read_spec(spec: str | Path, max_bytes: int | None = None) -> tuple[str, str]
     if isinstance(spec, Path):
         return _read_file(spec, limit), str(spec)
     if spec == "-":
-        data = sys.stdin.buffer.read(limit + 1) if hasattr(sys.stdin, "buffer") else \
-            sys.stdin.read(limit + 1).encode("utf-8")
+        if sys.stdin is None:  # started with stdin closed (`<&-`)
+            raise UsageError("cannot read the spec from stdin: it is closed")
+        try:
+            data = sys.stdin.buffer.read(limit + 1) if hasattr(sys.stdin, "buffer") else \
+                sys.stdin.read(limit + 1).encode("utf-8")
+        except (OSError, ValueError) as exc:  # a bad descriptor, or closed in-process
+            raise UsageError(f"cannot read the spec from stdin: "
+                             f"{getattr(exc, 'strerror', None) or exc}") from None
         _check_size(len(data), limit, "<stdin>")
         return _decode(data, "<stdin>"), "<stdin>"
     if spec.startswith("zoo:") and "\n" not in spec:
@@ -122,12 +128,21 @@ def parse_dims(text: str) -> tuple[int, ...]:
     m = _DIMS.match(str(text))
     if not m:
         raise UsageError(f"not a size: {text!r} (write HxWxC, e.g. 32x32x3)")
-    dims = tuple(int(g) for g in m.groups() if g is not None)
+    dims = tuple(_integer(g, text) for g in m.groups() if g is not None)
     if len(dims) == 2:
         dims += (1,)
     if any(d <= 0 for d in dims):
         raise UsageError(f"sizes must be positive: {text!r}")
     return dims
+
+
+def _integer(digits: str, what: str) -> int:
+    """int(digits), or a UsageError past Python's 4,300-digit conversion limit."""
+    try:
+        return int(digits)
+    except ValueError:
+        raise UsageError(f"{what[:40]}: a number of {len(digits.strip()):,} digits is "
+                         "too large") from None
 
 
 def parse_define(text: str):
@@ -142,7 +157,7 @@ def parse_define(text: str):
     from .layers import Symbol
 
     if re.fullmatch(r"-?\d+", raw):
-        return name, check_define(name, int(raw))
+        return name, check_define(name, _integer(raw, f"-D {name}"))
     try:
         value = float(raw)
     except ValueError:
@@ -358,7 +373,12 @@ def load(path: str | Path, *, device=None) -> nn.Module:
                          saved_input, classes=payload["classes"], logits=payload["logits"],
                          optimize=payload["optimize"], dtype=payload["dtype"],
                          **payload["variables"])
-    model.load_state_dict(payload["state_dict"])
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:  # names or shapes that are not the spec's
+        detail = " ".join(str(exc).split())[:300]
+        raise UsageError(f"{path} is damaged: its weights do not fit its spec "
+                         f"({detail})") from None
     return model.to(device) if device is not None else model
 
 

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import functools
 import importlib
+import os
 import sys
 import warnings
 
@@ -54,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
             # Every warning the API gives, in this process's words, however often main runs.
             warnings.simplefilter("always", UnusedVariableWarning)
             warnings.showwarning = functools.partial(show_warning, warnings.showwarning)
-            return args.func(args)
+            status = args.func(args)
+            sys.stdout.flush()  # a full disk behind stdout shows here, not at exit
+            return status
     except CnnDslError as exc:
         print(exc.render(), file=sys.stderr)
         return 1
@@ -63,6 +67,33 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return 0
+    except OSError as exc:
+        if exc.errno not in _ENVIRONMENT:
+            raise  # anything else is a bug in cnndsl, and gets a traceback
+        # Only a write to stdout (to /dev/full, a full disk, a dead terminal) reaches here:
+        # every file cnndsl writes turns its own errors into UsageErrors (cnndsl.outputs).
+        print(f"cnndsl: error: cannot write the output: {exc.strerror}", file=sys.stderr)
+        _drop_stdout()
+        return 2
+    except KeyboardInterrupt:
+        print("cnndsl: interrupted", file=sys.stderr)
+        return 130
+
+
+# Errors of the place output goes to, not of cnndsl: no space, over quota, too large, I/O.
+_ENVIRONMENT = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null: what is still buffered would fail again when Python
+    flushes it at exit, printing `Exception ignored ...`."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # a captured stdout (tests): nothing to do
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def show_warning(fallback, message, category, filename, lineno, file=None, line=None) -> None:

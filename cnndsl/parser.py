@@ -95,10 +95,13 @@ class _Continuations:
 
 
 def _cache_file(grammar: str) -> str | bool:
-    """Where lark keeps its grammar analysis between runs (it would take 0.7 s each start).
+    """Where lark keeps its grammar analysis between runs (it would take 0.7 s each start),
+    or False to build the tables in memory.
 
     A per-user directory, not a shared temp file: lark's cache is a pickle, and a file
-    someone else could write must never be unpickled.
+    someone else could write must never be unpickled (issue 17, F4). So the folder must be
+    reached only through directories no one else can change, be no symlink, be the user's
+    own and writable by no one else; the file likewise. Anything else: no cache, silently.
     """
     import hashlib
     import os
@@ -106,15 +109,65 @@ def _cache_file(grammar: str) -> str | bool:
     import lark
 
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    folder = os.path.join(base, "cnndsl")
-    try:
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-        if os.stat(folder).st_uid != os.getuid() or not os.access(folder, os.W_OK):
-            return False
-    except OSError:
-        return False
+    folder = os.path.join(os.path.abspath(base), "cnndsl")
     digest = hashlib.sha256(grammar.encode()).hexdigest()[:16]
-    return os.path.join(folder, f"grammar-{digest}-lark{lark.__version__}.cache")
+    path = os.path.join(folder, f"grammar-{digest}-lark{lark.__version__}.cache")
+    try:
+        if not _safe_ancestors(os.path.dirname(folder)):
+            return False
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        if not _own_private(os.lstat(folder), directory=True):
+            return False
+        try:
+            if not _own_private(os.lstat(path), directory=False):
+                return False
+        except FileNotFoundError:
+            pass  # lark writes it, in a folder only this user can write
+    except (OSError, ValueError):
+        return False
+    return path
+
+
+def _own_private(st, *, directory: bool) -> bool:
+    """lstat() of the cache folder or file: the kind expected (a symlink is neither), this
+    user's, writable by no group or other."""
+    import os
+    import stat
+
+    kind = stat.S_ISDIR if directory else stat.S_ISREG
+    return kind(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o022
+
+
+def _safe_ancestors(directory: str) -> bool:
+    """Whether no other user can swap `directory`, or any folder on the way to it, for one of
+    theirs: every folder on the path as written and on its resolved path belongs to this user
+    or root, and is writable by no one else unless sticky (as /tmp is: there only an entry's
+    owner may rename it). A symlink planted in a world-writable HOME fails here."""
+    import os
+    import stat
+
+    uid = os.getuid()
+
+    def chain(path: str):
+        while True:
+            yield path
+            parent = os.path.dirname(path)
+            if parent == path:
+                return
+            path = parent
+
+    # Each folder that holds the next entry on the way (directory itself holds `cnndsl`)
+    # decides who may replace that entry.
+    for path in (*chain(directory), *chain(os.path.realpath(directory))):
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            continue  # made by makedirs, inside a folder checked here
+        if st.st_uid not in (uid, 0):
+            return False
+        if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
+            return False
+    return True
 
 
 # Set by the command line (cli.run), which owns its process. lark imports `regex` and

@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import html
-import os
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -280,22 +278,11 @@ def render_bytes(dot, fmt: str) -> bytes:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write through a temporary file in the same folder, so no half-written file is left."""
-    folder = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
-    except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give it a normal file's mode
-        os.replace(tmp, path)
-    except OSError as exc:
-        os.unlink(tmp)
-        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+    """Write through a temporary file in the same folder, so no half-written file is left
+    (cnndsl.outputs: the mode kept, symlinks written through, errors as UsageErrors)."""
+    from .outputs import write_bytes
+
+    write_bytes(path, data)
 
 
 def render_file(graph, path: str | Path, fmt: str | None = None, *,

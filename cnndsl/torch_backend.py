@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import contextlib
-
 import operator
+import os
 from pathlib import Path
 
 import torch
@@ -138,6 +138,27 @@ def class_name_for(spec_name: str) -> str:
     return lowering.safe_identifier(name if name[0].isalpha() else "Net" + name, "Net")
 
 
+def memory_limit() -> int:
+    """The most bytes a model's weights may take: the machine's physical memory."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):  # no sysconf here: no limit known
+        return 2**63
+
+
+def check_memory(graph, dtype) -> None:
+    """Refuse, with the figure, a model whose weights could not be allocated: torch would
+    fail deep inside a layer's constructor, or the kernel would kill the process. The
+    layers are made in float32 and then converted, so each tensor counts at least 4 bytes."""
+    count = graph.totals["params"] + graph.totals.get("buffers", 0)
+    size = count * max(4, torch.empty((), dtype=dtype).element_size())
+    limit = memory_limit()
+    if size > limit:
+        raise UsageError(f"the model's {count:,} parameters and buffers need about "
+                         f"{size / 2**30:,.1f} GiB ({size:,} bytes); this machine has "
+                         f"{limit / 2**30:,.1f} GiB of memory")
+
+
 def build_module(graph, spec_name: str, *, device=None, dtype=None, seed=None, logits=False,
                  optimize=False, info: dict | None = None, weights=None,
                  weights_name: str = "the weights") -> nn.Module:
@@ -145,6 +166,11 @@ def build_module(graph, spec_name: str, *, device=None, dtype=None, seed=None, l
     the spec); `info` (the spec and its variables) is kept on it as `model.cnndsl_info`.
     `weights` (a module or state_dict) are transferred by structure before optimizing."""
     device, dtype = resolve_device(device), resolve_dtype(dtype)
+    if seed is not None and not -2**63 <= seed < 2**64:
+        raise UsageError(f"the seed must be a 64-bit integer, not {str(seed)[:30]}"
+                         + ("..." if len(str(seed)) > 30 else ""))
+    if device.type != "meta":
+        check_memory(graph, dtype)
     # On `meta` the layers are made there directly: a structure-only module with no weight
     # memory, at once (vgg16: 0.02 s instead of 1.1 s). Elsewhere they are made on the CPU
     # and moved, so a seed gives the same weights on every device.
@@ -172,6 +198,8 @@ def build_module(graph, spec_name: str, *, device=None, dtype=None, seed=None, l
         "dtype": str(dtype).removeprefix("torch."),
         "input_shape": graph.context.input.as_list(),
         "params": graph.totals["params"],
+        # cnndsl's static output shape: the ONNX export checks what it declares against it.
+        "output_shape": graph.totals["output"].as_list(),
     }
     # GraphModule re-creates these attributes on deepcopy (DDP, optimisers, EMA copies).
     model.meta.setdefault("_user_preserved_attributes", {})["cnndsl_info"] = model.cnndsl_info

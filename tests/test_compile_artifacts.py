@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import errno
 import os
 from pathlib import Path
 
@@ -101,11 +102,11 @@ def test_a_failed_write_leaves_the_existing_file_untouched(tmp_path, monkeypatch
     path.write_bytes(b"precious")
 
     def broken_save(obj, f, *args, **kwargs):
-        Path(f).write_bytes(b"half a file")
-        raise OSError("disk full")
+        f.write(b"half a file")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(UsageError, match=r"cannot write .*model.pt: No space left on device"):
         artifacts.save(tiny(), path)
     assert path.read_bytes() == b"precious"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
@@ -183,3 +184,135 @@ def test_cli_usage_errors(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
     err = capsys.readouterr().err
     assert "doesn't fit" in err
+
+
+# -- a .pt that is a valid pickle but not what save_pt wrote (issue 17, F21) -----------------
+
+def _saved(tmp_path) -> dict:
+    artifacts.save_pt(tiny(), tmp_path / "good.pt")
+    return torch.load(tmp_path / "good.pt", weights_only=True)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda p: p.update(version="2"), "the format version must be a whole number"),
+    (lambda p: p.update(version=None), "the format version must be a whole number"),
+    (lambda p: p.update(version=99), "saved by a newer cnndsl"),
+    (lambda p: p.update(spec=None), "`spec` must be the spec text, not NoneType"),
+    (lambda p: p.pop("spec"), "it has no `spec` entry"),
+    (lambda p: p.pop("state_dict"), "it has no `state_dict` entry"),
+    (lambda p: p.pop("variables"), "it has no `variables` entry"),
+    (lambda p: p.update(variables=[1]), "`variables` must be a dict of variables"),
+    (lambda p: p.update(state_dict=None), "`state_dict` must be a dict of tensors"),
+    (lambda p: p.update(input=[1.5, 2, 3]), "`input` must be None, HxWxC text"),
+    (lambda p: p.update(logits="yes"), "`logits` must be true or false"),
+    (lambda p: p.update(state_dict={k: v.to("meta") for k, v in p["state_dict"].items()}),
+     r"holds no data \(a meta tensor\)"),
+    (lambda p: p.update(state_dict={"x": torch.zeros(1)}), "its weights do not fit its spec"),
+])
+def test_a_malformed_pt_is_a_usage_error(tmp_path, change, message):
+    payload = _saved(tmp_path)
+    change(payload)
+    torch.save(payload, tmp_path / "bad.pt")
+    with pytest.raises(UsageError, match=message):
+        cnndsl.load(tmp_path / "bad.pt")
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "not a model saved by cnndsl: it cannot be read safely \\(EOFError"),
+    (b"hello", "not a model saved by cnndsl: it cannot be read safely"),
+])
+def test_an_empty_or_garbage_pt_is_a_usage_error(tmp_path, content, message):
+    (tmp_path / "bad.pt").write_bytes(content)
+    with pytest.raises(UsageError, match=message):
+        cnndsl.load(tmp_path / "bad.pt")
+
+
+def test_a_pickle_that_would_run_code_does_not_run(tmp_path, capsys):
+    class Evil:
+        def __reduce__(self):
+            return print, ("EVIL RAN",)
+
+    torch.save({**_saved(tmp_path), "spec": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(UsageError, match="cannot be read safely") as info:
+        cnndsl.load(tmp_path / "evil.pt")
+    assert "EVIL RAN" not in capsys.readouterr().out
+    assert "\x1b" not in str(info.value)  # torch's bold escape is not passed on
+
+
+@pytest.mark.parametrize("name", ["d.pt", "d.ts"])
+def test_a_directory_or_a_missing_file_is_a_usage_error(tmp_path, name):
+    (tmp_path / name).mkdir()
+    with pytest.raises(UsageError, match="is a directory"):
+        cnndsl.load(tmp_path / name)
+    with pytest.raises(UsageError, match="no such file"):
+        cnndsl.load(tmp_path / ("missing" + name))
+
+
+def test_a_ts_that_is_not_torchscript_is_a_usage_error(tmp_path):
+    (tmp_path / "bad.ts").write_bytes(b"xx")
+    with pytest.raises(UsageError, match="is not a TorchScript file"):
+        cnndsl.load(tmp_path / "bad.ts")
+
+
+def test_a_meta_model_is_not_saved(tmp_path):
+    model = cnndsl.compile(TINY, p="same", device="meta")
+    with pytest.raises(UsageError, match="structure-only"):
+        artifacts.save_pt(model, tmp_path / "m.pt")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_load_onto_meta_still_works(tmp_path):
+    artifacts.save_pt(tiny(), tmp_path / "m.pt")
+    assert next(cnndsl.load(tmp_path / "m.pt", device="meta").parameters()).is_meta
+
+
+# -- ONNX: one self-contained file or none (F3); what it declares is what it computes (F26) --
+
+def test_a_model_past_the_onnx_limit_is_refused_and_nothing_beside_it_changes(
+        tmp_path, monkeypatch, capsys):
+    # Past 2 GiB torch's exporter writes each weight beside the .onnx as fc1.weight etc.,
+    # replacing what is there; FC(300000000) would need 1.2 GB here, so the limit is lowered.
+    monkeypatch.setattr(artifacts, "ONNX_MAX_BYTES", 1000)
+    spec = tmp_path / "big.cnn"
+    spec.write_text("input 1x1x1\nFC(300)\n")
+    (tmp_path / "fc1.weight").write_bytes(b"precious")
+    assert main(["compile", str(spec), "--device", "cpu", "-o", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "the model's weights are 2,400 bytes; an ONNX file holds at most 1,000" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.cnn", "fc1.weight"]
+    assert (tmp_path / "fc1.weight").read_bytes() == b"precious"
+
+
+def test_an_onnx_export_is_one_file(tmp_path):
+    artifacts.save_onnx(tiny(), tmp_path / "m.onnx")
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]
+
+
+CEIL_POOL = "input 7x7x3\nMAXPOOL(2, s=2, pad=1, round=ceil)\n"
+
+
+def test_a_ceil_pool_exports_no_wrong_output_size(tmp_path):
+    import numpy as np
+    import onnx
+
+    assert cnndsl.api.check_spec(CEIL_POOL).totals["output"].as_list() == [3, 4, 4]
+    model = cnndsl.compile(CEIL_POOL, device="cpu")
+    artifacts.save_onnx(model, tmp_path / "m.onnx")
+    proto = onnx.load(tmp_path / "m.onnx")
+    dims = proto.graph.output[0].type.tensor_type.shape.dim
+    # torch's exporter declared 5x5 (ONNX's rule); torch and onnxruntime compute 4x4
+    assert [d.dim_value for d in dims[1:]] == [3, 0, 0]
+    assert all(d.dim_param for d in dims[2:])
+    onnx.checker.check_model(proto, full_check=True)  # no contradiction with ONNX's inference
+    got = artifacts.run_onnx(tmp_path / "m.onnx", np.zeros((2, 3, 7, 7), np.float32))
+    assert got.shape == (2, 3, 4, 4)
+
+
+def test_a_wrong_declared_shape_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(artifacts, "declare_output_shape", lambda data, shape: data)
+    spec = tmp_path / "pool.cnn"
+    spec.write_text(CEIL_POOL)
+    assert main(["compile", str(spec), "--device", "cpu", "-o", str(tmp_path / "m.onnx")]) == 2
+    assert "the file declares output shape (3, 5, 5), onnxruntime computes (3, 4, 4), torch " \
+           "(3, 4, 4)" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pool.cnn"]

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_registry_torch import CASES
 
 import cnndsl
+from cnndsl.cli import main
 from cnndsl.codegen import docstring_text, to_source
 from cnndsl.torch_backend import to_module
-
-from test_registry_torch import CASES
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 ZOO = [pytest.param(f"{name}.cnn", size, id=name) for name, size in
@@ -164,3 +164,28 @@ def test_docstring_escaping_is_exact(text):
 def test_same_seed_same_source_byte_for_byte():
     graph = lambda: cnndsl.build_graph(SPECS / "googlenet.cnn")  # noqa: E731
     assert to_source(graph()) == to_source(graph())
+
+
+RUN_ALL = """
+import runpy, sys
+for path in sys.argv[1:]:
+    runpy.run_path(path, run_name="__main__")
+"""
+
+
+def test_a_class_name_never_shadows_what_the_generated_file_uses(tmp_path):
+    # issue 17, F11: named after the file (PositionBias.cnn has a BIAS layer, whose module
+    # class PositionBias is copied into the file) or by --class-name
+    spec = tmp_path / "PositionBias.cnn"
+    spec.write_text("input 4x4x3\nCONV(4, 3, pad=1) - BIAS - FC(2)\n", encoding="utf-8")
+    outputs = [tmp_path / "from_file.py"]
+    assert main(["compile", str(spec), "-o", str(outputs[0])]) == 0
+    names = ["torch", "nn", "super", "print", "tuple", "model", "y", "PositionBias"]
+    for name in names:
+        outputs.append(tmp_path / f"named_{name}.py")
+        assert main(["compile", str(spec), "--class-name", name, "-o", str(outputs[-1])]) == 0
+    result = subprocess.run([sys.executable, "-I", "-c", RUN_ALL, *map(str, outputs)],
+                            cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [f"{name}_: (1, 2)" for name in
+                                          ["PositionBias", *names]]

@@ -127,3 +127,99 @@ def test_threads_parsing_at_once_keep_their_own_sources():
     for t in threads:
         t.join()
     assert wrong == []
+
+
+# -- the parse-table cache is a pickle: only a file no one else could write is read (F4) -----
+
+def _cache(tmp_path, monkeypatch, base):
+    from cnndsl.parser import _cache_file
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(base))
+    return _cache_file(_grammar_text())
+
+
+def test_the_cache_is_used_in_a_private_folder(tmp_path, monkeypatch):
+    path = _cache(tmp_path, monkeypatch, tmp_path / "cache")
+    assert path and path.startswith(str(tmp_path / "cache" / "cnndsl"))
+    assert (tmp_path / "cache" / "cnndsl").stat().st_mode & 0o777 == 0o700
+
+
+def test_a_cache_in_a_sticky_world_writable_folder_is_used(tmp_path, monkeypatch):
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared").chmod(0o1777)  # /tmp: only an entry's owner may rename it
+    assert _cache(tmp_path, monkeypatch, tmp_path / "shared")
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o775, 0o757], ids=oct)
+def test_a_group_or_world_writable_cache_folder_is_not_used(tmp_path, monkeypatch, mode):
+    (tmp_path / "cache" / "cnndsl").mkdir(parents=True)
+    (tmp_path / "cache" / "cnndsl").chmod(mode)
+    assert _cache(tmp_path, monkeypatch, tmp_path / "cache") is False
+
+
+def test_a_symlinked_cache_folder_is_not_used(tmp_path, monkeypatch):
+    (tmp_path / "elsewhere").mkdir(mode=0o700)
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "cnndsl").symlink_to(tmp_path / "elsewhere")
+    assert _cache(tmp_path, monkeypatch, tmp_path / "cache") is False
+
+
+def test_a_cache_reached_through_a_world_writable_home_is_not_used(tmp_path, monkeypatch):
+    from cnndsl.parser import _cache_file
+
+    home = tmp_path / "home"
+    home.mkdir()
+    home.chmod(0o777)  # anyone could have planted .cache here
+    (tmp_path / "planted").mkdir()
+    (home / ".cache").symlink_to(tmp_path / "planted")
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    assert _cache_file(_grammar_text()) is False
+    assert not (tmp_path / "planted" / "cnndsl").exists()
+
+
+@pytest.mark.parametrize("problem", ["other owner", "group writable", "symlink", "folder"])
+def test_a_cache_file_someone_else_could_have_written_is_not_used(tmp_path, monkeypatch,
+                                                                  problem):
+    import os
+
+    path = _cache(tmp_path, monkeypatch, tmp_path / "cache")
+    if problem == "other owner":
+        open(path, "wb").close()
+        if os.getuid() != 0:
+            pytest.fail("this case needs root to give the file away")  # the suite runs as root
+        os.chown(path, 65534, 65534)
+    elif problem == "group writable":
+        open(path, "wb").close()
+        os.chmod(path, 0o620)
+    elif problem == "symlink":
+        (tmp_path / "target").write_bytes(b"")
+        os.symlink(tmp_path / "target", path)
+    else:
+        os.mkdir(path)
+    assert _cache(tmp_path, monkeypatch, tmp_path / "cache") is False
+
+
+def test_a_planted_pickle_does_not_run(tmp_path):
+    import os
+    import pathlib
+    import pickle
+    import subprocess
+    import sys
+
+    class Planted:
+        def __reduce__(self):
+            return pathlib.Path.touch, (pathlib.Path(tmp_path / "RAN"),)
+
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    code = ("import os, sys\nfrom cnndsl.parser import _cache_file, _grammar_text\n"
+            "sys.stdout.write(_cache_file(_grammar_text()))")
+    path = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, check=True).stdout
+    os.chmod(tmp_path / "cache" / "cnndsl", 0o777)  # as another user could have left it
+    with open(path, "wb") as f:  # lark unpickles what follows its first line
+        f.write(b"planted\n" + pickle.dumps(Planted()))
+    r = subprocess.run([sys.executable, "-m", "cnndsl", "check", "input 4x4x3\nRELU"], env=env,
+                       capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr
+    assert not (tmp_path / "RAN").exists()

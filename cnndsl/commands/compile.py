@@ -41,21 +41,26 @@ def run(args) -> int:
         value = getattr(args, option, None)
         if value is not None and value <= 0:
             raise UsageError(f"--{option.replace('_', '-')} must be positive")
-    out, suffix = output_path(args.output)
+    out, suffix = output_path(args.output, inputs=(args.spec, args.weights))
     text, name = read_spec(args.spec, getattr(args, "max_bytes", None))
     if suffix == ".py":
         return write_source(args, text, name, out)
     return write_model(args, text, name, out, suffix)
 
 
-def output_path(output: str | None) -> tuple[Path | None, str]:
-    """-o FILE as (path, suffix), refused before any work if it cannot be written."""
+def output_path(output: str | None, inputs=()) -> tuple[Path | None, str]:
+    """-o FILE as (path, suffix), refused before any work if it cannot be written (a missing
+    folder, a directory, a FIFO, or one of `inputs`: the spec or weights being read)."""
     out = Path(output) if output else None
     suffix = out.suffix.lower() if out else ".py"
     if suffix not in (".py", ".pt", ".onnx", ".ts"):
         raise UsageError(f"-o {output}: the suffix must be .py, .pt, .onnx or .ts")
     if out is not None and not out.parent.is_dir():
         raise UsageError(f"-o {output}: no such directory: {out.parent}")
+    if out is not None:
+        from ..outputs import resolve
+
+        resolve(out, inputs)
     return out, suffix
 
 
@@ -81,7 +86,7 @@ def write_source(args, text: str, name: str, out: Path | None) -> int:
 
     if args.weights:  # the transferred state_dict first: a refused file writes nothing
         write_state_dict(args, text, name, out.with_suffix(".pth"))
-    write_text(out, source)
+    write_text(out, source, inputs=(args.spec, args.weights))
     print(f"{out}: {graph.totals['params']:,} parameters, PyTorch source")
     return 0
 
@@ -89,16 +94,15 @@ def write_source(args, text: str, name: str, out: Path | None) -> int:
 def write_state_dict(args, text: str, name: str, path: Path) -> None:
     """--weights for source output: the state_dict the generated class loads, transferred by
     structure (the generated class and the in-memory module name their layers alike)."""
-    import torch
-
     from ..api import compile_text
-    from ..artifacts import atomic_path
+    from ..artifacts import save_state_dict
+    from ..outputs import resolve
 
+    resolve(path, (args.spec, args.weights))  # before the work: the weights file itself?
     model = compile_text(text, name, input=args.input, classes=args.classes, device="cpu",
                          logits=args.logits, max_layers=args.max_layers, weights=args.weights,
                          **defines_from_args(args))
-    with atomic_path(path) as tmp:
-        torch.save(model.state_dict(), tmp)
+    save_state_dict(model.state_dict(), path, inputs=(args.spec, args.weights))
     print(f"{path}: the weights of {args.weights}, by structure "
           "(model.load_state_dict(torch.load(...)))")
 

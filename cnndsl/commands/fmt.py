@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import difflib
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from ..errors import CnnDslError, UsageError
@@ -37,6 +35,7 @@ def format_one(name: str, check: bool) -> int:
     """Format one file (or stdin); 1 when --check finds it unformatted."""
     from ..api import read_spec
     from ..fmt import format_text
+    from ..outputs import write_text
 
     text, shown = read_spec("-" if name == "-" else Path(name))
     formatted = format_text(text, shown)
@@ -51,19 +50,8 @@ def format_one(name: str, check: bool) -> int:
     if name == "-":
         sys.stdout.write(formatted)
     elif formatted != text:
-        write_atomically(Path(name), formatted)
+        # Through a temporary file, keeping the mode, written through a symlink to the
+        # real spec (cnndsl.outputs).
+        write_text(Path(name), formatted)
         print(f"reformatted {shown}", file=sys.stderr)
     return 0
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write beside the file, then rename over it: a crash never leaves half a spec."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
-            out.write(text)
-        os.chmod(tmp, path.stat().st_mode & 0o7777)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

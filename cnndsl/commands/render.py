@@ -25,10 +25,13 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..render import format_for, render_file
     from pathlib import Path
 
+    from ..outputs import resolve
+    from ..render import format_for, render_file
+
     format_for(Path(args.output), args.format)  # a bad file name fails before any work
+    resolve(args.output, inputs=(args.spec,))  # so do a directory, a FIFO, the spec itself
     path = render_file(graph_from_args(args), args.output, args.format, expand=args.expand,
                        rankdir=args.rankdir)
     print(f"wrote {path}")
