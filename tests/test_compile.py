@@ -263,3 +263,25 @@ def test_the_documented_training_quickstart_trains():
     probabilities = namespace["probabilities"]
     torch.testing.assert_close(probabilities.sum(dim=1), torch.ones(64))
     assert not any(isinstance(m, nn.Softmax) for m in namespace["model"].modules())
+
+
+def test_optimize_keeps_nchw_where_torchs_channels_last_is_wrong():
+    """torch 2.14's CPU channels_last convolution computes Conv2d(1, 1, 3, stride=(1, 2),
+    padding=1) on a 2x2 input wrongly (found by the random-spec property); optimize checks
+    its channels_last model against the NCHW one and keeps NCHW here."""
+    conv = nn.Conv2d(1, 1, 3, stride=(1, 2), padding=1).eval()
+    x = torch.randn(2, 1, 2, 2, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        nchw = conv(x)
+        nhwc = conv.to(memory_format=torch.channels_last)(
+            x.contiguous(memory_format=torch.channels_last))
+    torch_is_wrong = not torch.allclose(nchw, nhwc, atol=1e-5)  # True on torch 2.14.1
+    text = "input 2x2x1\nCONV(1, 3, s=1x2, pad=1, round=floor)"
+    plain, fast = cnndsl.compile(text, seed=0).eval(), cnndsl.compile(text, seed=0,
+                                                                        optimize=True)
+    # channels_last (the input converted with .contiguous) only where torch computes it right
+    assert ("contiguous" in fast.code) == (not torch_is_wrong)
+    with torch.inference_mode():
+        torch.testing.assert_close(fast(x), plain(x))
+    fine = cnndsl.compile("input 8x8x3\nCONV(4, 3, s=1x2, pad=1, round=floor)", optimize=True)
+    assert "contiguous" in fine.code
