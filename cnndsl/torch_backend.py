@@ -91,19 +91,18 @@ def fold_batchnorm(model: fx.GraphModule) -> fx.GraphModule:
     return model
 
 
-def windows_fit(plan: lowering.Plan) -> bool:
-    """Whether every convolution's window fits inside its input on both axes. torch 2.14's CPU
-    channels_last convolution reads out of bounds where it does not (wrong values, and a
-    segfault in the long random-spec run): such networks stay NCHW under optimize."""
-    shapes = {step.node: step.shape for step in plan.steps}
-    shapes[plan.input] = plan.input_shape
-    for step in plan.steps:
-        if step.module != "Conv2d":
+def windows_fit(graph) -> bool:
+    """Whether every layer's window (the registry's `window`) fits inside its input on both
+    axes. torch 2.14's CPU channels_last convolution reads out of bounds where one does not
+    (wrong values, and a segfault in the long random-spec run): such networks stay NCHW under
+    optimize."""
+    for node in graph.order():
+        window = node.inputs and node.kind.window(node.params, node.in_shapes)
+        if not window:
             continue
-        given = shapes[step.inputs[0]]
-        k, d = step.recipe.kwargs["kernel_size"], step.recipe.kwargs["dilation"]
-        if any(size < dil * (kernel - 1) + 1 for size, kernel, dil in
-               zip((given.h, given.w), k, d)):
+        (kh, kw), _, (dh, dw) = window
+        given = node.in_shapes[0]
+        if given.h < dh * (kh - 1) + 1 or given.w < dw * (kw - 1) + 1:
             return False
     return True
 
@@ -228,7 +227,7 @@ def build_module(graph, spec_name: str, *, device=None, dtype=None, seed=None, l
         example = None if device.type == "meta" else torch.randn(
             2, *graph.context.input.as_list(), generator=torch.Generator().manual_seed(0))
         model = optimize_for_inference(model, example,
-                                       channels_last=windows_fit(lowering.plan(graph)))
+                                       channels_last=windows_fit(graph))
     model = model.to(device=device, dtype=dtype)
     model.cnndsl_info = {
         **(info or {}), "logits": bool(logits), "optimize": bool(optimize),
