@@ -49,7 +49,7 @@ def layer(draw, depth=0):
         return f"{kind}({k}, {s}{pad}{rnd})"
     if choice == 2:
         return draw(st.sampled_from(["RELU", "BN", "TANH", "SIGMOID", "LEAKYRELU(0.1)", "RELU6",
-                                     "ELU", "GELU", "LRN", "DROPOUT(0.3)"]))
+                                     "ELU", "GELU", "SILU", "LRN", "DROPOUT(0.3)"]))
     if choice == 3:
         s = draw(st.sampled_from(STRIDES))
         pad = draw(st.sampled_from(["1", "1x0", "0x1"]))
