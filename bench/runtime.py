@@ -29,11 +29,12 @@ SPECS = Path(__file__).resolve().parents[1] / "specs"
 
 
 def build(name: str):
-    """(torchvision's model, ours with its weights, ours optimised), eval mode."""
+    """(torchvision's model, ours with its weights, ours optimised, ours --flat), eval mode:
+    the class-per-def module must be as fast as the flat one (issue 12)."""
     theirs = getattr(torchvision.models, name)(weights=None).eval()
-    ours = cnndsl.compile(SPECS / f"{name}.cnn", logits=True).eval()
-    ours.load_state_dict(dict(zip(ours.state_dict(), theirs.state_dict().values())))
-    return theirs, ours, optimize_for_inference(copy.deepcopy(ours))
+    ours = cnndsl.compile(SPECS / f"{name}.cnn", logits=True, weights=theirs).eval()
+    flat = cnndsl.compile(SPECS / f"{name}.cnn", logits=True, weights=theirs, flat=True).eval()
+    return theirs, ours, optimize_for_inference(copy.deepcopy(ours)), flat
 
 
 def time_rounds(variants: dict, x, runs: int, warmup: int, sync=lambda: None) -> dict:
@@ -64,17 +65,18 @@ def report(model: str, batch: int, device: str, times: dict, base: str) -> None:
 
 
 def bench_cpu(name: str, batches, runs: int, warmup: int) -> None:
-    theirs, ours, fast = build(name)
+    theirs, ours, fast, flat = build(name)
     for batch in batches:
         x = torch.randn(batch, 3, 224, 224)
-        times = time_rounds({"torchvision": theirs, "cnndsl": ours,
+        times = time_rounds({"torchvision": theirs, "cnndsl": ours, "cnndsl --flat": flat,
                              "cnndsl --optimize": fast}, x, runs, warmup)
         report(name, batch, "cpu", times, "torchvision")
 
 
 def bench_cuda(name: str, batches, runs: int, warmup: int) -> None:
-    theirs, ours, fast = (m.cuda() for m in build(name))
-    variants = {"torchvision": theirs, "cnndsl": ours, "cnndsl --optimize": fast,
+    theirs, ours, fast, flat = (m.cuda() for m in build(name))
+    variants = {"torchvision": theirs, "cnndsl": ours, "cnndsl --flat": flat,
+                "cnndsl --optimize": fast,
                 "torchvision compiled": torch.compile(theirs),
                 "cnndsl compiled": torch.compile(ours)}
 

@@ -312,7 +312,8 @@ def spec_variables(variables: dict) -> dict:
 def compile(spec=None, *, text: str | None = None, path: str | Path | None = None, input=None,
             classes: int | None = None, device=None, dtype=None, seed: int | None = None,
             logits: bool = False, optimize: bool = False, max_layers: int | None = None,
-            weights=None, runtime: str = "torch", **variables) -> nn.Module:
+            weights=None, runtime: str = "torch", flat: bool = False,
+            **variables) -> nn.Module:
     """Parse, check and build a spec as a torch.nn.Module (see docs/compile.md).
 
     The spec as build_graph() takes it: `spec` guessed, or `text=` / `path=`.
@@ -320,6 +321,7 @@ def compile(spec=None, *, text: str | None = None, path: str | Path | None = Non
     model by structure (cnndsl.transfer_weights), before `optimize` folds anything.
     `runtime="onnxruntime"`: an inference-only model with the module's interface, run by
     onnxruntime from the verified ONNX export (cnndsl.onnx_runtime).
+    `flat=True`: one submodule per layer (a torch.fx GraphModule) instead of a class per def.
     """
     if runtime not in ("torch", "onnxruntime"):
         raise UsageError(f"unknown runtime {runtime!r}: torch or onnxruntime")
@@ -327,7 +329,7 @@ def compile(spec=None, *, text: str | None = None, path: str | Path | None = Non
     model = compile_text(text, name, input=input, classes=classes,
                          device=device if runtime == "torch" else "cpu", dtype=dtype,
                          seed=seed, logits=logits, optimize=optimize and runtime == "torch",
-                         max_layers=max_layers, weights=weights, **variables)
+                         max_layers=max_layers, weights=weights, flat=flat, **variables)
     if runtime == "onnxruntime":
         from .onnx_runtime import to_onnxruntime
 
@@ -337,7 +339,7 @@ def compile(spec=None, *, text: str | None = None, path: str | Path | None = Non
 
 def compile_text(text: str, name: str, *, input=None, classes=None, device=None, dtype=None,
                  seed=None, logits=False, optimize=False, max_layers=None, weights=None,
-                 **variables) -> nn.Module:
+                 flat=False, **variables) -> nn.Module:
     """compile() for spec text already read (`name` is what errors call it)."""
     from .torch_backend import build_module
 
@@ -355,7 +357,7 @@ def compile_text(text: str, name: str, *, input=None, classes=None, device=None,
         weights_name = "the weights"
     return build_module(graph, name, device=device, dtype=dtype, seed=seed, logits=logits,
                         optimize=optimize, info=info, weights=weights,
-                        weights_name=weights_name)
+                        weights_name=weights_name, flat=flat)
 
 
 def load(path: str | Path, *, device=None) -> nn.Module:
@@ -372,7 +374,7 @@ def load(path: str | Path, *, device=None) -> nn.Module:
                          input=tuple(saved_input) if isinstance(saved_input, list) else
                          saved_input, classes=payload["classes"], logits=payload["logits"],
                          optimize=payload["optimize"], dtype=payload["dtype"],
-                         **payload["variables"])
+                         flat=payload["flat"], **payload["variables"])
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:  # names or shapes that are not the spec's

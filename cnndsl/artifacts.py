@@ -10,7 +10,7 @@ from .errors import UsageError
 from .outputs import atomic_path
 
 FORMAT = "cnndsl.pt"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: `flat` (version 1 files hold flat models, one submodule per layer)
 SUFFIXES = (".py", ".pt", ".onnx", ".ts")
 
 
@@ -83,6 +83,7 @@ def save_pt(model, path: str | Path) -> None:
                "spec_name": info["spec_name"], "variables": variables, "input": info["input"],
                "classes": info["classes"], "logits": info["logits"],
                "optimize": info["optimize"], "dtype": info["dtype"],
+               "flat": bool(info.get("flat", False)),
                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
     with _written(path) as f:
         torch.save(payload, f)
@@ -357,6 +358,10 @@ def read_pt(path: str | Path) -> dict:
         if not valid(payload[key]):
             raise UsageError(f"{path} is damaged: `{key}` must be {what}, not "
                              f"{type(payload[key]).__name__}")
+    flat = payload.setdefault("flat", version == 1)
+    if not isinstance(flat, bool):
+        raise UsageError(f"{path} is damaged: `flat` must be true or false, not "
+                         f"{type(flat).__name__}")
     meta = next((k for k, t in payload["state_dict"].items() if t.is_meta), None)
     if meta is not None:
         raise UsageError(f"{path} is damaged: the tensor {meta} holds no data (a meta tensor)")

@@ -161,17 +161,19 @@ class Expander(Evaluator):
         if n > limit:
             raise CnnLimitError(f"repeat count {n:,} exceeds the layer limit of {limit:,}", span,
                                 help="raise the limit with --max-layers")
-        if n == 0:
-            self.spent_nothing(span)
-            return tail
-        if n == 1:  # not a repetition: no frame, so tables and diagrams show no `x1` box
-            return self.build(body, scope, tail, within)
         self.frame_ids += 1
         fid = self.frame_ids
+        if n == 0:
+            # An empty scope still marks the repeat's place: a def called with N = 0 here and
+            # N = 3 elsewhere is one module class (cnndsl.structure). Tables and diagrams
+            # only see scopes that hold layers.
+            within.child("repeat", "x0", fid, 0, 0, span=span, start=self.graph.next_id)
+            self.spent_nothing(span)
+            return tail
         for i in range(n):
             before = self.graph.next_id
             tail = self.build(body, scope, tail, within.child("repeat", f"x{n}", fid, i, n,
-                                                            span=span))
+                                                            span=span, start=before))
             if i == 0:
                 per_copy = self.graph.next_id - before
                 if per_copy == 0:
@@ -198,8 +200,13 @@ class Expander(Evaluator):
                                    tail, within)
         if isinstance(bound, ast.Assign):
             self.enter(expr.id, expr.span, bound)
+            self.frame_ids += 1
+            # `features = ...` used in the network: a named group, the compiled model's
+            # `features` submodule (cnndsl.structure); tables and diagrams look through it.
+            group = within.child("group", expr.id, self.frame_ids, span=expr.span,
+                                 start=self.graph.next_id)
             try:
-                return self.build(bound.value, self.globals, tail, within)
+                return self.build(bound.value, self.globals, tail, group)
             finally:
                 self.stack.pop()
         if isinstance(bound, Override):
@@ -259,7 +266,10 @@ class Expander(Evaluator):
         before = self.graph.next_id
         try:
             block = within.child("block", d.name, self.frame_ids, span=call.span,
-                               args=self.block_args(d, local))
+                               args=self.block_args(d, local), start=before,
+                               defaulted=frozenset(p.name for p in d.params if p.default
+                                                   is not None and
+                                                   local.names[p.name].expr is p.default))
             out = self.build(d.body, local, tail, block)
         finally:
             self.stack.pop()

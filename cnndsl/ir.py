@@ -51,25 +51,30 @@ class Scope:
         "args",
         "children",
         "count",
+        "defaulted",
         "id",
         "index",
         "kind",
         "name",
         "parent",
         "span",
+        "start",
     )
 
     def __init__(self, kind: str, name: str, id: int, index: int = 0, count: int = 1, *,
                  args: dict | None = None, span: Span | None = None,
-                 parent: Scope | None = None):
-        self.kind = kind  # "root" | "block" | "repeat" | "branch"
+                 parent: Scope | None = None, start: int = -1,
+                 defaulted: frozenset = frozenset()):
+        self.kind = kind  # "root" | "block" | "repeat" | "branch" | "group"
         self.name = name  # the def's name; "x3" for a repeat; "residual", "concat", "add"
         self.id = id
         self.index = index  # iteration or branch number, from 0
         self.count = count  # iterations or branches of the construct
         self.args = args or {}  # a block's bound arguments
+        self.defaulted = defaulted  # the parameters a block call left to their defaults
         self.span = span  # the call, repeat or merge in the spec
         self.parent = parent
+        self.start = start  # the id its first layer got or would get (an empty repeat's place)
         self.children: list[Scope] = []
         self._path: tuple[Scope, ...] | None = None
         if parent is not None:
@@ -89,6 +94,13 @@ class Scope:
     @property
     def depth(self) -> int:
         return len(self.path)
+
+    @property
+    def folded(self) -> bool:
+        """A repeat of one or no iterations, or a named group (`features = ...`): kept in the
+        tree (module classes need the place of every repeat, and a group's name), but tables
+        and diagrams show its layers in the enclosing scope."""
+        return (self.kind == "repeat" and self.count <= 1) or self.kind == "group"
 
     def blocks(self) -> list[Scope]:
         """The `def` calls around (and including) this scope, outermost first."""
@@ -136,7 +148,10 @@ class Node:
 
     @property
     def path(self) -> tuple[Scope, ...]:
-        return self.scope.path
+        """The scopes around the layer, outermost first, folded repeats left out."""
+        path = self.scope.path
+        return path if not any(s.folded for s in path) else \
+            tuple(s for s in path if not s.folded)
 
     def label(self) -> str:
         """`CONV 3x3/1, 64` (the resolved arguments once checked)."""
@@ -263,14 +278,17 @@ class Graph:
     def output_node(self) -> Node:
         return self.nodes[self.output]
 
-    def scope_tree(self) -> ScopeItems:
+    def scope_tree(self, *, all_scopes: bool = False) -> ScopeItems:
         """The scope tree with the layers in it, everything in data-flow order: what summary
-        groups, render boxes and module classes are made from."""
+        groups, render boxes and module classes are made from. Folded scopes (repeats of one
+        iteration, named groups) are left out, their layers in the enclosing scope, unless
+        `all_scopes`."""
         root = ScopeItems(self.root)
         for node in self.order():
             holder = root
             for scope in node.scope.path:
-                holder = holder.enter(scope)
+                if all_scopes or not scope.folded:
+                    holder = holder.enter(scope)
             holder.items.append(node)
         return root
 

@@ -1,10 +1,19 @@
-"""Checked IR -> a runnable torch.nn.Module (a torch.fx GraphModule); cnndsl.compile's torch half."""
+"""Checked IR -> a runnable torch.nn.Module; cnndsl.compile's torch half.
+
+The module is the generated source's own classes (cnndsl.codegen), executed in memory: the
+model a user gets from `compile` and from `compile -o model.py` is one and the same code.
+`flat=True` keeps the older form, a torch.fx GraphModule with a submodule per layer.
+"""
 from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
+import linecache
 import operator
 import os
+import sys
+import types
 from pathlib import Path
 
 import torch
@@ -12,6 +21,7 @@ from torch import fx, nn
 
 from . import lowering, torch_modules
 from .errors import UsageError
+from .pysource import check_generated
 
 DTYPES = {"float32": torch.float32, "float": torch.float32, "bfloat16": torch.bfloat16,
           "float16": torch.float16, "half": torch.float16, "float64": torch.float64,
@@ -27,7 +37,44 @@ def make_layer(step: lowering.Step) -> nn.Module:
     return cls(**step.kwargs)
 
 
-def to_module(graph, *, logits: bool = False, class_name: str = "Net") -> fx.GraphModule:
+def to_module(graph, *, logits: bool = False, class_name: str = "Net",
+              flat: bool = False) -> nn.Module:
+    """The network as an instance of its generated class (a class per def, docs/compile.md);
+    flat=True: a GraphModule with a submodule per layer."""
+    if flat:
+        return to_flat_module(graph, logits=logits, class_name=class_name)
+    from .codegen import to_source
+
+    source = to_source(graph, logits=logits, class_name=class_name)
+    cls = load_class(source)
+    return cls()
+
+
+def load_class(source: str) -> type:
+    """The model class of a generated file (cnndsl.codegen), executed in memory: the one
+    place cnndsl runs code, and only code it generated, which imports only torch and calls
+    only torch and its own classes (pysource.check_generated refuses anything else). The
+    source is registered with linecache under a name of its own, so tracebacks, inspect and
+    torch.jit.script read it."""
+    check_generated(source)  # torch and its own classes only, or a bug: no exec
+    digest = hashlib.sha1(source.encode()).hexdigest()[:16]
+    name = f"cnndsl_generated_{digest}"
+    module = sys.modules.get(name)
+    if module is None:
+        # A module of its own, in sys.modules with its source in linecache: inspect (and so
+        # torch.jit.script) finds a class's source through its module's __file__.
+        filename = f"<cnndsl-generated-{digest}>"
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        module = types.ModuleType(name)
+        module.__file__ = filename
+        exec(compile(source, filename, "exec"), module.__dict__)  # noqa: S102 - generated here
+        sys.modules[name] = module
+    model_cls = [v for v in vars(module).values() if isinstance(v, type)
+                 and issubclass(v, nn.Module) and v.__module__ == name]
+    return model_cls[-1]  # the model comes last, after the block classes it uses
+
+
+def to_flat_module(graph, *, logits: bool = False, class_name: str = "Net") -> fx.GraphModule:
     """The network as a GraphModule: one submodule per layer, named after its node.
 
     forward is straight-line code (chains, ADD as +, CONCAT as torch.cat on channels), so
@@ -66,28 +113,41 @@ def to_module(graph, *, logits: bool = False, class_name: str = "Net") -> fx.Gra
     return fx.GraphModule(modules, g, class_name=class_name)
 
 
-def fold_batchnorm(model: fx.GraphModule) -> fx.GraphModule:
-    """Fold each eval-mode BN into the conv or linear layer before it (in place)."""
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """Fold each eval-mode BN into the conv or linear layer before it, in place: the layer
+    becomes the fused one and the BN an nn.Identity, inside whatever block class holds them.
+
+    The pairs are read off a torch.fx trace of the model: a BN whose input is the output of a
+    conv (linear) layer that nothing else reads."""
     from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
     pairs = ((nn.Conv2d, nn.BatchNorm2d, fuse_conv_bn_eval),
              (nn.Linear, nn.BatchNorm1d, fuse_linear_bn_eval))
+    traced = model if isinstance(model, fx.GraphModule) else fx.symbolic_trace(model)
     modules = dict(model.named_modules())
-    for node in list(model.graph.nodes):
+    calls = [n.target for n in traced.graph.nodes if n.op == "call_module"]
+    for node in list(traced.graph.nodes):
         if node.op != "call_module" or not node.args:
             continue
         prev = node.args[0]
-        if not (isinstance(prev, fx.Node) and prev.op == "call_module" and len(prev.users) == 1):
+        if not (isinstance(prev, fx.Node) and prev.op == "call_module" and len(prev.users) == 1
+                and calls.count(prev.target) == 1 and calls.count(node.target) == 1):
             continue
         layer, norm = modules[prev.target], modules[node.target]
         for layer_cls, norm_cls, fuse in pairs:
             if type(layer) is layer_cls and type(norm) is norm_cls:
-                setattr(model, prev.target, fuse(layer.eval(), norm.eval()))
-                node.replace_all_uses_with(prev)
-                model.graph.erase_node(node)
-                model.delete_submodule(node.target)
+                fused = fuse(layer.eval(), norm.eval())
+                if isinstance(model, fx.GraphModule):
+                    setattr(model, prev.target, fused)
+                    node.replace_all_uses_with(prev)
+                    model.graph.erase_node(node)
+                    model.delete_submodule(node.target)
+                else:
+                    model.set_submodule(prev.target, fused)
+                    model.set_submodule(node.target, nn.Identity())
                 break
-    model.recompile()
+    if isinstance(model, fx.GraphModule):
+        model.recompile()
     return model
 
 
@@ -107,8 +167,8 @@ def windows_fit(graph) -> bool:
     return True
 
 
-def optimize_for_inference(model: fx.GraphModule, example=None, *,
-                           channels_last: bool = True) -> fx.GraphModule:
+def optimize_for_inference(model: nn.Module, example=None, *,
+                           channels_last: bool = True) -> nn.Module:
     """Eval mode, BatchNorm folded into the layer before it, convolutions in channels_last.
 
     The input is made channels_last too, so no layer works in the slower NCHW layout. With an
@@ -129,15 +189,24 @@ def optimize_for_inference(model: fx.GraphModule, example=None, *,
     return fast if float((got - expected).abs().max()) <= 1e-4 * scale else model
 
 
-def _channels_last(model: fx.GraphModule) -> fx.GraphModule:
+def _channels_last(model: nn.Module) -> nn.Module:
+    """Weights in channels_last, and the input made channels_last on the way in, so no layer
+    works in the slower NCHW layout."""
     model = model.to(memory_format=torch.channels_last)
-    x = next(n for n in model.graph.nodes if n.op == "placeholder")
-    with model.graph.inserting_after(x):
-        nhwc = model.graph.call_method("contiguous", (x,),
-                                       {"memory_format": torch.channels_last})
-    x.replace_all_uses_with(nhwc, delete_user_cb=lambda user: user is not nhwc)
-    model.recompile()
+    if isinstance(model, fx.GraphModule):
+        x = next(n for n in model.graph.nodes if n.op == "placeholder")
+        with model.graph.inserting_after(x):
+            nhwc = model.graph.call_method("contiguous", (x,),
+                                           {"memory_format": torch.channels_last})
+        x.replace_all_uses_with(nhwc, delete_user_cb=lambda user: user is not nhwc)
+        model.recompile()
+    else:
+        model.register_forward_pre_hook(_nhwc_input)
     return model
+
+
+def _nhwc_input(module: nn.Module, args: tuple[torch.Tensor]) -> tuple[torch.Tensor]:
+    return (args[0].contiguous(memory_format=torch.channels_last),)
 
 
 def resolve_device(device) -> torch.device:
@@ -194,7 +263,7 @@ def check_memory(graph, dtype) -> None:
 
 def build_module(graph, spec_name: str, *, device=None, dtype=None, seed=None, logits=False,
                  optimize=False, info: dict | None = None, weights=None,
-                 weights_name: str = "the weights") -> nn.Module:
+                 weights_name: str = "the weights", flat: bool = False) -> nn.Module:
     """The checked graph as a module on `device` in `dtype` (cnndsl.api.compile_text checks
     the spec); `info` (the spec and its variables) is kept on it as `model.cnndsl_info`.
     `weights` (a module or state_dict) are transferred by structure before optimizing."""
@@ -210,13 +279,15 @@ def build_module(graph, spec_name: str, *, device=None, dtype=None, seed=None, l
     where = torch.device("meta") if device.type == "meta" else contextlib.nullcontext()
     with where:
         if seed is None:
-            model = to_module(graph, logits=logits, class_name=class_name_for(spec_name))
+            model = to_module(graph, logits=logits, class_name=class_name_for(spec_name),
+                              flat=flat)
         else:
             # A private RNG stream: the weights depend on the seed alone, the caller's RNG is
             # kept.
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
-                model = to_module(graph, logits=logits, class_name=class_name_for(spec_name))
+                model = to_module(graph, logits=logits, class_name=class_name_for(spec_name),
+                                  flat=flat)
     if weights is not None:
         from .weights import transfer_weights
 
@@ -230,13 +301,15 @@ def build_module(graph, spec_name: str, *, device=None, dtype=None, seed=None, l
                                        channels_last=windows_fit(graph))
     model = model.to(device=device, dtype=dtype)
     model.cnndsl_info = {
-        **(info or {}), "logits": bool(logits), "optimize": bool(optimize),
+        **(info or {}), "logits": bool(logits), "optimize": bool(optimize), "flat": bool(flat),
         "dtype": str(dtype).removeprefix("torch."),
         "input_shape": graph.context.input.as_list(),
         "params": graph.totals["params"],
         # cnndsl's static output shape: the ONNX export checks what it declares against it.
         "output_shape": graph.totals["output"].as_list(),
     }
-    # GraphModule re-creates these attributes on deepcopy (DDP, optimisers, EMA copies).
-    model.meta.setdefault("_user_preserved_attributes", {})["cnndsl_info"] = model.cnndsl_info
+    if isinstance(model, fx.GraphModule):
+        # GraphModule re-creates these attributes on deepcopy (DDP, optimisers, EMA copies).
+        model.meta.setdefault("_user_preserved_attributes", {})["cnndsl_info"] = \
+            model.cnndsl_info
     return model

@@ -99,8 +99,8 @@ def test_residual_sums_accumulate_in_place_only_into_private_tensors():
     model = cnndsl.compile(shared).eval()
     x = torch.randn(2, 3, 4, 4)
     with torch.no_grad():
-        c = model.conv1(x)
-        assert torch.equal(model(x), torch.cat([c + model.conv2(c), c], dim=1))
+        c = model.conv1(x)  # the add is the concat's first branch, a class of its own
+        assert torch.equal(model(x), torch.cat([c + model.branch1.branch2(c), c], dim=1))
     adds = [s for s in lowering.plan(cnndsl.build_graph(shared)).steps if s.function == "add"]
     assert [s.accumulate for s in adds] == [False]
     resnet = lowering.plan(cnndsl.build_graph(SPECS / "resnet18.cnn"))
@@ -202,7 +202,8 @@ def test_optimize_folds_batchnorm_and_matches_the_plain_model(name, size):
     fast = optimize_for_inference(copy.deepcopy(plain))
     assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.modules())
     assert not fast.training
-    assert fast.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    first = next(m for m in fast.modules() if isinstance(m, nn.Conv2d))
+    assert first.weight.is_contiguous(memory_format=torch.channels_last)
     x = torch.randn(2, 3, size, size)
     with torch.no_grad():
         expected, got = plain(x), fast(x)
@@ -279,9 +280,14 @@ def test_optimize_keeps_nchw_where_torchs_channels_last_is_wrong():
     text = "input 2x2x1\nCONV(1, 3, s=1x2, pad=1, round=floor)"
     plain, fast = cnndsl.compile(text, seed=0).eval(), cnndsl.compile(text, seed=0,
                                                                         optimize=True)
-    # channels_last (the input converted with .contiguous) only where torch computes it right
-    assert ("contiguous" in fast.code) == (not torch_is_wrong)
+    # channels_last only where torch computes it right
+    assert nhwc_input(fast) == (not torch_is_wrong)
     with torch.inference_mode():
         torch.testing.assert_close(fast(x), plain(x))
     fine = cnndsl.compile("input 8x8x3\nCONV(4, 3, s=1x2, pad=1, round=floor)", optimize=True)
-    assert "contiguous" in fine.code
+    assert nhwc_input(fine)
+
+
+def nhwc_input(model) -> bool:
+    """Whether optimize made the model take its input in channels_last (a pre-hook)."""
+    return any(hook.__name__ == "_nhwc_input" for hook in model._forward_pre_hooks.values())

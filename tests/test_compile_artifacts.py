@@ -30,7 +30,7 @@ def tiny(**kw):
 def test_pt_round_trip_with_spec_and_variables(tmp_path):
     model = tiny(logits=True).eval()
     with torch.no_grad():
-        model.bn1.running_mean.uniform_()  # state beyond the initialisation must survive
+        model.unit1.bn1.running_mean.uniform_()  # state beyond the initialisation must survive
     path = tmp_path / "model.pt"
     artifacts.save(model, path)
     payload = torch.load(path, weights_only=True)

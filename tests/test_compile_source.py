@@ -55,23 +55,26 @@ def load_class(path: Path, name: str):
 
 
 def check_same_network(graph, tmp_path, *, logits=False):
-    """The generated class and to_module's module: same submodules, weights, outputs."""
-    path = tmp_path / "model.py"
-    path.write_text(to_source(graph, logits=logits, class_name="Generated"), encoding="utf-8")
-    generated = load_class(path, "Generated")().eval()
-    torch.manual_seed(0)
-    built = to_module(graph, logits=logits).eval()
-    assert [(n, repr(m)) for n, m in generated.named_children()] == \
-        [(n, repr(m)) for n, m in built.named_children()]
-    generated.load_state_dict(built.state_dict())  # strict: the same keys and shapes
-    start = next(v for v, d in graph.nodes(data=True) if d["kind"] == "INPUT")
-    x = torch.randn(2, *graph.nodes[start]["shape"].as_list())
-    with torch.no_grad():
-        assert torch.equal(generated(x.clone()), built(x.clone()))
-        built.load_state_dict({k: v * 0.9 if v.is_floating_point() else v
-                               for k, v in generated.state_dict().items()})
-        generated.load_state_dict(built.state_dict())
-        assert torch.equal(generated(x.clone()), built(x.clone()))
+    """The generated class and to_module's module: same submodules, weights, outputs; the
+    class-per-def form and --flat alike."""
+    for flat in (True, False):
+        path = tmp_path / "model.py"
+        path.write_text(to_source(graph, logits=logits, class_name="Generated", flat=flat),
+                        encoding="utf-8")
+        generated = load_class(path, "Generated")().eval()
+        torch.manual_seed(0)
+        built = to_module(graph, logits=logits, flat=flat).eval()
+        assert [(n, repr(m)) for n, m in generated.named_children()] == \
+            [(n, repr(m)) for n, m in built.named_children()]
+        generated.load_state_dict(built.state_dict())  # strict: the same keys and shapes
+        start = next(v for v, d in graph.nodes(data=True) if d["kind"] == "INPUT")
+        x = torch.randn(2, *graph.nodes[start]["shape"].as_list())
+        with torch.no_grad():
+            assert torch.equal(generated(x.clone()), built(x.clone()))
+            built.load_state_dict({k: v * 0.9 if v.is_floating_point() else v
+                                   for k, v in generated.state_dict().items()})
+            generated.load_state_dict(built.state_dict())
+            assert torch.equal(generated(x.clone()), built(x.clone()))
     return path
 
 
@@ -117,38 +120,62 @@ def test_generated_file_imports_only_torch_and_runs_without_cnndsl(tmp_path):
 
 
 def test_generated_source_reads_like_pytorch():
+    """torchvision's resnet.py shape: a class per def (BasicBlock's constructor arguments),
+    stages as nn.Sequential, a residual forward that reads `identity = ...; out += identity`,
+    shape comments in the model's forward."""
     graph = cnndsl.build_graph(SPECS / "resnet18.cnn")
     source = to_source(graph, class_name="ResNet18")
-    assert "class ResNet18(nn.Module):" in source
-    assert "        self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, " \
+    tree = ast.parse(source)
+    classes = [n.name for n in tree.body if isinstance(n, ast.ClassDef)]
+    assert classes == ["Basic", "Stage", "ResNet18"]  # helpers, blocks, then the model
+    assert "class Basic(nn.Module):\n    def __init__(self, in_channels: int, c: int, " \
+           "s: int = 1) -> None:" in source
+    assert "class Stage(nn.Sequential):" in source
+    assert "        self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, " \
            "bias=False)" in source
-    assert "        x = self.conv1(x)  # -> 64x112x112" in source
-    assert "        x = self.maxpool1(x)  # -> 64x56x56  " not in source  # no empty block
-    forward = source[source.index("def forward"):source.index("if __name__")]
-    body = [line for line in forward.splitlines()[1:] if line.strip()]
-    nodes = graph.number_of_nodes() - 1  # every node but INPUT is one line
-    assert len(body) == nodes + 1  # and the return
-    assert all("->" in line.partition("  # ")[2] for line in body[:-1])
-    assert "        x = x1.add_(x)  # add1: -> 64x56x56\n" in source
-    assert "        x1 = self.conv2(x)  # -> 64x56x56  [stage.basic]\n" in source
+    # the projection only where the shape changes: the lecture's (and torchvision's) rule
+    assert "        if s != 1 or in_channels != c:\n            self.shortcut = nn.Sequential(" \
+        in source
+    assert "        identity = x\n        if self.shortcut is not None:\n" \
+           "            identity = self.shortcut(x)\n" in source
+    assert "        x += identity\n" in source
+    assert "        x = self.conv1(x)  # 64x112x112\n" in source
+    assert "        x = self.stage4(x)  # 512x7x7\n" in source
+    assert "        self.stage2 = Stage(64, 128)\n" in source  # s=2: its default
     assert source.count("import") == 2
+    assert max(map(len, source.splitlines())) <= 100
+    flat = to_source(graph, class_name="ResNet18", flat=True)
+    forward = flat[flat.index("def forward"):flat.index("if __name__")]
+    body = [line for line in forward.splitlines()[1:] if line.strip()]
+    nodes = graph.number_of_nodes() - 1  # --flat: every node but INPUT is one line
+    assert len(body) == nodes + 1  # and the return
+    assert "        x = x1.add_(x)  # add1: -> 64x56x56\n" in flat
 
 
 def test_hostile_spec_text_and_names_stay_inert(tmp_path):
     spec = tmp_path / 'evil"""; import os.cnn'
     spec.write_text(HOSTILE, encoding="utf-8")
     graph = cnndsl.build_graph(spec)
-    source = to_source(graph, class_name='Evil"); import os #')
+    source = to_source(graph, class_name='Evil"); import os #', flat=True)  # the whole spec
     tree = ast.parse(source)
-    assert [type(n).__name__ for n in tree.body] == ["Expr", "Import", "ImportFrom", "ClassDef",
-                                                     "If"]
+    kinds = [type(n).__name__ for n in tree.body]
+    assert kinds[:3] == ["Expr", "Import", "ImportFrom"] and kinds[-1] == "If"
+    assert set(kinds[3:-1]) == {"ClassDef"}
     assert imported_modules(tree) == {"torch"}
-    assert tree.body[3].name.isidentifier() and tree.body[3].name.startswith("Evil")
+    assert tree.body[-2].name.isidentifier() and tree.body[-2].name.startswith("Evil")
     doc = ast.get_docstring(tree, clean=False)
     assert "\n".join(f"    {line}" if line else "" for line in HOSTILE.split("\n")) in doc
     assert f"Spec {spec}:" in doc
     for ch in "\u202e\u2066\u2028\x0c":
         assert ch not in source  # escaped, so the file shows what it means
+    structured = to_source(graph, class_name='Evil"); import os #')  # blocks as classes
+    tree = ast.parse(structured)
+    assert imported_modules(tree) == {"torch"}
+    assert [n.name for n in tree.body if isinstance(n, ast.ClassDef)][-1].startswith("Evil")
+    first = HOSTILE.split("\n")[0]
+    assert f"    {first}\n" in ast.get_docstring(tree, clean=False)  # its description line
+    for ch in "\u202e\u2066\u2028\x0c":
+        assert ch not in structured
     path = check_same_network(graph, tmp_path)
     subprocess.run([sys.executable, "-I", "-c", DRIVER, str(path)], cwd=tmp_path, check=True,
                    capture_output=True)

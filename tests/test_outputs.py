@@ -88,8 +88,9 @@ def _file_size_limit():
 
 @pytest.mark.parametrize("suffix", [".pt", ".ts", ".py", ".onnx"])
 def test_a_full_disk_for_real_is_a_usage_error_and_leaves_nothing(tmp_path, suffix):
-    spec = tmp_path / "big.cnn"
-    spec.write_text("input 8x8x3\n(CONV(16, 3, pad=1) - RELU) * 30 - FC(10)\n")
+    spec = tmp_path / "big.cnn"  # 30 different layers: every output is well over 2 kB
+    spec.write_text("input 8x8x3\n" + " - ".join(f"CONV({16 + k}, 3, pad=1) - RELU"
+                                                  for k in range(30)) + " - FC(10)\n")
     r = subprocess.run([sys.executable, "-m", "cnndsl", "compile", str(spec), "--device", "cpu",
                         "-o", str(tmp_path / f"m{suffix}")], capture_output=True, text=True,
                        timeout=300, preexec_fn=_file_size_limit,

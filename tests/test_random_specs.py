@@ -104,7 +104,7 @@ def static_graph(text):
 def test_static_shapes_and_counts_match_torch(text):
     graph = static_graph(text)
     torch.manual_seed(0)
-    model = cnndsl.compile(text, seed=0).eval()
+    model = cnndsl.compile(text, seed=0, flat=True).eval()  # a submodule per layer, by name
     shapes = {}
     by_name = {d["name"]: d for d in layers_of(graph)}
     for name, module in model.named_modules():

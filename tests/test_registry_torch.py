@@ -74,7 +74,7 @@ def test_static_shapes_and_counts_equal_torch(kind, text):
     graph = cnndsl.build_graph(text)
     written = {(d.get("written") or "").split(".")[0] for _, d in graph.nodes(data=True)}
     assert kind in written | {d["kind"] for _, d in graph.nodes(data=True)}  # or its macro
-    model = to_module(graph).eval()
+    model = to_module(graph, flat=True).eval()  # a submodule per node: each one's shape
     start = next(v for v, d in graph.nodes(data=True) if d["kind"] == "INPUT")
     x = torch.randn(2, *graph.nodes[start]["shape"].as_list())
     recorder = ShapeRecorder(model)

@@ -140,12 +140,37 @@ def test_a_50_mb_spec_is_refused_before_it_is_read(tmp_path):
 # -- safety ----------------------------------------------------------------------------------
 
 def test_no_eval_exec_or_pickle_in_the_package():
+    """One exec: the in-memory model runs the source cnndsl generated (torch_backend's
+    load_class), after pysource.check_generated has refused anything but torch calls."""
     banned_calls = {"eval", "exec", "__import__"}
+    execs = []
     for path in (ROOT / "cnndsl").rglob("*.py"):
         tree = pyast.parse(path.read_text(), str(path))
+        functions = [f for f in pyast.walk(tree) if isinstance(f, pyast.FunctionDef)]
         for node in pyast.walk(tree):
-            if isinstance(node, pyast.Call) and isinstance(node.func, pyast.Name):
-                assert node.func.id not in banned_calls, f"{path}:{node.lineno}"
+            if isinstance(node, pyast.Call) and isinstance(node.func, pyast.Name) and \
+                    node.func.id in banned_calls:
+                inside = [f for f in functions if f.lineno <= node.lineno <= f.end_lineno]
+                fn = inside[-1] if inside else None
+                execs.append((path.name, fn.name if fn else None, node.func.id,
+                              [pyast.unparse(s) for s in fn.body] if fn else []))
+            if isinstance(node, (pyast.Import, pyast.ImportFrom)):
+                names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
+                assert not any(n.split(".")[0] in ("pickle", "marshal", "shelve", "dill")
+                               for n in names), f"{path}:{node.lineno}"
+    assert [e[:3] for e in execs] == [("torch_backend.py", "load_class", "exec")]
+    body = execs[0][3]
+    checked = next(k for k, line in enumerate(body) if line == "check_generated(source)")
+    assert checked < next(k for k, line in enumerate(body) if "exec(" in line)
+
+
+def test_generated_code_is_checked_before_it_runs():
+    from cnndsl.pysource import UnsafeSource, check_generated
+
+    for bad in ["import os", "open('x')", "x = torch.load('f')", "x.__class__",
+                "getattr(x, 'y')()", "for i in range(3):\n    pass"]:
+        with pytest.raises(UnsafeSource):
+            check_generated(bad)
             if isinstance(node, (pyast.Import, pyast.ImportFrom)):
                 names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
                 assert not any(n.split(".")[0] in ("pickle", "marshal", "shelve", "dill")

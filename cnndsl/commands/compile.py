@@ -27,6 +27,8 @@ def register(sub) -> None:
     p.add_argument("--optimize", action="store_true",
                    help="for inference: fold BatchNorm into convolutions, channels_last, eval")
     p.add_argument("--class-name", metavar="NAME", help="the generated class's name")
+    p.add_argument("--flat", action="store_true",
+                   help="one flat class with a submodule per layer, instead of a class per def")
     p.add_argument("--weights", metavar="FILE",
                    help="a state_dict file (torchvision's pretrained .pth, say) copied onto "
                         "the model by structure; with -o model.py it is written beside it as "
@@ -78,7 +80,7 @@ def write_source(args, text: str, name: str, out: Path | None) -> int:
                                                 classes=args.classes,
                                                 max_layers=args.max_layers))
     source = to_source(graph, logits=args.logits,
-                       class_name=args.class_name or class_name_for(name))
+                       class_name=args.class_name or class_name_for(name), flat=args.flat)
     if out is None:
         sys.stdout.write(source)
         return 0
@@ -101,7 +103,7 @@ def write_state_dict(args, text: str, name: str, path: Path) -> None:
     resolve(path, (args.spec, args.weights))  # before the work: the weights file itself?
     model = compile_text(text, name, input=args.input, classes=args.classes, device="cpu",
                          logits=args.logits, max_layers=args.max_layers, weights=args.weights,
-                         **defines_from_args(args))
+                         flat=args.flat, **defines_from_args(args))
     save_state_dict(model.state_dict(), path, inputs=(args.spec, args.weights))
     print(f"{path}: the weights of {args.weights}, by structure "
           "(model.load_state_dict(torch.load(...)))")
@@ -111,7 +113,7 @@ def write_model(args, text: str, name: str, out: Path, suffix: str) -> int:
     return save_model(out, text, name, input=args.input, classes=args.classes,
                       device=args.device, dtype=args.dtype, seed=args.seed,
                       logits=args.logits, optimize=args.optimize, max_layers=args.max_layers,
-                      weights=args.weights, **defines_from_args(args))
+                      weights=args.weights, flat=args.flat, **defines_from_args(args))
 
 
 def save_model(out: Path, text: str, name: str, **options) -> int:

@@ -154,7 +154,7 @@ class Conv(LayerKind):
         return Recipe("Conv2d", dict(
             in_channels=ins[0].c, out_channels=p["filters"], kernel_size=p["kernel"],
             stride=p["stride"], padding=p["pad"], dilation=p["dilation"], groups=p["groups"],
-            bias=p["bias"]), positional=("in_channels", "out_channels"),
+            bias=p["bias"]), positional=("in_channels", "out_channels", "kernel_size"),
             defaults={"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True},
             accumulable=True)
 
