@@ -16,6 +16,7 @@ from .errors import CnnDslError, Span, UnusedVariableWarning, UsageError
 from .expand import expand
 from .ir import Graph, Node, Scope
 from .limits import gc_paused, recursion_headroom
+from .lsp_names import contains, resolve
 from .parser import normalize, parse
 from .summary import human, rf_text
 
@@ -217,13 +218,6 @@ def to_diagnostic(exc: CnnDslError) -> Diagnostic:
 
 # -- what is under the cursor -----------------------------------------------------------------
 
-def contains(span: Span, line: int, character: int) -> bool:
-    """Whether the 0-based position lies in the span (its end included: the cursor after a
-    word is still on it)."""
-    pos = (line + 1, character + 1)
-    return (span.line, span.column) <= pos <= (span.end_line, span.end_column)
-
-
 def key(span: Span) -> tuple[int, int, int, int]:
     return span.line, span.column, span.end_line, span.end_column
 
@@ -257,8 +251,6 @@ def hover(analysis: Analysis, line: int, character: int) -> tuple[str, Range] | 
     call's shapes and totals, a variable's value."""
     if analysis.program is None:
         return None
-    from .lsp_names import resolve
-
     layers_by_span: dict[tuple, list[Node]] = {}
     for node in analysis.graph.order() if analysis.graph else ():
         if node.shape is not None and node.inputs:
@@ -412,8 +404,6 @@ def _inside(span: Span, outer: Span) -> bool:
 def definition(analysis: Analysis, line: int, character: int) -> list[Range]:
     """Where the def, variable or parameter under the cursor is defined (a variable only
     the `# cnndsl:` comment gives: there)."""
-    from .lsp_names import resolve
-
     if analysis.program is None:
         return []
     target = resolve(analysis.program, line, character, analysis.directive.defines)
@@ -429,8 +419,6 @@ def references(analysis: Analysis, line: int, character: int,
                declaration: bool = True) -> list[Range]:
     """Every place the def, variable or parameter under the cursor is written."""
     from .lsp_names import references as spans_of
-    from .lsp_names import resolve
-
     if analysis.program is None:
         return []
     defines = analysis.directive.defines

@@ -93,11 +93,16 @@ def _tops(program: ast.Program) -> dict:
     return tops
 
 
+def contains(span: Span, line: int, character: int) -> bool:
+    """Whether the 0-based position lies in the span (its end included: the cursor after a
+    word is still on it)."""
+    pos = (line + 1, character + 1)
+    return (span.line, span.column) <= pos <= (span.end_line, span.end_column)
+
+
 def resolve(program: ast.Program, line: int, character: int,
             defines: dict | None = None) -> Target | None:
     """The def, variable or parameter named at the position, if any."""
-    from .lsp import contains
-
     tops = _tops(program)
     for occ in occurrences(program):
         if contains(occ.span, line, character):
