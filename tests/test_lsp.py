@@ -10,7 +10,8 @@ import re
 from pathlib import Path
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 from test_lsp_server import expected_diagnostic
 from test_robustness import any_text, mutated_spec
 
