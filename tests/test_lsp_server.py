@@ -7,6 +7,8 @@ catalogue (tests/fixtures/errors/*.expected, what `cnndsl check` prints).
 """
 from __future__ import annotations
 
+import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -179,3 +181,60 @@ async def test_the_server_survives_text_that_is_not_a_spec(client: LanguageClien
     result = await client.text_document_completion_async(t.CompletionParams(
         t.TextDocumentIdentifier(uri), t.Position(0, 23)))
     assert result is not None
+
+
+EDITORS = ROOT / "docs" / "editors.md"
+EDITORS_HEAD = """# What an editor sees: the exchange with `cnndsl lsp`
+
+A screenshot of VS Code cannot be taken here, so this page shows what the editor receives
+instead: the requests a client sends for LeNet-5 (`specs/lenet5.cnn`, opened as
+`file:///work/lenet5.cnn`) and the server's answers, exactly as JSON-RPC carries them.
+The page is written by `tests/test_lsp_server.py` (`test_docs_editors_md_is_the_exchange`)
+from a real session; `CNNDSL_WRITE_DOCS=1 pytest tests/test_lsp_server.py` rewrites it when
+the answers change, and the test fails while the page and the server disagree.
+
+The spec:
+
+```cnn
+{spec}```
+"""
+
+
+def exchange(title: str, text: str, method: str, params, result) -> str:
+    from lsprotocol import converters
+
+    conv = converters.get_converter()
+    request = {"jsonrpc": "2.0", "id": 1, "method": method, "params": conv.unstructure(params)}
+    response = {"jsonrpc": "2.0", "id": 1, "result": conv.unstructure(result)}
+    return (f"\n## {title}\n\n{text}\n\nRequest:\n\n```json\n{json.dumps(request, indent=2, ensure_ascii=False)}"
+            f"\n```\n\nResponse:\n\n```json\n{json.dumps(response, indent=2, ensure_ascii=False)}\n```\n")
+
+
+async def test_docs_editors_md_is_the_exchange(client: LanguageClient):
+    uri = await open_doc(client, "lenet5.cnn", LENET)
+    line = LENET.split("\n").index("CONV(6, 5) - RELU - AVGPOOL(2)")
+    hover_params = t.HoverParams(t.TextDocumentIdentifier(uri), t.Position(line, 2))
+    hover = await client.text_document_hover_async(hover_params)
+    hints_params = t.InlayHintParams(t.TextDocumentIdentifier(uri), t.Range(
+        t.Position(0, 0), t.Position(len(LENET.split("\n")), 0)))
+    hints = await client.text_document_inlay_hint_async(hints_params)
+    page = EDITORS_HEAD.replace("{spec}", LENET) + exchange(
+        "Hover on the first convolution",
+        "The cursor on `CONV(6, 5)`. The answer is Markdown: the layer's name, label and "
+        "output volume, its row of the analysis table, and the `--explain` arithmetic. The "
+        "lecture's LeNet-5 table gives the same row: CONV1 (f=5, s=1), (28, 28, 6), 156 "
+        "parameters.",
+        t.TEXT_DOCUMENT_HOVER, hover_params, hover) + (
+        "\nAs the editor shows it:\n\n" + "\n".join(
+            f"> {s}".rstrip() for s in hover.contents.value.split("\n")) + "\n") + exchange(
+        "Inlay hints: the shape at the end of each line",
+        "The editor asks for the hints of the visible lines; the server answers with the "
+        "volume that leaves each line of the network, placed after its last character: "
+        "14x14x6 after the first pooling, 5x5x16 after the second, 10 after the softmax, "
+        "as the lecture's table goes.",
+        t.TEXT_DOCUMENT_INLAY_HINT, hints_params, hints)
+    if os.environ.get("CNNDSL_WRITE_DOCS"):
+        EDITORS.write_text(page, encoding="utf-8")
+    assert EDITORS.read_text(encoding="utf-8") == page, \
+        "docs/editors.md is out of date: CNNDSL_WRITE_DOCS=1 pytest tests/test_lsp_server.py"
+    assert [h.label for h in hints] == ["→ 14x14x6", "→ 5x5x16", "→ 10"]
