@@ -202,3 +202,26 @@ def test_no_text_makes_an_answer_fail(text, directive):
 @given(mutated_spec())
 def test_no_mutated_zoo_spec_makes_an_answer_fail(text):
     every_answer(text)
+
+
+def test_check_imports_neither_pygls_nor_torch_and_the_server_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom cnndsl.cli import main\nmain(['check', 'zoo:lenet5'])\n"
+            "assert not {'pygls', 'lsprotocol', 'torch'} & set(sys.modules), 'imported'\n"
+            "from cnndsl import lsp_server\nlsp_server.make_server()\n"
+            "assert 'pygls' in sys.modules and 'torch' not in sys.modules\n")
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "lenet5: ok" in done.stdout
+
+
+def test_the_subcommand_is_listed():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "cnndsl", "lsp", "--help"],
+                          check=False, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "--stdio" in done.stdout
