@@ -29,7 +29,7 @@ def make_server():
     from lsprotocol import types as t
     from pygls.lsp.server import LanguageServer
 
-    from . import lsp, lsp_names
+    from . import lsp, lsp_hover, lsp_names
     from .version import __version__
 
     server = LanguageServer("cnndsl", __version__,
@@ -118,7 +118,7 @@ def make_server():
     @guarded
     def hover(params: t.HoverParams):
         result, doc = analysis(params.text_document.uri)
-        found = lsp.hover(result, *position(doc, params.position))
+        found = lsp_hover.hover(result, *position(doc, params.position))
         if found is None:
             return None
         text, where = found

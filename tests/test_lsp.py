@@ -16,6 +16,7 @@ from test_lsp_server import expected_diagnostic
 from test_robustness import any_text, mutated_spec
 
 from cnndsl import layers, lsp
+from cnndsl.lsp_hover import hover
 from cnndsl.lsp_names import complete
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,7 +71,7 @@ def test_project_settings_give_variables_a_comment_overrides():
     text = "# cnndsl: -D N=3\ninput 8x8x1\nCONV(4, 3, pad=1) * N - FC(c)\n"
     a = lsp.analyze(text, settings={"defines": {"N": 1, "c": 5}, "input": "16x16x1"})
     assert a.diagnostics == []
-    assert lsp.hover(a, *at(text, "* N", 2))[0].startswith("**variable** `N` = 3")
+    assert hover(a, *at(text, "* N", 2))[0].startswith("**variable** `N` = 3")
     assert lsp.inlay_hints(a) == [(2, len(text.split("\n")[2]), "5")]
     bad = lsp.analyze(text, settings={"defines": {"N": [1]}, "input": "big"})
     assert {d.severity for d in bad.diagnostics} >= {"warning"}
@@ -78,18 +79,18 @@ def test_project_settings_give_variables_a_comment_overrides():
 
 def test_hover_on_lenet5_gives_the_lectures_table_row_and_arithmetic():
     a = lsp.analyze(LENET)
-    text, where = lsp.hover(a, *at(LENET, "CONV(6, 5)", 1))
+    text, where = hover(a, *at(LENET, "CONV(6, 5)", 1))
     assert "**28x28x6**" in text and "| 156 |" in text
     assert "size (32 - 5 + 2*0)/1 + 1 = 28" in text
     assert "parameters 6 filters x (5*5*1 + 1) = 156" in text
     assert where == (*at(LENET, "CONV(6, 5)"), *at(LENET, "CONV(6, 5)", 10))
-    text, _ = lsp.hover(a, *at(LENET, "AVGPOOL(2)", 1))
+    text, _ = hover(a, *at(LENET, "AVGPOOL(2)", 1))
     assert "**14x14x6**" in text and "| 0 |" in text
 
 
 def test_hover_on_a_layer_built_many_times_lists_its_instances():
     a = lsp.analyze(RESNET50)
-    text, _ = lsp.hover(a, *at(RESNET50, "CONV(c, 3", 1))
+    text, _ = hover(a, *at(RESNET50, "CONV(c, 3", 1))
     assert "built 16 times" in text  # 3 + 4 + 6 + 3 bottlenecks
     assert re.search(r"\| 56x56x64 \| 56x56x64 \|", text)
     assert "… 4 more" in text
@@ -97,18 +98,18 @@ def test_hover_on_a_layer_built_many_times_lists_its_instances():
 
 def test_hover_on_a_def_call_gives_its_shapes_and_totals():
     a = lsp.analyze(RESNET50)
-    text, _ = lsp.hover(a, *at(RESNET50, "stage(128", 1))
+    text, _ = hover(a, *at(RESNET50, "stage(128", 1))
     # the paper's conv3_x: 56x56 in, 28x28 out, 4 x 128 = 512 channels
     assert "56x56x256 → **28x28x512**" in text
-    text, _ = lsp.hover(a, *at(RESNET50, "bottleneck(c, s)", 1))
+    text, _ = hover(a, *at(RESNET50, "bottleneck(c, s)", 1))
     assert "called 4 times here" in text
 
 
 def test_hover_on_variables_and_parameters_gives_their_values():
     a = lsp.analyze(RESNET50)
-    text, _ = lsp.hover(a, *at(RESNET50, "FC(classes)", 4))
+    text, _ = hover(a, *at(RESNET50, "FC(classes)", 4))
     assert text == "**variable** `classes` = 1,000"
-    text, _ = lsp.hover(a, *at(RESNET50, "CONV(c, 3", 5))
+    text, _ = hover(a, *at(RESNET50, "CONV(c, 3", 5))
     assert text.startswith("**parameter** `c` of `bottleneck` = 64, 128, 256, 512")
 
 
@@ -187,7 +188,7 @@ def every_answer(text: str) -> None:
     step = max(1, len(text) // 40)
     for line, s in enumerate(lines):
         for character in range(0, len(s) + 1, step):
-            lsp.hover(a, line, character)
+            hover(a, line, character)
             lsp.definition(a, line, character)
             lsp.references(a, line, character)
             complete(a.text, line, character)
