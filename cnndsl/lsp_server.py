@@ -7,7 +7,7 @@ import traceback
 
 # What the server offers; `settings` are the client's initializationOptions (or its
 # `cnndsl` configuration section): {"defines": {"N": 2}, "input": "32x32x3", "classes": 10}.
-COMPLETION_TRIGGERS = ["(", ",", ":", " "]
+COMPLETION_TRIGGERS = ["(", ",", ":"]  # a space would open the list at every word
 
 
 def serve() -> None:
