@@ -23,7 +23,7 @@ if ! "$PY" -c "import torch, torchvision" >/dev/null 2>&1; then
     || "$PY" -m pip install -q torch torchvision
 fi
 echo "== installing cnndsl"
-"$PY" -m pip install -q -e ".[test]"
+"$PY" -m pip install -q -e ".[test,lsp]"
 # An editable install leaves the bytecode to Python's first import, which cannot write it
 # where PYTHONDONTWRITEBYTECODE is set (as on this sandbox): every `cnndsl check` would then
 # compile 30 modules from source, about 40 ms. Compile them now, as a regular install does.
