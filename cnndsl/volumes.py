@@ -18,13 +18,13 @@ from .svg import Svg, text_width
 
 MAP_SIDE = 150.0  # px: the tallest map's height
 MIN_SIDE = 5.0
-RECEDE = 0.42  # depth drawn at 45 degrees, foreshortened to this share of the height
+RECEDE = 0.38  # depth drawn at 45 degrees, foreshortened to this share of the height
 CHANNEL_BASE, CHANNEL_STEP = 3.0, 5.0  # thickness = 3 + 5 * log2(C) px
 BAR_HEIGHT = 120.0  # px: the longest vector's bar
 BAR_WIDTH, BAR_DEPTH = 7.0, 7.0
-GAP = 34.0  # px between one box and the next
+GAP = 26.0  # px between one box and the next
 MIN_WINDOW = 7.0  # px: a kernel window smaller than this on its box is drawn this size
-LABEL_SIZE, SHAPE_SIZE = 12.5, 11.5
+LABEL_SIZE, SHAPE_SIZE = 13.5, 12.0
 BLOCK_COLOR = "#a3e4d7"
 INK = "#2c3e50"
 
@@ -197,7 +197,7 @@ def _place(stations: list[Station], scales: Scales) -> list[Box]:
             r = scales.side(s.shape.w) * RECEDE
         # leave room for the labels of narrow boxes
         need = max(text_width(s.title, LABEL_SIZE, True),
-                   text_width(str(s.shape), SHAPE_SIZE)) * 0.55
+                   text_width(str(s.shape), SHAPE_SIZE)) * 0.36
         if boxes:
             x = max(x, boxes[-1].centre + need + 4 - (w + r) / 2)
         boxes.append(Box(x, x + w, -h / 2, h / 2, r))
@@ -269,7 +269,8 @@ def _labels(svg: Svg, stations, boxes) -> tuple[list[float], float]:
             w = text_width(text, size, above)
             x0, x1 = b.centre - w / 2, b.centre + w / 2
             y = b.summit - 7 if above else b.bottom + size + 5
-            while any(x0 < r[2] + 5 and r[0] < x1 + 5 and y - size - 2 < r[3] and r[1] < y + 3
+            # labels side by side need a clear gap, one above the other a clear line
+            while any(x0 < r[2] + 6 and r[0] < x1 + 6 and y - size - 6 < r[3] and r[1] < y + 6
                       for r in placed):
                 y += -(size + 4) if above else size + 4
             placed.append((x0, y - size, x1, y))
