@@ -152,9 +152,12 @@ def test_in_chromium_folding_hover_search_and_table(tmp_path):
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
         driver.get(page.as_uri())
-        shown = lambda: [e for e in driver.find_elements(By.CSS_SELECTOR,  # noqa: E731
-                                                         "#diagram .layer, #diagram .head")
-                         if e.is_displayed()]
+
+        def shown():
+            return [e for e in driver.find_elements(By.CSS_SELECTOR,
+                                                    "#diagram .layer, #diagram .head")
+                    if e.is_displayed()]
+
         before = {e.text for e in shown()}
         assert any(t.startswith("stage(c=64, n=3, s=1)") for t in before)
         assert not any(t.startswith("bottleneck") for t in before)
