@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .errors import UsageError
 from .ir import Graph, Node, ScopeItems, as_graph
 from .layers.base import DRAW_STYLES, VOLUME_FAMILIES
 from .limits import gc_paused
@@ -27,6 +28,10 @@ MIN_WINDOW = 7.0  # px: a kernel window smaller than this on its box is drawn th
 LABEL_SIZE, SHAPE_SIZE = 13.5, 12.0
 BLOCK_COLOR = "#a3e4d7"
 INK = "#2c3e50"
+NEAR_LABELS = 16
+# A figure of more boxes than this is no figure (and a 100,000-layer chain would be megabytes
+# of SVG): the same limit as the graph-style diagram's.
+MAX_BOXES = 2_000
 
 
 @dataclass
@@ -270,8 +275,9 @@ def _labels(svg: Svg, stations, boxes) -> tuple[list[float], float]:
             x0, x1 = b.centre - w / 2, b.centre + w / 2
             y = b.summit - 7 if above else b.bottom + size + 5
             # labels side by side need a clear gap, one above the other a clear line
+            # (labels are placed left to right: only the last few can reach this one)
             while any(x0 < r[2] + 6 and r[0] < x1 + 6 and y - size - 6 < r[3] and r[1] < y + 6
-                      for r in placed):
+                      for r in placed[-NEAR_LABELS:]):
                 y += -(size + 4) if above else size + 4
             placed.append((x0, y - size, x1, y))
             svg.text(b.centre, y, text, size=size, bold=above and not s.block,
@@ -302,4 +308,8 @@ def volume_svg(graph, *, expand: bool = False, title: str = "") -> str:
     """The volume figure of a checked graph as SVG text."""
     with gc_paused():
         found, folds = stations(graph, expand)
+        if len(found) > MAX_BOXES:
+            raise UsageError(f"the volume figure would draw {len(found):,} boxes; the limit is "
+                             f"{MAX_BOXES:,}" + (" (without --expand, repeats are drawn once)"
+                                                 if expand else ""))
         return draw(found, folds, title)

@@ -174,3 +174,14 @@ def test_the_render_page_examples_run(tmp_path, monkeypatch):
     for block in blocks:
         exec(compile(block, "docs/render.md", "exec"), {})  # noqa: S102 (our own docs)
     assert (tmp_path / "resnet50_volumes.svg").exists()
+
+
+def test_a_figure_of_too_many_boxes_is_refused_quickly(tmp_path, capsys):
+    out = tmp_path / "fig.svg"
+    spec = "input 8x8x1\n" + " - ".join(["CONV(1, 1)"] * 2_001)
+    assert main(["render", spec, "--style", "volumes", "-o", str(out)]) == 2
+    assert "2,002 boxes; the limit is 2,000" in capsys.readouterr().err
+    assert not out.exists()
+    folded = "input 8x8x1\nCONV(1, 1) * 5000"  # drawn once: one box and `x 5000`
+    assert main(["render", folded, "--style", "volumes", "-o", str(out)]) == 0
+    assert "x 5000" in texts(out.read_text())
