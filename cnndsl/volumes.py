@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 
 from .errors import UsageError
-from .ir import Graph, Node, ScopeItems, as_graph
+from .ir import Node, ScopeItems, as_graph
 from .layers.base import DRAW_STYLES, VOLUME_FAMILIES
 from .limits import gc_paused
 from .svg import Svg, text_width
@@ -74,19 +74,21 @@ def stations(graph, expand: bool = False) -> tuple[list[Station], list[Fold]]:
     graph = as_graph(graph)
     out: list[Station] = []
     folds: list[Fold] = []
-    _walk(graph, graph.scope_tree(), out, folds, expand, 0)
+    _walk(graph.scope_tree(), out, folds, expand, 0)
     return out, folds
 
 
-def _walk(graph: Graph, holder: ScopeItems, out, folds, expand: bool, level: int) -> None:
-    merging = None  # the branch construct whose merge node is still to come
+def _walk(holder: ScopeItems, out, folds, expand: bool, level: int) -> None:
+    merging: list[Node] | None = None  # a merge's layers so far, while its merge is to come
+    name = ""
     for item in holder.items:
         if isinstance(item, Node):
             if merging is not None:
+                merging.append(item)  # a branch's layer, or one on residual's shortcut
                 if len(item.inputs) > 1:  # the merge: the whole construct is one box
-                    out.append(_block_station(item, merging.scope.name, merging))
+                    out.append(_block_station(merging, name, {}))
                     merging = None
-                continue  # a layer on the shortcut (residual's projection)
+                continue
             if not item.inputs:
                 out.append(Station(item, "input", DRAW_STYLES["input"]["fillcolor"]))
             elif item.kind.family in VOLUME_FAMILIES:
@@ -94,30 +96,26 @@ def _walk(graph: Graph, holder: ScopeItems, out, folds, expand: bool, level: int
             continue
         scope = item.scope
         if scope.kind == "branch":
-            merging = merging or item
+            merging, name = (merging or []) + item.nodes(), scope.name
         elif scope.kind == "block" and _branches(item):
-            out.append(_block_station(item.nodes()[-1], scope.name, item))
+            out.append(_block_station(item.nodes(), scope.name, scope.args))
         elif scope.kind == "repeat" and scope.count > 1:
             if scope.index > 0 and not expand:
                 continue
             start = len(out)
-            _walk(graph, item, out, folds, expand, level + 1)
+            _walk(item, out, folds, expand, level + 1)
             if not expand and len(out) > start:
                 folds.append(Fold(start, len(out) - 1, scope.count, level))
         else:
-            _walk(graph, item, out, folds, expand, level)
+            _walk(item, out, folds, expand, level)
 
 
 def _branches(holder: ScopeItems) -> bool:
     """Whether a block's own layers branch (a residual, an inception module): then it is drawn
-    as one box. A block whose branching lies in blocks inside it (a ResNet stage) is opened."""
-    for item in holder.items:
-        if isinstance(item, Node):
-            if len(item.inputs) > 1:
-                return True
-        elif item.scope.kind == "branch" or (item.scope.kind == "repeat" and _branches(item)):
-            return True
-    return False
+    as one box. A block whose branching lies inside blocks or repeats of it (a ResNet stage)
+    is opened, and those are drawn."""
+    return any(len(item.inputs) > 1 if isinstance(item, Node) else item.scope.kind == "branch"
+               for item in holder.items)
 
 
 def _layer_station(node: Node) -> Station:
@@ -132,10 +130,10 @@ def _layer_station(node: Node) -> Station:
                    ["fillcolor"], extent)
 
 
-def _block_station(last: Node, name: str, holder: ScopeItems) -> Station:
-    layers = holder.nodes() if isinstance(holder, ScopeItems) else [last]
-    params = sum(n.n_params for n in layers) + (last.n_params if last not in layers else 0)
-    args = holder.scope.args
+def _block_station(layers: list[Node], name: str, args: dict) -> Station:
+    """One box for a block (or a merge written outside any) that branches: its output."""
+    last = layers[-1]
+    params = sum(n.n_params for n in layers)
     title = f"{name}({', '.join(map(str, args.values()))})" if args else name
     bound = ", ".join(f"{k}={v}" for k, v in args.items())
     note = f"{name}({bound}): {len(layers)} layers, {params:,} parameters, out {last.shape}"

@@ -185,3 +185,13 @@ def test_a_figure_of_too_many_boxes_is_refused_quickly(tmp_path, capsys):
     folded = "input 8x8x1\nCONV(1, 1) * 5000"  # drawn once: one box and `x 5000`
     assert main(["render", folded, "--style", "volumes", "-o", str(out)]) == 0
     assert "x 5000" in texts(out.read_text())
+
+
+def test_a_block_of_repeated_residuals_opens_into_one_box_per_residual():
+    spec = ("input 8x8x4\ndef stage(c) = (residual(CONV(c, 3, pad=1) - RELU) - RELU) * 3\n"
+            "stage(4) - GAP - FC(2)")
+    found, folds = figure(spec)
+    assert [s.title for s in found] == ["input", "residual", "GAP", "FC 2"]
+    assert [f.count for f in folds] == [3]
+    # CONV 3x3 on 4 channels: 4 x (3*3*4 + 1) = 148 parameters, and the sum in the note
+    assert found[1].note == "residual(): 3 layers, 148 parameters, out 8x8x4"
