@@ -224,7 +224,14 @@ def build_graph(spec: str | Path | None = None, *, text: str | None = None,
     """
     return check_spec(spec, text=text, path=path, input=input, classes=classes,
                       max_layers=max_layers, drop_optional=drop_optional,
-                      max_bytes=max_bytes, **variables).to_networkx()
+                      max_bytes=max_bytes, **variables).to_networkx(network_class())
+
+
+def network_class():
+    """The networkx.DiGraph subclass build_graph returns: it shows itself in Jupyter."""
+    from .notebook import Network
+
+    return Network
 
 
 def check_spec(spec: str | Path | None = None, *, text: str | None = None,

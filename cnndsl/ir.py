@@ -293,14 +293,15 @@ class Graph:
         return root
 
     # -- conversion -----------------------------------------------------------------------
-    def to_networkx(self):
+    def to_networkx(self, graph_class=None):
         """A networkx.DiGraph view for users (imports networkx): node attributes under the
         field names, `kind` as its name, `inputs` as the ordered (producer, role) list; each
         edge's `index` is the first argument position it feeds and `roles` every role it
-        plays. The typed graph itself is `graph.graph["ir"]`."""
+        plays. The typed graph itself is `graph.graph["ir"]`. `graph_class`: a DiGraph
+        subclass to build (the API's, which shows itself in Jupyter)."""
         import networkx as nx
 
-        g = nx.DiGraph()
+        g = (graph_class or nx.DiGraph)()
         g.graph.update(self.facts(), ir=self)
         for node in self.order():
             g.add_node(node.id, **node_dict(node))

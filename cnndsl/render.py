@@ -11,13 +11,15 @@ from .errors import UsageError
 from .ir import SHORTCUT, Graph, Node, ScopeItems, as_graph
 from .limits import gc_paused
 
-FORMATS = ("svg", "png", "pdf", "dot")
+FORMATS = ("svg", "png", "pdf", "dot", "html")
+STYLES = ("graph", "volumes")
 # Layers a diagram may draw, and how long `dot` may take to lay them out. `dot` is
 # superlinear: 2,000 expanded layers took 2.6 s (230 MB), 3,000 took 19 s and 4,800 over a
 # minute (1.1 GB); 100,000 ran 12 s and crashed (issue 17, F25). Zoo drawings are under 600.
 MAX_DRAWN = 2_000
 DOT_SECONDS = 30
-EXTENSIONS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
+EXTENSIONS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot",
+              ".html": "html", ".htm": "html"}
 FONT = "Helvetica"
 SHORTCUT_COLOR = "#5d6d7e"
 CLUSTER_STYLES = {
@@ -249,7 +251,7 @@ def format_for(path: Path, fmt: str | None) -> str:
         return EXTENSIONS[path.suffix.lower()]
     except KeyError:
         raise UsageError(f"cannot tell the format from {path.name!r}: name the file .svg, .png, "
-                         ".pdf or .dot, or pass --format") from None
+                         ".pdf, .dot or .html, or pass --format") from None
 
 
 def render_bytes(dot, fmt: str) -> bytes:
@@ -286,15 +288,38 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 def render_file(graph, path: str | Path, fmt: str | None = None, *,
-                expand: bool = False, rankdir: str = "TB") -> Path:
-    """Draw a checked graph into `path` (format from the extension unless `fmt`)."""
+                expand: bool = False, rankdir: str = "TB", style: str = "graph") -> Path:
+    """Draw a checked graph into `path` (format from the extension unless `fmt`): the graphviz
+    diagram (`style="graph"`), the volume figure (`style="volumes"`, SVG, PNG or PDF), or, for
+    .html, the page to explore (cnndsl.explore)."""
     path = Path(path)
     fmt = format_for(path, fmt)
     if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    dot = build_diagram(graph, expand=expand, rankdir=rankdir, title=diagram_title(graph))
-    write_atomic(path, render_bytes(dot, fmt))
+    if style not in STYLES:
+        raise UsageError(f"unknown style {style!r}; choose one of {', '.join(STYLES)}")
+    write_atomic(path, render_bytes_of(graph, fmt, expand=expand, rankdir=rankdir,
+                                       style=style))
     return path
+
+
+def render_bytes_of(graph, fmt: str, *, expand: bool = False, rankdir: str = "TB",
+                    style: str = "graph") -> bytes:
+    """The bytes `render_file` writes."""
+    if fmt == "html":
+        from .explore import explore_html
+
+        return explore_html(graph).encode("utf-8")
+    if style == "volumes":
+        from .svg import convert
+        from .volumes import volume_svg
+
+        if fmt == "dot":
+            raise UsageError("the volume figure is drawn without graphviz: write .svg, .png or "
+                             ".pdf (or --style graph for a .dot file)")
+        return convert(volume_svg(graph, expand=expand, title=diagram_title(graph)), fmt)
+    dot = build_diagram(graph, expand=expand, rankdir=rankdir, title=diagram_title(graph))
+    return render_bytes(dot, fmt)
 
 
 def render_dot(graph, *, expand: bool = False, rankdir: str = "TB") -> str:

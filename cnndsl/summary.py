@@ -291,6 +291,26 @@ def format_markdown(s: Summary, expand: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
+def format_html(s: Summary, expand: bool = False) -> str:
+    """The grouped table as an HTML fragment (what a graph shows in a notebook)."""
+    import html
+
+    head = "".join(f'<th style="text-align:{"right" if c in NUMERIC else "left"}">{c}</th>'
+                   for c in COLUMNS)
+    body = []
+    for r in display_rows(s, expand):
+        cells = [html.escape(c) for c in table_cells(r)]
+        cells[0] = (f'<span style="padding-left:{1.2 * r.depth:g}em">'
+                    + (f"<b>{cells[0]}</b>" if r.is_group else f"<code>{cells[0]}</code>")
+                    + "</span>")
+        body.append("<tr>" + "".join(
+            f'<td style="text-align:{"right" if c in NUMERIC else "left"}">{v}</td>'
+            for c, v in zip(COLUMNS, cells)) + "</tr>")
+    totals = "".join(f"<li>{html.escape(line.strip())}</li>" for line in totals_lines(s))
+    return (f"<div><b>{html.escape(s.name)}</b><table><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(body)}</tbody></table><ul>{totals}</ul></div>")
+
+
 def to_json(s: Summary) -> dict:
     """The documented JSON schema (docs/summary.md); exact integers, every layer."""
     return {

@@ -1,18 +1,27 @@
 #!/usr/bin/env bash
-# Installs everything cnndsl needs on a fresh machine: graphviz's `dot`, then the package with
-# its test dependencies. Prefers the torch/torchvision wheels that lie on this machine's disk
+# Installs everything cnndsl needs on a fresh machine: graphviz's `dot`, cairo and chromium
+# (apt), then the package with its test dependencies. Prefers the torch/torchvision wheels that lie on this machine's disk
 # (pip takes torch==2.14.1 and torchvision==0.29.1 from there) over a multi-GB download.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 
-if ! command -v dot >/dev/null 2>&1; then
+# graphviz: `dot` for the graph-style diagrams (it brings libcairo2, which CairoSVG needs for
+# the volume figure's PNG and PDF); chromium and its chromedriver: the page test
+# (tests/test_explore.py) drives Debian's browser, as Playwright's own download cannot work here.
+missing=()
+command -v dot >/dev/null 2>&1 || missing+=(graphviz)
+ldconfig -p 2>/dev/null | grep -q 'libcairo\.so\.2' || missing+=(libcairo2)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "== installing graphviz (dot)"
+    echo "== installing ${missing[*]}"
     apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "warning: graphviz's dot is missing; install the 'graphviz' package to render SVG/PNG" >&2
+    echo "warning: missing ${missing[*]}: install these Debian packages to render SVG/PNG" \
+         "and to run the page's browser test" >&2
   fi
 fi
 

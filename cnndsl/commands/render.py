@@ -3,23 +3,30 @@ from __future__ import annotations
 
 from ._common import add_spec_args, graph_from_args
 
-FORMATS = ("svg", "png", "pdf", "dot")
+FORMATS = ("svg", "png", "pdf", "dot", "html")
 
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "render", help="draw the network with Graphviz (repeats folded into `x N` boxes)",
+        "render", help="draw the network: a Graphviz diagram, the lecture's volume figure, or "
+                       "a page to explore (repeats folded into `x N`)",
         description="Draw a spec: one node per layer with its key parameters, edges labelled "
                     "with the volume that flows, a colour per layer family. Repeats are "
                     "folded into one copy in an `x N` box unless --expand. The format comes "
-                    "from the file name (.svg .png .pdf .dot); .dot needs no Graphviz program.")
+                    "from the file name (.svg .png .pdf .dot .html); .dot needs no Graphviz "
+                    "program. --style volumes draws each layer's output as a box in "
+                    "perspective (SVG, PNG, PDF); .html writes one self-contained page where "
+                    "blocks and repeats unfold on click.")
     add_spec_args(p)
     p.add_argument("-o", "--output", required=True, metavar="FILE",
-                   help="where to write the drawing (.svg, .png, .pdf or .dot)")
+                   help="where to write the drawing (.svg, .png, .pdf, .dot or .html)")
     p.add_argument("--expand", action="store_true",
                    help="draw every layer (repeats stay boxed)")
     p.add_argument("--rankdir", choices=("TB", "LR", "BT", "RL"), default="TB",
                    help="top to bottom (default), left to right, bottom to top, right to left")
+    p.add_argument("--style", choices=("graph", "volumes"), default="graph",
+                   help="graph: one node per layer (default); volumes: the lecture's figure, "
+                        "each output volume a box sized by H, W and C")
     p.add_argument("--format", choices=FORMATS, help="override the format the file name implies")
     p.set_defaults(func=run)
 
@@ -33,6 +40,6 @@ def run(args) -> int:
     format_for(Path(args.output), args.format)  # a bad file name fails before any work
     resolve(args.output, inputs=(args.spec,))  # so do a directory, a FIFO, the spec itself
     path = render_file(graph_from_args(args), args.output, args.format, expand=args.expand,
-                       rankdir=args.rankdir)
+                       rankdir=args.rankdir, style=args.style)
     print(f"wrote {path}")
     return 0

@@ -83,6 +83,10 @@ DRAW_STYLES: dict[str, dict[str, str]] = {
     "merge": {"shape": "ellipse", "fillcolor": "#f9e79f"},
     "other": {"shape": "box", "fillcolor": "#ffffff"},
 }
+# The families the volume figure (`--style volumes`) draws as a box or bar of their own; the
+# others (activations, normalisation, dropout, reshapes) keep the volume as it is, or only
+# flatten it, and are left to the box before them.
+VOLUME_FAMILIES = frozenset({"conv", "pool", "dense"})
 
 
 REGISTERED: list[LayerKind] = []
