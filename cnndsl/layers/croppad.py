@@ -12,7 +12,7 @@ from .upsample import coerce_word
 def crop_offsets(n: int, size: int) -> int:
     """Rows (or columns) a centre crop takes off before the window: torchvision's
     center_crop rounds (n - size)/2 to the nearest whole number, halves to the even one."""
-    return int(round((n - size) / 2.0))
+    return round((n - size) / 2.0)
 
 
 @register
@@ -47,9 +47,9 @@ class CenterCrop(LayerKind):
 
     def recipe(self, p, ins, out):
         shape = ins[0]
-        return Recipe("Crop", dict(top=crop_offsets(shape.h, out.h),
-                                   left=crop_offsets(shape.w, out.w),
-                                   height=out.h, width=out.w), custom=True, aliases_input=True)
+        window = {"top": crop_offsets(shape.h, out.h), "left": crop_offsets(shape.w, out.w),
+                  "height": out.h, "width": out.w}
+        return Recipe("Crop", window, custom=True, aliases_input=True)
 
     def label(self, p):
         return f"CROP {pair_str(p['size'])}"
@@ -126,19 +126,19 @@ class Pad(LayerKind):
         fill = {"constant": f"{p['value']:g}s", "reflect": "the values mirrored at the edge",
                 "replicate": "copies of the edge value",
                 "circular": "the values from the opposite edge"}[p["mode"]]
-        return [f"height {s['top']} + {shape.h} + {s['bottom']} = {out.h}; width "
+        return [(f"height {s['top']} + {shape.h} + {s['bottom']} = {out.h}; width "
                 f"{s['left']} + {shape.w} + {s['right']} = {out.w}; filled with {fill}; "
-                "no parameters"]
+                "no parameters")]
 
     def recipe(self, p, ins, out):
         s = p["sides"]
         sides = (s["left"], s["right"], s["top"], s["bottom"])  # torch's order
         padding = sides[0] if len(set(sides)) == 1 else sides
         if p["mode"] != "constant":
-            return Recipe(_PAD_MODULES[p["mode"]], dict(padding=padding))
+            return Recipe(_PAD_MODULES[p["mode"]], {"padding": padding})
         if p["value"] == 0:
-            return Recipe("ZeroPad2d", dict(padding=padding), positional=("padding",))
-        return Recipe("ConstantPad2d", dict(padding=padding, value=p["value"]),
+            return Recipe("ZeroPad2d", {"padding": padding}, positional=("padding",))
+        return Recipe("ConstantPad2d", {"padding": padding, "value": p["value"]},
                       positional=("padding", "value"))
 
     def label(self, p):

@@ -90,7 +90,8 @@ class TransposedConv(LayerKind):
                 raise CnnShapeError(
                     f"{site.label}: the padding takes the whole output away{where}: "
                     f"{transposed_formula(n, k, s, pad, d, op)} = {size}", site.span,
-                    help=f"use a padding of at most {(transposed_size(n, k, s, 0, d, op) - 1) // 2}")
+                    help="use a padding of at most "
+                         f"{(transposed_size(n, k, s, 0, d, op) - 1) // 2}")
             if size > MAX_AXIS:
                 raise CnnShapeError(
                     f"{site.label}: the output{where} is {size:,}, more than PyTorch can size "
@@ -111,9 +112,9 @@ class TransposedConv(LayerKind):
 
     def spelling_notes(self, written):
         if written in ("CONVTRANSPOSE2D", "CONVTRANSPOSE"):
-            return ["ConvTranspose2d takes the filters first here, as CONV does: PyTorch's "
+            return [("ConvTranspose2d takes the filters first here, as CONV does: PyTorch's "
                     "ConvTranspose2d(128, 64, 2, stride=2) is ConvTranspose2d(64, 2, s=2) (the "
-                    "input channels come from the layer before)"]
+                    "input channels come from the layer before)")]
         return []
 
     def explain(self, p, ins, out, n_params):
@@ -129,10 +130,11 @@ class TransposedConv(LayerKind):
                 f"parameters {p['filters']} filters x ({per_filter}) = {n_params:,}"]
 
     def recipe(self, p, ins, out):
-        return Recipe("ConvTranspose2d", dict(
-            in_channels=ins[0].c, out_channels=p["filters"], kernel_size=p["kernel"],
-            stride=p["stride"], padding=p["pad"], output_padding=one_or_pair(p["out_pad"]),
-            groups=p["groups"], bias=p["bias"], dilation=p["dilation"]),
+        return Recipe("ConvTranspose2d", {
+            "in_channels": ins[0].c, "out_channels": p["filters"], "kernel_size": p["kernel"],
+            "stride": p["stride"], "padding": p["pad"],
+            "output_padding": one_or_pair(p["out_pad"]), "groups": p["groups"],
+            "bias": p["bias"], "dilation": p["dilation"]},
             positional=("in_channels", "out_channels"),
             defaults={"stride": 1, "padding": 0, "output_padding": 0, "groups": 1,
                       "bias": True, "dilation": 1}, accumulable=True)

@@ -48,18 +48,18 @@ class Reshape(LayerKind):
 
     def spelling_notes(self, written):
         if written == "UNFLATTEN":
-            return ["the shape is HxWxC here, as `input` writes it: PyTorch's "
-                    "Unflatten(1, (64, 7, 7)) is UNFLATTEN(7x7x64)"]
+            return [("the shape is HxWxC here, as `input` writes it: PyTorch's "
+                    "Unflatten(1, (64, 7, 7)) is UNFLATTEN(7x7x64)")]
         return []
 
     def explain(self, p, ins, out, n_params):
         have = ins[0]
         source = f"{have} volume" if have.is_volume else "vector"
-        return [f"{out.h}*{out.w}*{out.c} = {out.numel:,} values of the {source}, laid out as "
-                f"{out.c} maps of {out.h}x{out.w}; no parameters"]
+        return [(f"{out.h}*{out.w}*{out.c} = {out.numel:,} values of the {source}, laid out as "
+                f"{out.c} maps of {out.h}x{out.w}; no parameters")]
 
     def recipe(self, p, ins, out):
-        return Recipe("Unflatten", dict(dim=1, unflattened_size=(out.c, out.h, out.w)),
+        return Recipe("Unflatten", {"dim": 1, "unflattened_size": (out.c, out.h, out.w)},
                       flatten=ins[0].is_volume, positional=("dim", "unflattened_size"),
                       aliases_input=True)
 

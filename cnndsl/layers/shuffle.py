@@ -32,8 +32,8 @@ class PixelShuffle(LayerKind):
 
     def explain(self, p, ins, out, n_params):
         s, r = ins[0], p["factor"]
-        return [f"size {s.h}*{r} x {s.w}*{r} = {out.h}x{out.w}; channels {s.c}/({r}*{r}) = "
-                f"{out.c}; the same values rearranged, no parameters"]
+        return [(f"size {s.h}*{r} x {s.w}*{r} = {out.h}x{out.w}; channels {s.c}/({r}*{r}) = "
+                f"{out.c}; the same values rearranged, no parameters")]
 
     def recipe(self, p, ins, out):
         return Recipe(self.torch_name, {self.torch_arg: p["factor"]},
@@ -66,5 +66,5 @@ class PixelUnshuffle(PixelShuffle):
 
     def explain(self, p, ins, out, n_params):
         s, r = ins[0], p["factor"]
-        return [f"size {s.h}/{r} x {s.w}/{r} = {out.h}x{out.w}; channels {s.c}*{r}*{r} = "
-                f"{out.c}; the same values rearranged, no parameters"]
+        return [(f"size {s.h}/{r} x {s.w}/{r} = {out.h}x{out.w}; channels {s.c}*{r}*{r} = "
+                f"{out.c}; the same values rearranged, no parameters")]
