@@ -115,6 +115,10 @@ class LayerKind:
     min_inputs = 1
     max_inputs = 1
     draw: dict = {}  # graphviz attributes over the family's DRAW_STYLES ("label": a glyph)
+    # Other frameworks' or papers' names that are not this kind but that a reader may write
+    # for it: name (upper case, no `_`) -> the help an unknown-name error gives
+    # (DEPTHTOSPACE -> PIXELSHUFFLE and how the two differ)
+    foreign_names: dict = {}
 
     # -- binding arguments -----------------------------------------------------------
     def bind(self, args: list[tuple[Any, Span]], kwargs: list[tuple[str, Any, Span, Span]],

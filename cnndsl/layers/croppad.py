@@ -23,6 +23,9 @@ class CenterCrop(LayerKind):
     doc = ("Keeps the centre `size` (HxW) window of each map, as torchvision's center_crop "
            "(an odd difference leaves the extra row below or above as it rounds (H - h)/2 "
            "to even); U-Net crops its skips so before concatenating them.")
+    foreign_names = {
+        "CROPPING2D": "CROP(HxW) keeps the centre HxW window; Keras' Cropping2D takes given "
+                      "rows and columns off each side"}
     params = (Param("size", "pair", REQUIRED, ("output", "output_size")),)
 
     def infer(self, p, ins, ctx, site):

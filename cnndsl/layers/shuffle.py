@@ -15,6 +15,10 @@ class PixelShuffle(LayerKind):
     draw = {"shape": "trapezium"}
     doc = ("Rearranges HxWx(C*r*r) into (H*r)x(W*r)xC: each group of r*r channels becomes an "
            "r x r block of one channel (PyTorch's PixelShuffle; `factor` r, default 2).")
+    foreign_names = {
+        "DEPTHTOSPACE": "write PIXELSHUFFLE(r) (PyTorch's order: channel c*r*r + i*r + j goes to "
+                        "block position (i, j) of channel c; TensorFlow's depth_to_space "
+                        "orders the channels the other way round)"}
     params = (Param("factor", "count", 2, ("r", "upscale_factor")),)
     torch_name = "PixelShuffle"
     torch_arg = "upscale_factor"
@@ -50,6 +54,9 @@ class PixelUnshuffle(PixelShuffle):
     draw = {"shape": "invtrapezium"}
     doc = ("PIXELSHUFFLE's inverse: (H*r)x(W*r)xC into HxWx(C*r*r) (PyTorch's "
            "PixelUnshuffle; H and W must be multiples of `factor` r, default 2).")
+    foreign_names = {
+        "SPACETODEPTH": "write PIXELUNSHUFFLE(r) (PyTorch's channel order, which differs from "
+                        "TensorFlow's space_to_depth)"}
     params = (Param("factor", "count", 2, ("r", "downscale_factor")),)
     torch_name = "PixelUnshuffle"
     torch_arg = "downscale_factor"

@@ -31,6 +31,17 @@ class Upsample(LayerKind):
     doc = ("Resizes each map: by a whole `factor` per axis (H*f x W*f) or to a `size`, "
            "with `mode` nearest (each value copied into an f x f block), bilinear or bicubic "
            "(`align_corners` as PyTorch's). No parameters. Bare: factor 2, nearest.")
+    foreign_names = {
+        "UNPOOL": "cnndsl has no unpooling (it needs the pooling's indices): UPSAMPLE(2) "
+                  "copies each value into a 2x2 block, DECONV(c, 2, s=2) learns the block",
+        "MAXUNPOOL": "cnndsl has no unpooling (it needs the pooling's indices): UPSAMPLE(2) "
+                     "copies each value into a 2x2 block, DECONV(c, 2, s=2) learns the block",
+        "DOWNSAMPLE": "shrink with MAXPOOL or AVGPOOL, a strided CONV, or "
+                      "UPSAMPLE(size=HxW, mode=bilinear) to a smaller size; UPSAMPLE grows",
+        "UPSAMPLINGNEAREST2D": "write UPSAMPLE(2) (mode=nearest is the default)",
+        "UPSAMPLINGBILINEAR2D": "write UPSAMPLE(2, mode=bilinear, align_corners=true): PyTorch's "
+                                "UpsamplingBilinear2d aligns the corners",
+    }
     params = (
         Param("factor", "pair", None, ("scale", "scale_factor")),
         Param("mode", "word", "nearest"),
