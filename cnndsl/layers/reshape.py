@@ -2,6 +2,8 @@
 as a volume HxWxC: FLATTEN's inverse, the way from an autoencoder's bottleneck back to maps."""
 from __future__ import annotations
 
+import math
+
 from ..errors import CnnArgumentError, CnnShapeError
 from ..limits import MAX_AXIS
 from ..shapes import Shape
@@ -68,12 +70,16 @@ class Reshape(LayerKind):
 
 
 def _fits(n: int, h: int, w: int, c: int) -> str:
-    """What would multiply out: the channels for the given H x W, or H = W for the channels."""
+    """Shapes that would multiply out: the channels for the given H x W, or H x W for the
+    given channels (as square as the values allow)."""
     ideas = []
     if n % (h * w) == 0:
         ideas.append(f"{h}x{w}x{n // (h * w)}")
-    side = round((n / c) ** 0.5) if n % c == 0 else 0
-    if side and side * side * c == n and (side, side) != (h, w):
-        ideas.append(f"{side}x{side}x{c}")
+    if n % c == 0:
+        area = n // c
+        # bounded: the values may number 10^12 or more (issue 17's slow inputs)
+        rows = next(d for d in range(min(math.isqrt(area), 100_000), 0, -1) if area % d == 0)
+        if (rows, area // rows) != (h, w):
+            ideas.append(f"{rows}x{area // rows}x{c}")
     return f"{n:,} values make {' or '.join(ideas)}" if ideas else \
         f"{n:,} values must be H*W*C"

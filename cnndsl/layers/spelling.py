@@ -72,6 +72,11 @@ def foreign_help(name: str, kinds) -> str | None:
     -> PIXELSHUFFLE, with how they differ)."""
     for kind in kinds:
         for foreign, text in kind.foreign_names.items():
-            if foreign.lower() == name.lower().replace("_", "").removesuffix("2d"):
+            if _bare(foreign) == _bare(name):
                 return text
     return None
+
+
+def _bare(name: str) -> str:
+    """`MaxUnpool2d`, `MAX_UNPOOL` -> `maxunpool`."""
+    return name.lower().replace("_", "").removesuffix("2d")
