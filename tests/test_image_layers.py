@@ -297,3 +297,42 @@ def test_other_frameworks_names_point_at_the_real_construct(written, pointer):
     with pytest.raises(CnnNameError) as info:
         cnndsl.build_graph(f"input 8x8x4\n{written}(2)")
     assert pointer in str(info.value) and "did you mean" not in str(info.value)
+
+
+# -- the autoencoder in the zoo ------------------------------------------------------------------
+
+class ReferenceAutoencoder(nn.Module):
+    """specs/conv_autoencoder.cnn written by hand in plain PyTorch."""
+
+    def __init__(self, code: int = 32):
+        super().__init__()
+        self.encoder = nn.Sequential(
+            nn.Conv2d(1, 16, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Flatten(), nn.Linear(7 * 7 * 32, code))
+        self.decoder = nn.Sequential(
+            nn.Linear(code, 7 * 7 * 32), nn.ReLU(), nn.Unflatten(1, (32, 7, 7)),
+            nn.ConvTranspose2d(32, 16, 3, stride=2, padding=1, output_padding=1), nn.ReLU(),
+            nn.ConvTranspose2d(16, 1, 3, stride=2, padding=1, output_padding=1), nn.Sigmoid())
+
+    def forward(self, x):
+        return self.decoder(self.encoder(x))
+
+
+@pytest.mark.parametrize("code", [32, 10])
+def test_the_autoencoder_is_the_plain_pytorch_one(code):
+    reference = ReferenceAutoencoder(code).eval()
+    graph = cnndsl.build_graph("zoo:conv_autoencoder", code=code)
+    assert graph.graph["totals"]["params"] == sum(p.numel() for p in reference.parameters())
+    assert str(graph.graph["totals"]["output"]) == "28x28x1"
+    model = cnndsl.compile("zoo:conv_autoencoder", code=code, seed=0).eval()
+    theirs = list(model.parameters())
+    assert [p.shape for p in reference.parameters()] == [p.shape for p in theirs]
+    with torch.no_grad():
+        for mine, copy in zip(reference.parameters(), theirs):
+            copy.copy_(mine)
+        x = torch.rand(3, 1, 28, 28)
+        assert torch.allclose(model(x), reference(x), atol=1e-6)
+    shapes = [str(d["shape"]) for _, d in graph.nodes(data=True)
+              if d["kind"] in ("CONV", "DECONV", "RESHAPE")]
+    assert shapes == ["14x14x16", "7x7x32", "7x7x32", "14x14x16", "28x28x1"]

@@ -110,6 +110,11 @@ class TransposedConv(LayerKind):
         shape = ins[0]
         return shape.h * shape.w * shape.c * kh * kw * (p["filters"] // p["groups"])
 
+    def inputs_per_neuron(self, p, ins, out, n_params):
+        # An output value receives from the input values whose windows cover it: k*k*cin/g
+        # spread over stride*stride outputs, on average (more where windows overlap)
+        return round(self.count_macs(p, ins, out) / out.numel) + (1 if p["bias"] else 0)
+
     def spelling_notes(self, written):
         if written in ("CONVTRANSPOSE2D", "CONVTRANSPOSE"):
             return [("ConvTranspose2d takes the filters first here, as CONV does: PyTorch's "
