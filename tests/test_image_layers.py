@@ -336,3 +336,42 @@ def test_the_autoencoder_is_the_plain_pytorch_one(code):
     shapes = [str(d["shape"]) for _, d in graph.nodes(data=True)
               if d["kind"] in ("CONV", "DECONV", "RESHAPE")]
     assert shapes == ["14x14x16", "7x7x32", "7x7x32", "14x14x16", "28x28x1"]
+
+
+# -- receptive fields through upsampling ---------------------------------------------------------
+
+def measured_rf(text: str) -> int:
+    """The most input rows one output value depends on, measured with autograd on the
+    compiled network (positive weights, no ReLU, so no dependency cancels out)."""
+    model = cnndsl.compile(text, seed=0).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(p.abs() + 0.1)
+    graph = cnndsl.build_graph(text)
+    c, h, w = graph.graph["context"].input.as_list()
+    x = torch.rand(1, c, h, w, requires_grad=True)
+    y = model(x)
+    widest = 0
+    for i in range(y.shape[2]):
+        for j in range(y.shape[3]):
+            (grad,) = torch.autograd.grad(y[0, 0, i, j], x, retain_graph=True)
+            rows = grad[0].abs().sum(dim=(0, 2)).nonzero().flatten()
+            if rows.numel():  # a dilated transposed convolution leaves some outputs a bias
+                widest = max(widest, int(rows.max() - rows.min()) + 1)
+    return widest
+
+
+@pytest.mark.parametrize("layers", [
+    "DECONV(1, 2, s=2)",  # each output is one input times one weight
+    "DECONV(1, 3, s=2)", "DECONV(1, 4, s=2)", "DECONV(1, 3, s=2, d=2)", "DECONV(1, 3, s=3)",
+    "DECONV(1, 3, s=2, d=3)", "DECONV(1, 2, s=2, d=3)", "DECONV(1, 3, s=3, d=2)",
+    "DECONV(1, 5, s=2, d=2)", "DECONV(1, 4, s=4, d=2) - CONV(1, 3)",
+    "UPSAMPLE(2) - CONV(1, 2)", "UPSAMPLE(3) - CONV(1, 3)",
+    "UPSAMPLE(2, mode=bilinear) - CONV(1, 3)", "PIXELSHUFFLE(2) - CONV(1, 3)",
+    "AVGPOOL(2) - DECONV(1, 2, s=2) - CONV(1, 3)", "CONV(1, 3) - PIXELUNSHUFFLE(2) - CONV(1, 3)",
+])
+def test_receptive_fields_through_upsampling_are_what_autograd_measures(layers):
+    text = f"input 12x12x4\n{layers}"
+    graph = cnndsl.build_graph(text)
+    rf = graph.nodes[graph.graph["output"]]["rf"]
+    assert rf[0] == measured_rf(text), rf

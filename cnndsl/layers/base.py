@@ -183,7 +183,9 @@ class LayerKind:
         return ins[0]
 
     def window(self, p: dict, ins: list[Shape]):
-        """((kh, kw), (sh, sw), (dh, dw)) for the receptive field; None for pointwise layers."""
+        """((kh, kw), (sh, sw), (dh, dw)) for the receptive field; None for pointwise layers.
+        Upsampling layers give the input values one output reads (kh, dh in input pixels)
+        and a fractional stride (Fraction(1, 2) for a factor 2)."""
         return None
 
     def count_params(self, p: dict, ins: list[Shape], out: Shape) -> tuple[int, int]:

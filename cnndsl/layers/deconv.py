@@ -2,6 +2,9 @@
 networks that output images (U-Net's up-convolutions, autoencoder decoders, FCN)."""
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 from ..errors import CnnArgumentError, CnnShapeError
 from ..limits import MAX_AXIS
 from ..shapes import Shape
@@ -98,6 +101,16 @@ class TransposedConv(LayerKind):
                     f"({MAX_AXIS:,})", site.span)
             sizes.append(size)
         return Shape.volume(sizes[0], sizes[1], p["filters"])
+
+    def window(self, p, ins):
+        """In input pixels: the kernel's taps an output meets are gcd(d, s)/s of them, d/gcd
+        input pixels apart, so the window spans ceil(k*g/s) inputs; the stride is 1/s."""
+        taps, gaps = [], []
+        for k, s, d in zip(p["kernel"], p["stride"], p["dilation"]):
+            g = math.gcd(d, s)
+            taps.append(-(-k * g // s))
+            gaps.append(d // g)
+        return tuple(taps), tuple(Fraction(1, s) for s in p["stride"]), tuple(gaps)
 
     def count_params(self, p, ins, out):
         kh, kw = p["kernel"]

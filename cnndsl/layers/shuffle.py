@@ -2,6 +2,8 @@
 resolution, the sub-pixel convolution of super-resolution networks (Shi et al. 2016)."""
 from __future__ import annotations
 
+from fractions import Fraction
+
 from ..errors import CnnShapeError
 from ..shapes import Shape
 from .base import LayerKind, Param, Recipe, register, volume_in
@@ -34,6 +36,10 @@ class PixelShuffle(LayerKind):
                      f"(e.g. {r * r * max(1, round(shape.c / (r * r)))})")
         return Shape.volume(shape.h * r, shape.w * r, shape.c // (r * r))
 
+    def window(self, p, ins):
+        # each output is one input value; neighbouring outputs are 1/r input pixels apart
+        return (1, 1), (Fraction(1, p["factor"]),) * 2, (1, 1)
+
     def explain(self, p, ins, out, n_params):
         s, r = ins[0], p["factor"]
         return [(f"size {s.h}*{r} x {s.w}*{r} = {out.h}x{out.w}; channels {s.c}/({r}*{r}) = "
@@ -60,6 +66,11 @@ class PixelUnshuffle(PixelShuffle):
     params = (Param("factor", "count", 2, ("r", "downscale_factor")),)
     torch_name = "PixelUnshuffle"
     torch_arg = "downscale_factor"
+
+    def window(self, p, ins):
+        # each output position gathers an r x r block of the input, across its channels
+        r = p["factor"]
+        return (r, r), (r, r), (1, 1)
 
     def infer(self, p, ins, ctx, site):
         shape = volume_in(self.name, ins[0], site)

@@ -2,6 +2,8 @@
 bilinear or bicubic interpolation, as PyTorch's nn.Upsample / F.interpolate."""
 from __future__ import annotations
 
+from fractions import Fraction
+
 from ..errors import CnnArgumentError, did_you_mean
 from ..limits import MAX_AXIS
 from ..shapes import Shape
@@ -74,12 +76,15 @@ class Upsample(LayerKind):
             p = dict(p, factor=(2, 2))
         return p
 
+    @staticmethod
+    def out_hw(p, ins):
+        if p["size"] is not None:
+            return p["size"]
+        return ins[0].h * p["factor"][0], ins[0].w * p["factor"][1]
+
     def infer(self, p, ins, ctx, site):
         shape = ins[0]
-        if p["size"] is not None:
-            h, w = p["size"]
-        else:
-            h, w = shape.h * p["factor"][0], shape.w * p["factor"][1]
+        h, w = self.out_hw(p, ins)
         if max(h, w) > MAX_AXIS:
             raise CnnArgumentError(f"{site.label}: the output {h:,}x{w:,} is more than "
                                    f"PyTorch can size ({MAX_AXIS:,} on an axis)", site.span)
@@ -99,6 +104,12 @@ class Upsample(LayerKind):
                "bicubic": "each output a weighted sum of its 4x4 nearest inputs"}[p["mode"]]
         corners = " (align_corners: the corner values kept)" if p["align_corners"] else ""
         return [f"{size}; {how}{corners}; no parameters, each channel on its own"]
+
+    def window(self, p, ins):
+        # the inputs one output reads (1, 2 or 4 per axis), 1/factor input pixels apart
+        reads = {"nearest": 1, "bilinear": 2, "bicubic": 4}[p["mode"]]
+        steps = tuple(Fraction(n, o) for n, o in zip((ins[0].h, ins[0].w), self.out_hw(p, ins)))
+        return (reads, reads), steps, (1, 1)
 
     def inputs_per_neuron(self, p, ins, out, n_params):
         return {"nearest": 1, "bilinear": 4, "bicubic": 16}[p["mode"]]
