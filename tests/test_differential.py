@@ -427,6 +427,19 @@ def window(draw, shape, *, pool, keep_hw, wild):
 
 
 @st.composite
+def dilation_groups_bias(draw, d, g, bias):
+    """A convolution's last arguments as a spec may write them (defaults sometimes too)."""
+    args = []
+    if d != (1, 1) or draw(st.integers(0, 4)) == 4:
+        args.append(f"{draw(st.sampled_from(['d', 'dilation']))}={pair(d)}")
+    if g != 1 or draw(st.integers(0, 4)) == 4:
+        args.append(f"groups={g}")
+    if not bias:
+        args.append("bias=false")
+    return args
+
+
+@st.composite
 def conv_layer(draw, shape, keep_hw, keep_c, wild):
     c = shape[0]
     k, s, p, d = draw(window(shape, pool=False, keep_hw=keep_hw, wild=wild))
@@ -449,12 +462,7 @@ def conv_layer(draw, shape, keep_hw, keep_c, wild):
         args.append("pad=same")
     elif p != (0, 0) or draw(st.booleans()):
         args.append(f"{draw(st.sampled_from(['pad', 'p', 'padding']))}={pair(p)}")
-    if d != (1, 1) or draw(st.integers(0, 4)) == 4:
-        args.append(f"{draw(st.sampled_from(['d', 'dilation']))}={pair(d)}")
-    if g != 1 or draw(st.integers(0, 4)) == 4:
-        args.append(f"groups={g}")
-    if not bias:
-        args.append("bias=false")
+    args += draw(dilation_groups_bias(d, g, bias))
     if cin is not None:
         args.append(f"in_channels={cin}")
     text = f"CONV({', '.join(args)})"
@@ -594,12 +602,7 @@ def deconv_layer(draw, shape, keep_hw, keep_c, wild):
         args.append(f"{draw(st.sampled_from(['pad', 'p', 'padding']))}={pair(p)}")
     if op != (0, 0) or draw(st.integers(0, 3)) == 3:
         args.append(f"{draw(st.sampled_from(['op', 'out_pad', 'output_padding']))}={pair(op)}")
-    if d != (1, 1) or draw(st.integers(0, 4)) == 4:
-        args.append(f"{draw(st.sampled_from(['d', 'dilation']))}={pair(d)}")
-    if g != 1 or draw(st.integers(0, 4)) == 4:
-        args.append(f"groups={g}")
-    if not bias:
-        args.append("bias=false")
+    args += draw(dilation_groups_bias(d, g, bias))
     error = CnnArgumentError if any(o >= a and o >= b for o, a, b in zip(op, s, d)) else None
     return Layer(f"{name}({', '.join(args)})", "DECONV", lambda x: _refuse(error) or
                  nn.ConvTranspose2d(x.shape[1], f, k, stride=s, padding=p, output_padding=op,

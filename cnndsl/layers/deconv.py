@@ -10,6 +10,7 @@ from ..limits import MAX_AXIS
 from ..shapes import Shape
 from .base import (REQUIRED, LayerKind, Param, Recipe, check_input_size, pair_str, register,
                    volume_in)
+from .conv import check_groups
 
 
 def one_or_pair(pair):
@@ -74,10 +75,7 @@ class TransposedConv(LayerKind):
     def resolve(self, p, ins, ctx, site):
         shape = volume_in(self.name, ins[0], site)
         check_input_size(self.name, "in_channels", p.get("in_channels"), shape.c, site)
-        if shape.c % p["groups"] or p["filters"] % p["groups"]:
-            raise CnnShapeError(
-                f"{site.label}: groups={p['groups']} must divide both the input channels "
-                f"({shape.c}) and the filters ({p['filters']})", site.span)
+        check_groups(p, shape, site)
         return p
 
     def infer(self, p, ins, ctx, site):

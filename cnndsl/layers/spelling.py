@@ -10,7 +10,7 @@ kind (`LayerKind.foreign_names`) and answered with what to write.
 """
 from __future__ import annotations
 
-import difflib
+from ..errors import did_you_mean
 
 # Word parts that change what a layer does, longest first so `DEPTHWISE` is not `DE`+...
 _MODIFIERS = ("depthwise", "transposed", "transpose", "average", "inverse", "global", "pixel",
@@ -56,15 +56,7 @@ def opposite(name: str, candidate: str) -> bool:
 
 def suggest(name: str, candidates) -> str | None:
     """The closest candidate that is not the opposite of `name` (case-insensitive first)."""
-    candidates = sorted(set(candidates))
-    for cand in candidates:
-        if cand.lower() == name.lower() and cand != name:
-            return cand
-    lowered = {c.lower(): c for c in candidates}
-    for close in difflib.get_close_matches(name.lower(), list(lowered), n=6, cutoff=0.6):
-        if not opposite(name, close):
-            return lowered[close]
-    return None
+    return did_you_mean(name, candidates, reject=lambda candidate: opposite(name, candidate))
 
 
 def foreign_help(name: str, kinds) -> str | None:
