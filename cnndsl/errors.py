@@ -173,8 +173,9 @@ class UnusedVariableWarning(UserWarning):
         super().__init__(text + (f" (did you mean `{hint}`?)" if hint else ""))
 
 
-def did_you_mean(name: str, candidates) -> str | None:
-    """A 'did you mean' hint: case-insensitive match first, then close spellings."""
+def did_you_mean(name: str, candidates, reject=None) -> str | None:
+    """A 'did you mean' hint: case-insensitive match first, then close spellings, the
+    closest one that `reject(candidate)` does not turn down."""
     import difflib
 
     candidates = sorted(set(candidates))
@@ -182,5 +183,6 @@ def did_you_mean(name: str, candidates) -> str | None:
         if cand.lower() == name.lower() and cand != name:
             return cand
     lowered = {c.lower(): c for c in candidates}
-    close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
-    return lowered[close[0]] if close else None
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=1 if reject is None else 6,
+                                      cutoff=0.6)
+    return next((lowered[c] for c in close if reject is None or not reject(lowered[c])), None)

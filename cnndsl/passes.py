@@ -4,6 +4,9 @@ Each pass takes the layer graph (ir.Graph) and fills in its nodes' fields; none 
 """
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 from . import layers
 from .errors import CnnArgumentError, CnnShapeError
 from .ir import Graph, Node
@@ -154,9 +157,18 @@ def _receptive_field(graph: Graph, node: Node, params, ins) -> None:
     window = node.kind.window(params, ins)
     if window is not None:
         (kh, kw), (sh, sw), (dh, dw) = window
-        rf = (rf[0] + (kh - 1) * dh * jump[0], rf[1] + (kw - 1) * dw * jump[1])
-        jump = (jump[0] * sh, jump[1] * sw)
+        # An upsampling layer's stride is a fraction (1/2 for a factor 2): the jump is then a
+        # fraction of an input pixel, and a window on it covers a whole number of input
+        # pixels rounded up.
+        rf = (math.ceil(rf[0] + (kh - 1) * dh * jump[0]),
+              math.ceil(rf[1] + (kw - 1) * dw * jump[1]))
+        jump = (_whole(jump[0] * sh), _whole(jump[1] * sw))
     node.rf, node.jump = rf, jump
+
+
+def _whole(x):
+    """A fraction that is a whole number as an int (jumps stay ints without upsampling)."""
+    return int(x) if isinstance(x, Fraction) and x.denominator == 1 else x
 
 
 def assign_names(graph: Graph) -> Graph:

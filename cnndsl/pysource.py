@@ -20,10 +20,13 @@ def literal(value) -> str:
         if not math.isfinite(value):
             raise ValueError(f"cannot write the number {value!r} as source")
         return repr(float(value))
+    if isinstance(value, str) and value.isidentifier() and value.isascii():
+        return f'"{value}"'  # a mode's name (`"bilinear"`): a plain word, nothing to escape
     if isinstance(value, tuple):
         items = [literal(v) for v in value]
         return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
-    raise TypeError(f"a recipe argument must be a number, a bool or a tuple, not {value!r}")
+    raise TypeError(f"a recipe argument must be a number, a bool, a word or a tuple, not "
+                    f"{value!r}")
 
 
 def same(a, b) -> bool:

@@ -14,3 +14,17 @@ class PositionBias(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.bias
+
+
+class Crop(nn.Module):
+    """A window of each map: `height` rows from row `top`, `width` columns from `left`."""
+
+    def __init__(self, top: int, left: int, height: int, width: int) -> None:
+        super().__init__()
+        self.top, self.left, self.height, self.width = top, left, height, width
+
+    def extra_repr(self) -> str:
+        return f"top={self.top}, left={self.left}, height={self.height}, width={self.width}"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[..., self.top:self.top + self.height, self.left:self.left + self.width]

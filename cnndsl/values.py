@@ -110,11 +110,13 @@ class Evaluator:
         if want == "layer":
             names = set(layers.callable_names()) | set(BUILTINS) | {
                 n for n in scope.all_names() if n not in SETTINGS}
-            hint = did_you_mean(name, names)
+            foreign = layers.foreign_help(name)
+            hint = None if foreign else layers.suggest(name, names)
             return CnnNameError(
                 f"unknown layer or block `{name}`", span,
-                help=f"did you mean `{hint}`?" if hint else
-                "see docs/language.md for the layer names, or define it with `def`")
+                help=foreign or (f"did you mean `{hint}`?" if hint else
+                                 "see docs/language.md for the layer names, or define it "
+                                 "with `def`"))
         hint = did_you_mean(name, scope.all_names())
         return CnnNameError(
             f"undefined variable `{name}`", span,

@@ -33,6 +33,7 @@ import heapq
 import pytest
 import torch
 from hypothesis import given, note, settings, strategies as st
+import torch.nn.functional as F
 from torch import nn
 
 import cnndsl
@@ -200,6 +201,7 @@ class HandNet(nn.Module):
 def expected_rows(nodes: list[Node]) -> list[tuple]:
     """(kind, shape C,H,W, parameters, MACs) per node, from the real modules and tensors."""
     rows = []
+    values = {n.id: n.value for n in nodes}
     for n in nodes:
         if n.kind == "INPUT":
             continue
@@ -211,6 +213,11 @@ def expected_rows(nodes: list[Node]) -> list[tuple]:
             macs = oh * ow * oc * kh * kw * (m.in_channels // m.groups)
         elif isinstance(n.module, nn.Linear):
             macs = n.module.in_features * n.module.out_features
+        elif isinstance(n.module, nn.ConvTranspose2d):
+            # every input value times a kernel window of each of its group's filters
+            m, (_, ic, ih, iw) = n.module, values[n.inputs[0]].shape
+            kh, kw = m.kernel_size
+            macs = ih * iw * ic * kh * kw * (m.out_channels // m.groups)
         rows.append((n.kind, tuple(n.value.shape[1:]), params, macs))
     return rows
 
@@ -420,6 +427,19 @@ def window(draw, shape, *, pool, keep_hw, wild):
 
 
 @st.composite
+def dilation_groups_bias(draw, d, g, bias):
+    """A convolution's last arguments as a spec may write them (defaults sometimes too)."""
+    args = []
+    if d != (1, 1) or draw(st.integers(0, 4)) == 4:
+        args.append(f"{draw(st.sampled_from(['d', 'dilation']))}={pair(d)}")
+    if g != 1 or draw(st.integers(0, 4)) == 4:
+        args.append(f"groups={g}")
+    if not bias:
+        args.append("bias=false")
+    return args
+
+
+@st.composite
 def conv_layer(draw, shape, keep_hw, keep_c, wild):
     c = shape[0]
     k, s, p, d = draw(window(shape, pool=False, keep_hw=keep_hw, wild=wild))
@@ -442,12 +462,7 @@ def conv_layer(draw, shape, keep_hw, keep_c, wild):
         args.append("pad=same")
     elif p != (0, 0) or draw(st.booleans()):
         args.append(f"{draw(st.sampled_from(['pad', 'p', 'padding']))}={pair(p)}")
-    if d != (1, 1) or draw(st.integers(0, 4)) == 4:
-        args.append(f"{draw(st.sampled_from(['d', 'dilation']))}={pair(d)}")
-    if g != 1 or draw(st.integers(0, 4)) == 4:
-        args.append(f"groups={g}")
-    if not bias:
-        args.append("bias=false")
+    args += draw(dilation_groups_bias(d, g, bias))
     if cin is not None:
         args.append(f"in_channels={cin}")
     text = f"CONV({', '.join(args)})"
@@ -529,6 +544,173 @@ def adaptive_layer(draw, shape, keep_hw, keep_c, wild):
                  lambda x: nn.AdaptiveAvgPool2d(out))
 
 
+# -- layers of networks that output images (issue 19) -----------------------------------------
+
+class CenterCrop(nn.Module):
+    """torchvision's center_crop, which pads a window larger than its input: the spec must
+    be refused there instead."""
+
+    def __init__(self, size):
+        super().__init__()
+        self.size = size
+
+    def forward(self, x):
+        from torchvision.transforms.functional import center_crop
+
+        if self.size[0] > x.shape[2] or self.size[1] > x.shape[3]:
+            raise RuntimeError(f"crop {self.size} of {tuple(x.shape[2:])}")
+        return center_crop(x, list(self.size))
+
+
+class Interpolate(nn.Module):
+    def __init__(self, **kwargs):
+        super().__init__()
+        self.kwargs = kwargs
+
+    def forward(self, x):
+        return F.interpolate(x, **self.kwargs)
+
+
+@st.composite
+def deconv_layer(draw, shape, keep_hw, keep_c, wild):
+    c = shape[0]
+    ks, ss, ps, ds, ops = [], [], [], [], []
+    for axis in range(2):
+        same = axis == 1 and draw(st.integers(0, 9)) < 6
+        k = ks[0] if same else draw(st.sampled_from([1, 2, 3, 3, 4]))
+        d = ds[0] if same else draw(st.sampled_from([1, 1, 1, 2]))
+        if keep_hw:  # W2 = W1 when 2P = D(F - 1) with stride 1
+            k = k if k % 2 else k - 1
+            s, p, op = 1, d * (k - 1) // 2, 0
+        else:
+            s = ss[0] if same else draw(st.integers(1, 3))
+            p = ps[0] if same else draw(st.integers(0, 2 if wild else 1))
+            # output padding below the stride or the dilation (wild: not always)
+            op = draw(st.integers(0, max(s, d) - (0 if wild else 1)))
+        ks.append(k), ss.append(s), ps.append(p), ds.append(d), ops.append(op)
+    k, s, p, d, op = (tuple(v) for v in (ks, ss, ps, ds, ops))
+    g = draw(st.sampled_from(divisors(c)))
+    f = c if keep_c else g * draw(st.integers(1, max(1, 8 // g)))
+    if wild and draw(st.booleans()):
+        g = draw(st.integers(1, 4))  # may divide neither the channels nor the filters
+    bias = draw(st.booleans())
+    name = draw(st.sampled_from(["DECONV", "ConvTranspose2d", "CONVTRANSPOSE", "UPCONV"]))
+    args = [str(f), pair(k, draw(st.integers(0, 2)) == 2)]
+    if s != (1, 1) or draw(st.booleans()):
+        args.append(draw(st.sampled_from(["s=", "stride=", ""])) + pair(s))
+    if p != (0, 0) or draw(st.booleans()):
+        args.append(f"{draw(st.sampled_from(['pad', 'p', 'padding']))}={pair(p)}")
+    if op != (0, 0) or draw(st.integers(0, 3)) == 3:
+        args.append(f"{draw(st.sampled_from(['op', 'out_pad', 'output_padding']))}={pair(op)}")
+    args += draw(dilation_groups_bias(d, g, bias))
+    error = CnnArgumentError if any(o >= a and o >= b for o, a, b in zip(op, s, d)) else None
+    return Layer(f"{name}({', '.join(args)})", "DECONV", lambda x: _refuse(error) or
+                 nn.ConvTranspose2d(x.shape[1], f, k, stride=s, padding=p, output_padding=op,
+                                    groups=g, bias=bias, dilation=d))
+
+
+def _refuse(error):
+    """PyTorch refuses an output padding too large only at the forward; cnndsl at check."""
+    if error is not None:
+        raise Invalid("output padding not below the stride or the dilation", error)
+
+
+@st.composite
+def upsample_layer(draw, shape, keep_hw, keep_c, wild):
+    mode = draw(st.sampled_from(["nearest", "bilinear", "bicubic"]))
+    corners = None if mode == "nearest" else draw(st.booleans())
+    kwargs = {"mode": mode} if mode == "nearest" else {"mode": mode, "align_corners": corners}
+    if keep_hw:
+        size = tuple(shape[1:])
+        text, kwargs["size"] = f"size={pair(size)}", size
+    elif draw(st.booleans()):
+        size = (draw(st.integers(1, 16)), draw(st.integers(1, 16)))
+        text, kwargs["size"] = f"{draw(st.sampled_from(['size', 'output_size']))}={pair(size)}", \
+            size
+    else:
+        factor = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+        kwargs["scale_factor"] = factor
+        text = pair(factor) if draw(st.booleans()) else f"scale_factor={pair(factor)}"
+    if mode != "nearest" or draw(st.booleans()):
+        text += f", mode={mode}"
+    if corners or (corners is False and draw(st.booleans())):
+        text += f", align_corners={str(corners).lower()}"
+    name = draw(st.sampled_from(["UPSAMPLE", "RESIZE", "INTERPOLATE", "Upsample"]))
+    return Layer(f"{name}({text})", "UPSAMPLE", lambda x: Interpolate(**kwargs))
+
+
+@st.composite
+def reshape_layer(draw, shape, keep_hw, keep_c, wild):
+    numel = int(torch.tensor(shape).prod())
+    c = draw(st.sampled_from(divisors(numel)))
+    h = draw(st.sampled_from(divisors(numel // c)))
+    w = numel // c // h
+    if keep_hw or keep_c:
+        c, h, w = shape
+    if wild and draw(st.booleans()):
+        w += 1  # does not multiply out: refused
+    text = f"{draw(st.sampled_from(['RESHAPE', 'UNFLATTEN', 'View']))}({h}x{w}x{c})"
+    if c == 1 and draw(st.booleans()):
+        text = f"RESHAPE({h}x{w})"
+    return Layer(text, "RESHAPE", lambda x: nn.Unflatten(1, (c, h, w)), volume=False,
+                 flatten=True)
+
+
+@st.composite
+def crop_layer(draw, shape, keep_hw, keep_c, wild):
+    _, h, w = shape
+    most = 2 if wild else 0
+    size = (draw(st.integers(1, h + most)), draw(st.integers(1, w + most)))
+    if keep_hw:
+        size = (h, w)
+    return Layer(f"CROP({pair(size, draw(st.booleans()))})", "CROP",
+                 lambda x: CenterCrop(size))
+
+
+@st.composite
+def pad_layer(draw, shape, keep_hw, keep_c, wild):
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    sides = {"top": ph, "bottom": ph, "left": pw, "right": pw}
+    args = [pair((ph, pw))] if (ph, pw) != (0, 0) or draw(st.booleans()) else []
+    for side in sides:
+        if draw(st.integers(0, 3)) == 3:
+            sides[side] = draw(st.integers(0, 4 if wild else 2))
+            args.append(f"{side}={sides[side]}")
+    mode = draw(st.sampled_from(["constant", "constant", "reflect", "replicate", "circular"]))
+    value = draw(st.sampled_from([0.0, 0.0, 1.5, -2.0])) if mode == "constant" else 0.0
+    if mode != "constant" or draw(st.integers(0, 3)) == 3:
+        args.append(f"mode={mode}")
+    if value:
+        args.append(f"value={value}")
+    padding = (sides["left"], sides["right"], sides["top"], sides["bottom"])
+    if keep_hw:
+        args, padding = ["0"], (0, 0, 0, 0)
+    make = {"constant": lambda x: nn.ConstantPad2d(padding, value),
+            "reflect": lambda x: nn.ReflectionPad2d(padding),
+            "replicate": lambda x: nn.ReplicationPad2d(padding),
+            "circular": lambda x: nn.CircularPad2d(padding)}[mode]
+    name = draw(st.sampled_from(["PAD", "ZEROPAD", "ZeroPad2d"])) if mode == "constant" and \
+        not value else "PAD"
+    return Layer(f"{name}({', '.join(args)})", "PAD", make)
+
+
+@st.composite
+def shuffle_layer(draw, shape, keep_hw, keep_c, wild):
+    c, h, w = shape
+    shuffle = draw(st.booleans())
+    fits = [r for r in (1, 2, 3) if (c % (r * r) if shuffle else h % r or w % r) == 0]
+    r = draw(st.integers(1, 3)) if wild else draw(st.sampled_from(fits))
+    if shuffle:
+        args = draw(st.sampled_from([f"{r}", f"r={r}", f"upscale_factor={r}"]))
+        return Layer(f"PIXELSHUFFLE({args})", "PIXELSHUFFLE", lambda x: nn.PixelShuffle(r))
+    args = draw(st.sampled_from([f"{r}", f"r={r}", f"downscale_factor={r}"]))
+    return Layer(f"PIXELUNSHUFFLE({args})", "PIXELUNSHUFFLE", lambda x: nn.PixelUnshuffle(r))
+
+
+IMAGE_LAYERS = {"deconv": deconv_layer, "upsample": upsample_layer, "reshape": reshape_layer,
+                "crop": crop_layer, "pad": pad_layer, "shuffle": shuffle_layer}
+
+
 POINTWISE = [
     ("RELU", "RELU", lambda x: nn.ReLU(), False),
     ("RELU6", "RELU6", lambda x: nn.ReLU6(), False),
@@ -594,7 +776,11 @@ def item(draw, shape, depth, ctx, keep_hw=False, keep_c=False):
     vol = NOMINAL if shape is None or vector else shape
     choices = ["pointwise"] * 3
     if not vector or shape is None:
-        choices += ["conv"] * 4 + ["pool"] * 3 + ["dwconv", "sepconv"]
+        choices += ["conv"] * 4 + ["pool"] * 3 + ["dwconv", "sepconv", "deconv"]
+        if not keep_hw and not keep_c:
+            choices += ["upsample", "crop", "pad", "shuffle"]
+    if shape is not None and not keep_hw and not keep_c:
+        choices += ["reshape"]
         if not keep_hw:
             choices += ["adaptive"]
         if not keep_hw and not keep_c:
@@ -606,6 +792,9 @@ def item(draw, shape, depth, ctx, keep_hw=False, keep_c=False):
     choice = draw(st.sampled_from(choices))
     if choice == "pointwise":
         return draw(pointwise_layer(shape))
+    if choice in IMAGE_LAYERS:
+        return draw(IMAGE_LAYERS[choice](vol if choice != "reshape" else shape, keep_hw,
+                                         keep_c, wild))
     if choice == "conv":
         return draw(conv_layer(vol, keep_hw, keep_c, wild))
     if choice == "dwconv":

@@ -31,6 +31,8 @@ REPEATED = ["concat(identity, identity)", "concat(identity, RELU, identity)",
 
 @st.composite
 def layer(draw, depth=0):
+    if draw(st.integers(0, 4)) == 4:
+        return draw(image_layer())
     choice = draw(st.integers(0, 11 if depth < 2 else 6))
     c = draw(channels)
     if choice == 0:
@@ -73,6 +75,53 @@ def layer(draw, depth=0):
         return draw(st.sampled_from(REPEATED)).format(a=a, b=b)
     body = draw(chain(depth + 1))
     return f"({body}) * {draw(st.integers(0, 3))}"
+
+
+# Layers of networks that output images (issue 19): every argument, each axis on its own.
+DECONV_KERNELS = ["1", "2", "3", "4", "2x3", "3x1"]
+
+
+def _axes(text):
+    a, _, b = text.partition("x")
+    return (int(a), int(b or a))
+
+
+@st.composite
+def image_layer(draw):
+    c = draw(channels)
+    choice = draw(st.integers(0, 6))
+    if choice == 0:
+        k, s = draw(st.sampled_from(DECONV_KERNELS)), draw(st.sampled_from(STRIDES + ["3"]))
+        d = draw(st.sampled_from(["1", "1", "2", "1x2"]))
+        # output padding below the stride or the dilation, per axis
+        op = [draw(st.integers(0, max(a, b) - 1)) for a, b in zip(_axes(s), _axes(d))]
+        pad = draw(st.sampled_from(["0", "1", "1x0", "0x1"]))
+        groups = draw(st.sampled_from(["", "", ", groups=2"]))
+        bias = draw(st.sampled_from(["", ", bias=false"]))
+        name = draw(st.sampled_from(["DECONV", "ConvTranspose2d", "CONVTRANSPOSE"]))
+        return (f"{name}({c * 2 if groups else c}, {k}, s={s}, pad={pad}, "
+                f"op={op[0]}x{op[1]}, d={d}{groups}{bias})")
+    if choice == 1:
+        mode = draw(st.sampled_from(["nearest", "bilinear", "bicubic"]))
+        corners = "" if mode == "nearest" else draw(st.sampled_from(
+            ["", ", align_corners=true", ", align_corners=false"]))
+        size = draw(st.sampled_from(["2", "3", "2x1", "1x3", "size=5", "size=7x4",
+                                     "size=3x9"]))
+        return f"{draw(st.sampled_from(['UPSAMPLE', 'RESIZE']))}({size}, mode={mode}{corners})"
+    if choice == 2:  # an FC sized for it, so the values multiply out
+        h, w = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+        return f"FC({h * w * c}) - {draw(st.sampled_from(['RESHAPE', 'UNFLATTEN']))}({h}x{w}x{c})"
+    if choice == 3:
+        return f"CROP({draw(st.sampled_from(['1', '2', '3x2', '1x4', '5']))})"
+    if choice == 4:
+        pad = draw(st.sampled_from(["1", "2x0", "0x1", "1, top=2", "right=3", "bottom=1, left=2"]))
+        mode = draw(st.sampled_from(["", ", value=0.5", ", mode=reflect", ", mode=replicate",
+                                     ", mode=circular"]))
+        return f"PAD({pad}{mode})"
+    r = draw(st.integers(2, 3))
+    if choice == 5:
+        return f"CONV({c * r * r}, 1) - PIXELSHUFFLE({r})"
+    return f"PIXELUNSHUFFLE({r})"
 
 
 @st.composite

@@ -39,6 +39,21 @@ KIND_SPECS = {
     "SOFTMAX": ["input 3x4x5\nSOFTMAX", "input 12\nclasses = 5\nSOFTMAX"],
     "BN": ["input 3x4x5\nBN", "input 12\nFC(6) - BN(eps=0.001, momentum=0.2)"],
     "LRN": ["input 5x5x8\nLRN(3)", "input 5x5x8\nNORM"],
+    "DECONV": ["input 7x5x4\nDECONV(6, 2, s=2)",
+               "input 5x6x4\nConvTranspose2d(6, 3x2, s=2x3, pad=1x0, op=1x2, groups=2, d=1x2)",
+               "input 4x4x3\nCONVTRANSPOSE(5, 3, s=3, pad=1, op=2, bias=false, in_channels=3)",
+               "input 6x6x2\nDECONV(2, 1, pad=0)"],
+    "UPSAMPLE": ["input 5x6x3\nUPSAMPLE", "input 5x6x3\nUPSAMPLE(2x3, mode=bilinear)",
+                 "input 5x6x3\nRESIZE(size=11x4, mode=bilinear, align_corners=true)",
+                 "input 5x6x3\nINTERPOLATE(scale_factor=3, mode=bicubic)"],
+    "RESHAPE": ["input 48\nRESHAPE(4x3x4)", "input 3x4x5\nUNFLATTEN(6x10)",
+                "input 2x2x8\nRESHAPE(4x4x2)"],
+    "CROP": ["input 9x8x3\nCROP(4x5)", "input 6x6x2\nCROP(6)", "input 7x10x2\nCROP(2x3)"],
+    "PAD": ["input 5x4x3\nPAD(1)", "input 5x4x3\nPAD(1x2, value=-1)",
+            "input 5x4x3\nPAD(top=1, right=3, mode=reflect)",
+            "input 5x4x3\nPAD(2, mode=replicate)", "input 5x4x3\nPAD(0x4, mode=circular)"],
+    "PIXELSHUFFLE": ["input 3x5x8\nPIXELSHUFFLE", "input 2x3x18\nPIXELSHUFFLE(3)"],
+    "PIXELUNSHUFFLE": ["input 4x6x2\nPIXELUNSHUFFLE", "input 6x3x1\nPIXELUNSHUFFLE(3)"],
 }
 
 

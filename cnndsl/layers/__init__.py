@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
+from . import spelling
 from .base import REGISTERED, Context, LayerKind, Param, Recipe, Site, Symbol
 
 for _info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
@@ -27,6 +28,17 @@ for _kind in REGISTERED:
 def lookup(name: str) -> LayerKind | None:
     """The kind a (case-insensitive) layer name or alias denotes, if any."""
     return _BY_NAME.get(name.lower())
+
+
+def suggest(name: str, candidates) -> str | None:
+    """'Did you mean' among `candidates` for an unknown layer name, never its opposite
+    (`UPSAMPLE` is not a typo of `SUBSAMPLE`): see spelling.py."""
+    return spelling.suggest(name, candidates)
+
+
+def foreign_help(name: str) -> str | None:
+    """What to write for another framework's name for a construct (`DEPTHTOSPACE`)."""
+    return spelling.foreign_help(name, REGISTRY.values())
 
 
 def callable_names() -> list[str]:
@@ -76,5 +88,5 @@ def paper_token(text: str) -> tuple[LayerKind, tuple, dict] | None:
 
 
 __all__ = ["REGISTRY", "Context", "LayerKind", "Param", "Recipe", "Site", "Symbol", "lookup",
-           "callable_names", "get", "input_kind", "merge_builtins", "merge_kind", "paper_token",
-           "paper_token_pattern"]
+           "callable_names", "foreign_help", "get", "input_kind", "merge_builtins", "merge_kind",
+           "paper_token", "paper_token_pattern", "suggest"]

@@ -119,6 +119,10 @@ class LayerKind:
     min_inputs = 1
     max_inputs = 1
     draw: dict = {}  # graphviz attributes over the family's DRAW_STYLES ("label": a glyph)
+    # Other frameworks' or papers' names that are not this kind but that a reader may write
+    # for it: name (upper case, no `_`) -> the help an unknown-name error gives
+    # (DEPTHTOSPACE -> PIXELSHUFFLE and how the two differ)
+    foreign_names: dict = {}
 
     # -- binding arguments -----------------------------------------------------------
     def bind(self, args: list[tuple[Any, Span]], kwargs: list[tuple[str, Any, Span, Span]],
@@ -183,7 +187,9 @@ class LayerKind:
         return ins[0]
 
     def window(self, p: dict, ins: list[Shape]):
-        """((kh, kw), (sh, sw), (dh, dw)) for the receptive field; None for pointwise layers."""
+        """((kh, kw), (sh, sw), (dh, dw)) for the receptive field; None for pointwise layers.
+        Upsampling layers give the input values one output reads (kh, dh in input pixels)
+        and a fractional stride (Fraction(1, 2) for a factor 2)."""
         return None
 
     def count_params(self, p: dict, ins: list[Shape], out: Shape) -> tuple[int, int]:

@@ -66,6 +66,13 @@ def explain_window(p: dict, shape: Shape, out: Shape) -> str:
     return f"height {axes[0]}; width {axes[1]}"
 
 
+def check_groups(p: dict, shape: Shape, site: Site) -> None:
+    if shape.c % p["groups"] or p["filters"] % p["groups"]:
+        raise CnnShapeError(
+            f"{site.label}: groups={p['groups']} must divide both the input channels "
+            f"({shape.c}) and the filters ({p['filters']})", site.span)
+
+
 def conv_label(name: str, p: dict, filters: int) -> str:
     k, s = p["kernel"], p["stride"]
     ks = str(k[0]) + "x" + str(k[1])
@@ -113,10 +120,7 @@ class Conv(LayerKind):
             halvings = max(0, int(math.floor(math.log2(ctx.input.h / shape.h)))) \
                 if ctx.input.is_volume else 0
             p["filters"] = min(ctx.width * 2 ** halvings, max(ctx.max_width, ctx.width))
-        if shape.c % p["groups"] or p["filters"] % p["groups"]:
-            raise CnnShapeError(
-                f"{site.label}: groups={p['groups']} must divide both the input channels "
-                f"({shape.c}) and the filters ({p['filters']})", site.span)
+        check_groups(p, shape, site)
         return p
 
     def infer(self, p, ins, ctx, site):
