@@ -44,7 +44,7 @@ class InShape(Node):
 
 @dataclass(frozen=True, eq=False)
 class Compare(Node):
-    """`a == b`, `s != 1`, `c < 64`: 1 if it holds, else 0."""
+    """`a == b`, `s != 1`, `c < 64`, `a and b`, `a or b`: 1 if it holds, else 0."""
 
     left: "Expr"
     op: str

@@ -20,7 +20,7 @@ _CLOSERS = {v: k for k, v in _OPENERS.items()}
 _TEXT = {"LPAR": "(", "RPAR": ")", "LSQB": "[", "RSQB": "]", "LBRACE": "{", "RBRACE": "}"}
 # A newline after one of these, or before one of these, continues the expression.
 _CONTINUE_AFTER = {"MINUS", "PLUS", "STAR", "SLASH", "_ARROW", "_COMMA", "_EQ", "_COLON", "DEF",
-                   "CMP"}
+                   "CMP", "AND", "OR"}
 _CONTINUE_BEFORE = {"MINUS", "PLUS", "STAR", "SLASH", "_ARROW", "_COMMA", "QMARK"}
 
 
@@ -288,7 +288,7 @@ _FRIENDLY = {
     "_COMMA": "`,`", "_EQ": "`=`", "_COLON": "`:`", "QMARK": "`?`", "_SEMI": "`;`",
     "LPAR": "`(`", "RPAR": "`)`", "LSQB": "`[`", "RSQB": "`]`", "LBRACE": "`{`",
     "RBRACE": "`}`", "_NL": "a new line", "$END": "the end of the spec", "INPUT_WORD": "`input`",
-    "DEF": "`def`", "CMP": "a comparison", "IN_SHAPE": "`in.c`", "OPERAND": "a layer, a block or a number", "PAPER_TOKEN": "a layer",
+    "DEF": "`def`", "CMP": "a comparison", "AND": "`and`", "OR": "`or`", "IN_SHAPE": "`in.c`", "OPERAND": "a layer, a block or a number", "PAPER_TOKEN": "a layer",
 }
 
 
@@ -467,6 +467,13 @@ def _make_transformer():
 
         def in_shape(self, children):
             return ast.InShape(self._tok(children[0]), str(children[0])[3:])
+
+        def logic_seq(self, children):
+            node = children[0]
+            for op, right in zip(children[1::2], children[2::2]):
+                node = self._flat(ast.Compare(self._span(node, right), node, str(op), right),
+                                  (node, right))
+            return node
 
         def compare(self, children):
             left, op, right = children

@@ -293,8 +293,12 @@ class Evaluator:
         if isinstance(expr, ast.InShape):
             return self.input_shape(expr, scope)
         if isinstance(expr, ast.Compare):
-            left, right = self.number(expr.left, scope), self.number(expr.right, scope)
-            return int(_COMPARE[expr.op](left, right))
+            left = self.number(expr.left, scope)
+            if expr.op in ("and", "or"):  # the right side only where it decides
+                if bool(left) == (expr.op == "or"):
+                    return int(bool(left))
+                return int(bool(self.number(expr.right, scope)))
+            return int(_COMPARE[expr.op](left, self.number(expr.right, scope)))
         if isinstance(expr, ast.Call) and is_if(expr, scope):
             return self.value(self.choose(expr, scope), scope, symbols)
         if isinstance(expr, ast.Chain):
