@@ -199,7 +199,7 @@ def test_conditions(condition, value):
 def test_if_chooses_layers_numbers_or_leaves_a_layer_out():
     text = "input 4x4x2\ndef f(e) = if(e != 1, CONV(in.c * e, 1), TANH) - if(e > 2, RELU)\n" \
            "f(1) - f(3) - CONV(if(in.c > 4, 10, 20), 1)"
-    kinds = [d["kind"] for _, d in build(text).graph.nodes(data=True) if d["kind"] != "INPUT"]
+    kinds = [d["kind"] for _, d in build(text).nodes(data=True) if d["kind"] != "INPUT"]
     assert kinds == ["TANH", "CONV", "RELU", "CONV"]
     assert build(text).graph["totals"]["output"].c == 10
     with pytest.raises(CnnArgumentError, match="if takes a condition"):
