@@ -201,7 +201,7 @@ def test_if_chooses_layers_numbers_or_leaves_a_layer_out():
            "f(1) - f(3) - CONV(if(in.c > 4, 10, 20), 1)"
     kinds = [d["kind"] for _, d in build(text).nodes(data=True) if d["kind"] != "INPUT"]
     assert kinds == ["TANH", "CONV", "RELU", "CONV"]
-    assert build(text).graph["totals"]["output"].c == 10
+    assert build(text).graph["totals"]["output"].c == 20  # outside blocks, in is the input: 2
     with pytest.raises(CnnArgumentError, match="if takes a condition"):
         build("input 4x4x2\nif(1)")
 
@@ -209,13 +209,13 @@ def test_if_chooses_layers_numbers_or_leaves_a_layer_out():
 # -- names ------------------------------------------------------------------------------------
 
 def test_a_def_may_take_a_layers_name_with_a_warning():
-    text = "input 8x8x3\ndef pool = MAXPOOL(3, 2, round=floor)\nCONV(4, 3, pad=1) - pool - POOL"
+    text = "input 8x8x3\ndef pool = MAXPOOL(3, 2, round=floor)\nCONV(4, 3, pad=1) - pool - POOL(3)"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         graph = cnndsl.build_graph(text)
     assert [type(w.message) for w in caught] == [ShadowedLayerWarning]
     assert "`pool` means this definition" in str(caught[0].message)
-    assert graph.graph["totals"]["output"].as_list() == [4, 1, 1]  # 8 -> 3 (3x3/2) -> 1 (2x2)
+    assert graph.graph["totals"]["output"].as_list() == [4, 1, 1]  # 8 -> 3 (3x3/2) -> 1 (3x3)
     r = subprocess.run([sys.executable, "-m", "cnndsl", "check", "-"], input=text,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "cnndsl: warning: <stdin>:2:5: `pool` is defined" in r.stderr

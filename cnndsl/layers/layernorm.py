@@ -43,7 +43,7 @@ class LayerNorm(LayerKind):
 
     def explain(self, p, ins, out, n_params):
         return [f"each position's {ins[0].c} channels to mean 0 and variance 1, then a scale "
-                f"and a shift per channel: 2 x {ins[0].c} = {n_params:,} parameters"]
+                f"and a shift per channel: parameters 2 x {ins[0].c} = {n_params:,}"]
 
 
 @register
@@ -71,4 +71,5 @@ class LayerScale(LayerKind):
         return 1
 
     def explain(self, p, ins, out, n_params):
-        return [f"each channel times its own learned factor: {n_params:,} parameters"]
+        return [f"each channel times its own learned factor: parameters 1 x {ins[0].c} = "
+                f"{n_params:,}"]

@@ -26,8 +26,9 @@ class PReLU(Activation):
         return 1
 
     def explain(self, p, ins, out, n_params):
-        slopes = f"one slope per channel, {n_params:,}" if p["per_channel"] else "one slope"
-        return [f"max(a*x, x) on each of the {out.numel:,} values; parameters: {slopes}"]
+        slopes = f"1 slope x {ins[0].c} channels" if p["per_channel"] else "1 shared slope"
+        return [f"max(a*x, x) on each of the {out.numel:,} values; parameters {slopes} = "
+                f"{n_params:,}"]
 
     def label(self, p):
         return "PRELU/c" if p["per_channel"] else "PRELU"
