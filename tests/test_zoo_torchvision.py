@@ -115,3 +115,15 @@ def test_outputs_equal_torchvisions(name):
 @pytest.mark.parametrize("name", [n for n in BUILDERS if n not in REPRESENTATIVES])
 def test_outputs_equal_torchvisions_every_builder(name):
     check_outputs(name, 64 if name != "inception_v3" else 96)
+
+
+def test_the_docs_table_is_the_scripts_output():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "zoo_table.py"
+    r = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True,
+                       check=False,
+                       timeout=300)
+    assert r.returncode == 0, "docs/zoo.md is out of date: run python scripts/zoo_table.py"
