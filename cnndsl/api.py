@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import ast, passes
-from .errors import UnusedVariableWarning, UsageError, did_you_mean
+from .errors import ShadowedLayerWarning, UnusedVariableWarning, UsageError, did_you_mean
 from .expand import DEFAULT_MAX_LAYERS, Options, expand, free_names, parameter_owners
 from .ir import Graph
 from .limits import MAX_NUMBER, gc_paused, recursion_headroom
@@ -252,6 +252,8 @@ def check_text(text: str, name: str, options: Options) -> Graph:
         program = parse(text, name)
         graph = check_program(program, options)
     warn_unused_variables(program, graph.unused_defines)
+    for name, layer, span in graph.shadowed:
+        warnings.warn(ShadowedLayerWarning(name, layer, span), stacklevel=_outside_cnndsl())
     return graph
 
 

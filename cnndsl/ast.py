@@ -36,6 +36,22 @@ class InputRef(Node):
 
 
 @dataclass(frozen=True, eq=False)
+class InShape(Node):
+    """`in.c`, `in.h`, `in.w`: the channels, height or width of the block's input."""
+
+    field: str  # as written after `in.`
+
+
+@dataclass(frozen=True, eq=False)
+class Compare(Node):
+    """`a == b`, `s != 1`, `c < 64`, `a and b`, `a or b`: 1 if it holds, else 0."""
+
+    left: "Expr"
+    op: str
+    right: "Expr"
+
+
+@dataclass(frozen=True, eq=False)
 class Keyword(Node):
     name: str
     value: "Expr"
@@ -86,7 +102,8 @@ class Group(Node):
     bracket: str
 
 
-Expr = Num | Dims | Name | InputRef | Call | Chain | Product | Neg | Optional | Group
+Expr = (Num | Dims | Name | InputRef | InShape | Compare | Call | Chain | Product | Neg | Optional
+        | Group)
 
 
 # -- statements ----------------------------------------------------------------------------
@@ -171,6 +188,8 @@ def _nested_in(node) -> tuple:
         return node.args + node.kwargs
     if isinstance(node, Keyword):
         return (node.value,)
+    if isinstance(node, Compare):
+        return (node.left, node.right)
     if isinstance(node, (Neg, Optional)):
         return (node.operand,)
     if isinstance(node, Group):

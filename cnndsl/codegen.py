@@ -114,6 +114,8 @@ def forward_line(step: lowering.Step, reg: dict[int, str], new_block: bool) -> s
     elif step.function == "add":
         code = "".join(f".add_({a})" for a in args[1:]) if step.accumulate else " + ".join(args)
         code = args[0] + code if step.accumulate else code
+    elif step.function == "mul":
+        code = " * ".join(args)
     elif step.function == "cat":
         extra = "".join(f", {k}={literal(v)}" for k, v in step.kwargs.items())
         code = f"torch.cat([{', '.join(args)}]{extra})"

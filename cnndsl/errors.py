@@ -173,6 +173,17 @@ class UnusedVariableWarning(UserWarning):
         super().__init__(text + (f" (did you mean `{hint}`?)" if hint else ""))
 
 
+class ShadowedLayerWarning(UserWarning):
+    """A def or variable named as a layer (`def pool = ...`): written exactly so, the name
+    means the definition in this spec; other spellings (`POOL`) still mean the layer."""
+
+    def __init__(self, name: str, layer: str, span: "Span | None" = None):
+        self.name, self.layer, self.span = name, layer, span
+        where = f"{span}: " if span is not None else ""
+        super().__init__(f"{where}`{name}` is defined here, so `{name}` means this definition "
+                         f"in the spec, not the layer {layer} (write `{layer}` for the layer)")
+
+
 def did_you_mean(name: str, candidates, reject=None) -> str | None:
     """A 'did you mean' hint: case-insensitive match first, then close spellings, the
     closest one that `reject(candidate)` does not turn down."""

@@ -10,9 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import ast, functions, ir, layers
-from .errors import (CnnArgumentError, CnnDslError, CnnLimitError, CnnNameError, CnnSyntaxError,
-                     Span)
-from .values import BUILTINS, MAX_DEPTH, SETTINGS, Evaluator, Override, Scope, Thunk
+from .errors import (CnnArgumentError, CnnDslError, CnnLimitError, CnnNameError, CnnShapeError,
+                     CnnSyntaxError, Span)
+from .layers import Context, Site
+from .shapes import ROUNDING_MODES, Shape
+from .values import (BUILTINS, IN, MAX_DEPTH, SETTINGS, Evaluator, InputNode, Override, Scope,
+                     Thunk)
 
 DEFAULT_MAX_LAYERS = 200_000
 # Def calls and repeats that make no layer. Each costs a few microseconds, so this refuses
@@ -44,6 +47,11 @@ class Expander(Evaluator):
         self.network: ast.ExprStmt | None = None
         self.input_stmt: ast.InputStmt | None = None
         self.empty_work = 0  # def calls and repeats that made no layer (see spent_nothing)
+        self.shadowed: list[tuple[str, str, Span]] = []  # (name, layer kind, where defined)
+        # Shapes of nodes `in.c` has read, worked out while the graph is built; the passes
+        # check that the network's shapes agree with them.
+        self.shapes: dict[int, Shape] = {}
+        self.context: Context | None = None
 
     # -- statements ----------------------------------------------------------------------
     def collect(self) -> None:
@@ -56,7 +64,11 @@ class Expander(Evaluator):
                 self.input_stmt = stmt
             elif isinstance(stmt, (ast.Assign, ast.Def)):
                 name = stmt.name
-                if layers.lookup(name) or name.lower() in BUILTINS or functions.lookup(name):
+                shadowed = layers.lookup(name)
+                if shadowed is not None and name.lower() not in BUILTINS:
+                    # `def pool = MAXPOOL(3, 2)`: allowed, with a warning (api.check_text)
+                    self.shadowed.append((name, shadowed.name, stmt.name_span))
+                elif name.lower() in BUILTINS or functions.lookup(name):
                     raise CnnNameError(f"`{name}` is a built-in name and cannot be redefined",
                                        stmt.name_span, help="choose another name")
                 if name in first:
@@ -73,8 +85,8 @@ class Expander(Evaluator):
                     stmt, ast.ExprStmt) else stmt
         for name, value in self.options.defines.items():
             bound = self.globals.names.get(name)
-            if isinstance(bound, ast.Def) or layers.lookup(name) or name.lower() in BUILTINS \
-                    or functions.lookup(name):
+            if isinstance(bound, ast.Def) or (layers.lookup(name) and bound is None) \
+                    or name.lower() in BUILTINS or functions.lookup(name):
                 where = bound.name_span if isinstance(bound, ast.Def) else None
                 what = "function" if functions.lookup(name) else "block or layer"
                 raise CnnNameError(f"-D {name}=...: `{name}` is a {what}, not a variable",
@@ -261,6 +273,7 @@ class Expander(Evaluator):
 
     def call_def(self, d: ast.Def, call, local: Scope, tail: int, within: ir.Scope) -> int:
         """Build a def's body in the scope bind_def made for this call."""
+        local.parent.names[IN] = InputNode(tail)  # bind_def's scope around the body
         self.enter(d.name, call.span, d)
         self.frame_ids += 1
         before = self.graph.next_id
@@ -296,10 +309,14 @@ class Expander(Evaluator):
             if call.args or call.kwargs:
                 raise CnnArgumentError("identity takes no arguments", call.span)
             return tail
+        if name == "if":
+            return self.build(self.choose(call, scope), scope, tail, within)
         self.frame_ids += 1
         fid = self.frame_ids
         if name == "residual":
             return self.build_residual(call, scope, tail, within, fid)
+        if name == "gate":
+            return self.build_gate(call, scope, tail, within, fid)
         if call.kwargs:
             raise CnnArgumentError(f"{name} takes branches only, no keywords",
                                    call.kwargs[0].span)
@@ -338,6 +355,63 @@ class Expander(Evaluator):
         return self.add_node(layers.merge_kind("residual"), bound, call.span,
                              within, [ir.Edge(body, ir.BODY), ir.Edge(short, ir.SHORTCUT)])
 
+    def build_gate(self, call: ast.Call, scope: Scope, tail: int, within: ir.Scope,
+                   fid: int) -> int:
+        """`gate(branch)`: the input times the branch's output (squeeze-and-excitation)."""
+        if call.kwargs or len(call.args) != 1:
+            raise CnnArgumentError("gate takes one branch", (call.kwargs[0] if call.kwargs
+                                                              else call).span,
+                                   help="gate(GAP - CONV(in.c / 4, 1) - RELU - CONV(in.c, 1)"
+                                        " - SIGMOID)")
+        branch = self.build(call.args[0], scope, tail,
+                            within.child("branch", "gate", fid, 0, 1, span=call.span))
+        if branch == tail:
+            raise CnnArgumentError("the gate's branch has no layers", call.span,
+                                   help="the branch computes the factors that scale its input")
+        return self.add_node(layers.merge_kind("gate"), {}, call.span, within,
+                             [ir.Edge(tail, ir.BODY), ir.Edge(branch, ir.GATE)])
+
+    # -- shapes while building: `in.c` ---------------------------------------------------
+    def shape_of(self, node: int | None, span: Span) -> Shape:
+        """A built node's output shape, from its kind's rules, as the shape pass will find
+        it: the graph so far holds all it depends on. The passes check that they agree."""
+        if self.context is None:
+            settings = {name: self.setting(name) for name in SETTINGS}
+            self.context = make_context(settings, self.graph.input_dims,
+                                        self.graph.input_span or span)
+        target = self.graph.input if node is None else node
+        stack = [target]
+        while stack:
+            v = stack[-1]
+            if v in self.shapes:
+                stack.pop()
+                continue
+            item = self.graph[v]
+            missing = [e.node for e in item.inputs if e.node not in self.shapes]
+            if missing:
+                stack.extend(missing)
+                continue
+            stack.pop()
+            self.shapes[v] = self.infer_node(item)
+        return self.shapes[target]
+
+    def infer_node(self, node: ir.Node) -> Shape:
+        ctx, kind = self.context, node.kind
+        if not node.inputs:
+            return ctx.input
+        ins = [self.shapes[e.node] for e in node.inputs]
+        site = Site(node.span, node.written or kind.name)
+        # the layers the passes will put in front of an input (a residual's projection, the
+        # classifier before SOFTMAX), by their shapes only
+        for position, chain in kind.insertions(node.bound, ins, ctx, site,
+                                               [e.role for e in node.inputs]):
+            for name, params in chain:
+                inserted = layers.get(name)
+                shape = [ins[position]]
+                ins[position] = inserted.infer(inserted.resolve(dict(params), shape, ctx, site),
+                                               shape, ctx, site)
+        return kind.infer(kind.resolve(node.bound, ins, ctx, site), ins, ctx, site)
+
     # -- the whole program -----------------------------------------------------------------
     def run(self) -> ir.Graph:
         self.collect()
@@ -355,6 +429,7 @@ class Expander(Evaluator):
         graph.input_span = self.input_stmt.span if self.input_stmt else None
         graph.input = self.add_node(layers.input_kind(), {}, self.input_stmt.span if
                                     self.input_stmt else self.network.span, graph.root, [])
+        self.globals.names[IN] = InputNode(graph.input)
         out = self.build(self.network.expr, self.globals, graph.input, graph.root)
         if out == graph.input:
             raise CnnSyntaxError("the network has no layers", self.network.span,
@@ -364,7 +439,35 @@ class Expander(Evaluator):
         graph.unused_defines = unused_defines(self.program, self.options.defines)
         graph.optional_sites = list(self.optional_sites)
         graph.network_span = self.network.span
+        graph.shapes_read = dict(self.shapes)
+        graph.shadowed = list(self.shadowed)
         return graph
+
+
+def make_context(settings: dict, dims: tuple[int, ...] | None, span: Span) -> Context:
+    """The spec-wide settings, validated: what the shape rules read besides the inputs."""
+    if dims is None:
+        raise CnnShapeError("the spec does not give the input size", span,
+                            help="add `input 32x32x3` (H x W x C) or pass --input 32x32x3")
+    shape = Shape.volume(*dims) if len(dims) == 3 else Shape.vector(dims[0])
+    ctx = Context(input=shape)
+    for name in ("classes", "width", "max_width", "fc_width"):
+        value = settings.get(name)
+        if value is None:
+            continue
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise CnnArgumentError(f"`{name}` must be a positive whole number, not {value!r}",
+                                   span)
+        setattr(ctx, name, value)
+    rounding = settings.get("rounding")
+    if rounding is not None:
+        if str(rounding).lower() not in ROUNDING_MODES:
+            raise CnnArgumentError(f"`rounding` must be strict, floor or ceil, not {rounding!r}",
+                                   span)
+        ctx.rounding = str(rounding).lower()
+    return ctx
 
 
 def unused_defines(program: ast.Program, names) -> list[str]:

@@ -47,6 +47,7 @@ class Formatter:
                            for s in program.statements]
         self.line_starts = [0] + [m.end() for m in re.finditer("\n", self.text)]
         self.defs = {s.name: s for s in self.statements if isinstance(s, ast.Def)}
+        self.assigned = {s.name for s in self.statements if isinstance(s, ast.Assign)}
         self.def_gives_layers: dict[str, bool] = {}
         self.deciding = 0  # defs whose gives_layers() is under way, one inside another
         self.params: frozenset[str] = frozenset()  # parameters of the def being printed
@@ -69,6 +70,8 @@ class Formatter:
         if isinstance(e, ast.Call) and e.alias is None:
             if functions.lookup(e.name):
                 return False  # round(x), max(a, b): numbers
+            if e.name.lower() == "if":  # if(c, a, b): layers when both branches are
+                return len(e.args) in (2, 3) and all(self.is_layer(a) for a in e.args[1:])
             if e.name in self.defs and e.name not in self.params:
                 return self.gives_layers(e.name)  # def ch(c) = c / 2 is a number
         if isinstance(e, (ast.Call, ast.InputRef, ast.Optional)):
@@ -120,6 +123,8 @@ class Formatter:
             return name  # re-casing could make it refer to (or away from) a parameter
         if name.lower() in BUILTINS or functions.lookup(name):
             return name.lower()
+        if name in self.defs or name in self.assigned:
+            return name  # `def pool = ...` shadows the layer only when written `pool`
         return upper if layers.lookup(name) else name
 
     # -- one-line text ----------------------------------------------------------------------
@@ -142,6 +147,10 @@ class Formatter:
             return "x".join(map(str, e.values))
         if isinstance(e, ast.Name):
             return self.name_text(e.id)
+        if isinstance(e, ast.InShape):
+            return f"in.{e.field}"
+        if isinstance(e, ast.Compare):
+            return f"{self.flat(e.left)} {e.op} {self.flat(e.right)}"
         if isinstance(e, ast.InputRef):  # the keyword as written, in capitals as layers are
             return self.text[self.start(e):self.end(e)].strip().upper()
         if isinstance(e, ast.Keyword):

@@ -19,9 +19,11 @@ if TYPE_CHECKING:
     from .shapes import Shape
 
 # Input roles. A chain's layer reads its one input as BODY; residual(...)'s sum reads the body's
-# end and the SHORTCUT; add(...) and concat(...) read branch1, branch2, ... in argument order.
+# end and the SHORTCUT; add(...) and concat(...) read branch1, branch2, ... in argument order;
+# gate(...)'s product reads its input as BODY and the branch's end as GATE.
 BODY = "body"
 SHORTCUT = "shortcut"
+GATE = "gate"
 
 
 def branch(k: int) -> str:
@@ -180,6 +182,9 @@ class Graph:
         self.settings: dict[str, Any] = {}
         self.unused_defines: list[str] = []
         self.optional_sites: list[tuple[int, int]] = []
+        # node id -> the shape `in.c` read while the graph was built (the passes check them)
+        self.shapes_read: dict[int, Shape] = {}
+        self.shadowed: list[tuple[str, str, Span]] = []  # defs named as layers (a warning)
         self.context: Context | None = None
         self.totals: dict[str, Any] = {}
 

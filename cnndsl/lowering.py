@@ -91,8 +91,9 @@ def _step(graph: Graph, node: Node, names: dict[int, str]) -> Step:
 
 
 # The tensor functions a recipe may name (both backends implement each): "add" sums the
-# inputs, "cat" joins them with the recipe's kwargs (dim).
-FUNCTIONS = ("add", "cat")
+# inputs, "cat" joins them with the recipe's kwargs (dim), "mul" multiplies the first by the
+# second (broadcasting a 1x1xC gate over HxW).
+FUNCTIONS = ("add", "cat", "mul")
 
 
 def _owner_is_shared(graph: Graph, steps: dict[int, Step], v: int, start: int) -> bool:

@@ -4,6 +4,7 @@ A source of spec text below the API (read_spec resolves `zoo:NAME` here), so it 
 spec itself: cnndsl.api.zoo_entry does, for the listing."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .errors import UsageError, did_you_mean
@@ -17,22 +18,57 @@ def _folder():
     return data_folder("zoo", "specs")
 
 
-def names() -> list[str]:
-    """The bundled spec names, sorted (`resnet50` for zoo/resnet50.cnn)."""
+# A family spec names its members in comment lines: `# variant efficientnet_b3: wm=1.2, dm=1.4`
+_VARIANT = re.compile(r"^# variant ([A-Za-z0-9_]+): (.*)$", re.M)
+_SETTING = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*([^,]+?)\s*(?:,|$)")
+
+
+def _files() -> list[str]:
     return sorted(entry.name[:-4] for entry in _folder().iterdir()
                   if entry.name.endswith(".cnn") and entry.is_file())
 
 
+def variants() -> dict[str, tuple[str, dict[str, str]]]:
+    """Members of the families: name -> (family spec, {variable: value as written})."""
+    found = {}
+    for family in _files():
+        text = (_folder() / f"{family}.cnn").read_text(encoding="utf-8")
+        for match in _VARIANT.finditer(text):
+            found[match.group(1)] = (family, dict(_SETTING.findall(match.group(2))))
+    return found
+
+
+def names() -> list[str]:
+    """The bundled spec names, sorted (`resnet50` for zoo/resnet50.cnn), with the members of
+    the family specs (`efficientnet_b3` of zoo/efficientnet.cnn)."""
+    return sorted({*_files(), *variants()})
+
+
 def read(name: str) -> str:
-    """The text of a bundled spec; UsageError (with 'did you mean') for an unknown name."""
+    """The text of a bundled spec; UsageError (with 'did you mean') for an unknown name.
+
+    A family's member is the family's text with its variables set to the member's values
+    (the assignments rewritten in place), so the text stands alone: a saved model keeps it.
+    """
     name = name.removeprefix(PREFIX).removesuffix(".cnn")
     entry = _folder() / f"{name}.cnn"
-    if not name or "/" in name or "\\" in name or not entry.is_file():
+    members = variants() if name and not entry.is_file() else {}
+    if not name or "/" in name or "\\" in name or not (entry.is_file() or name in members):
         hint = did_you_mean(name, names())
         raise UsageError(f"no spec `{name}` in the zoo" +
                          (f"; did you mean `{hint}`?" if hint else "") +
                          " (`cnndsl zoo` lists them)")
-    return entry.read_text(encoding="utf-8")
+    if entry.is_file():
+        return entry.read_text(encoding="utf-8")
+    family, settings = members[name]
+    text = (_folder() / f"{family}.cnn").read_text(encoding="utf-8")
+    for variable, value in settings.items():
+        text, count = re.subn(rf"^{variable} = .*$", f"{variable} = {value}", text, count=1,
+                              flags=re.M)
+        if not count:
+            raise UsageError(f"zoo:{name}: the family spec `{family}` has no variable "
+                             f"`{variable}` to set")
+    return f"# {name}: " + text.removeprefix("# ")
 
 
 def description(text: str, width: int = 100) -> str:

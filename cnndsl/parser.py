@@ -19,7 +19,8 @@ _OPENERS = {"LPAR": "RPAR", "LSQB": "RSQB", "LBRACE": "RBRACE"}
 _CLOSERS = {v: k for k, v in _OPENERS.items()}
 _TEXT = {"LPAR": "(", "RPAR": ")", "LSQB": "[", "RSQB": "]", "LBRACE": "{", "RBRACE": "}"}
 # A newline after one of these, or before one of these, continues the expression.
-_CONTINUE_AFTER = {"MINUS", "PLUS", "STAR", "SLASH", "_ARROW", "_COMMA", "_EQ", "_COLON", "DEF"}
+_CONTINUE_AFTER = {"MINUS", "PLUS", "STAR", "SLASH", "_ARROW", "_COMMA", "_EQ", "_COLON", "DEF",
+                   "CMP", "AND", "OR"}
 _CONTINUE_BEFORE = {"MINUS", "PLUS", "STAR", "SLASH", "_ARROW", "_COMMA", "QMARK"}
 
 
@@ -287,7 +288,7 @@ _FRIENDLY = {
     "_COMMA": "`,`", "_EQ": "`=`", "_COLON": "`:`", "QMARK": "`?`", "_SEMI": "`;`",
     "LPAR": "`(`", "RPAR": "`)`", "LSQB": "`[`", "RSQB": "`]`", "LBRACE": "`{`",
     "RBRACE": "`}`", "_NL": "a new line", "$END": "the end of the spec", "INPUT_WORD": "`input`",
-    "DEF": "`def`", "OPERAND": "a layer, a block or a number", "PAPER_TOKEN": "a layer",
+    "DEF": "`def`", "CMP": "a comparison", "AND": "`and`", "OR": "`or`", "IN_SHAPE": "`in.c`", "OPERAND": "a layer, a block or a number", "PAPER_TOKEN": "a layer",
 }
 
 
@@ -295,7 +296,7 @@ def _expected(names) -> str:
     names = set(names)
     if {"NAME", "INT"} <= names:  # an operand is missing: don't list every token that starts one
         names = (names - {"NAME", "INT", "FLOAT", "SHAPE", "INPUT_WORD", "PAPER_TOKEN", "LSQB",
-                          "LBRACE", "MINUS"}) | {"OPERAND"}
+                          "LBRACE", "MINUS", "IN_SHAPE"}) | {"OPERAND"}
     words = sorted({_FRIENDLY.get(n, n) for n in names})
     return ", ".join(words[:-1]) + (" or " if len(words) > 1 else "") + words[-1] if words else ""
 
@@ -329,7 +330,7 @@ def _unexpected_token(source: Source, exc) -> CnnSyntaxError:
         return CnnSyntaxError("unexpected end of line", span,
                               help=f"expected {_expected(expected)}")
     after_operand = expected & {"MINUS", "_ARROW"} and tok.type in {
-        "NAME", "INT", "FLOAT", "PAPER_TOKEN", "INPUT_WORD", "LPAR", "LSQB", "LBRACE"}
+        "NAME", "INT", "FLOAT", "PAPER_TOKEN", "INPUT_WORD", "IN_SHAPE", "LPAR", "LSQB", "LBRACE"}
     if after_operand:
         return CnnSyntaxError(f"missing separator before `{tok}`", span,
                               help="join layers with `-` (or `->`, `+`, `,`), e.g. `CONV - RELU`")
@@ -463,6 +464,21 @@ def _make_transformer():
 
         def input_ref(self, children):
             return ast.InputRef(self._tok(children[0]))
+
+        def in_shape(self, children):
+            return ast.InShape(self._tok(children[0]), str(children[0])[3:])
+
+        def logic_seq(self, children):
+            node = children[0]
+            for op, right in zip(children[1::2], children[2::2]):
+                node = self._flat(ast.Compare(self._span(node, right), node, str(op), right),
+                                  (node, right))
+            return node
+
+        def compare(self, children):
+            left, op, right = children
+            return self._flat(ast.Compare(self._span(left, right), left, str(op), right),
+                              (left, right))
 
         def call(self, children):
             name = children[0]

@@ -7,40 +7,28 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
-from . import layers
-from .errors import CnnArgumentError, CnnShapeError
+from . import expand, layers
+from .errors import CnnShapeError
 from .ir import Graph, Node
 from .layers import Context, Site
-from .shapes import ROUNDING_MODES, Shape
 
 
 def make_context(graph: Graph) -> Context:
     """The spec-wide settings, validated, from the expanded graph."""
-    settings = graph.settings
-    dims = graph.input_dims
-    span = graph.input_span or graph.network_span
-    if dims is None:
-        raise CnnShapeError("the spec does not give the input size", span,
-                            help="add `input 32x32x3` (H x W x C) or pass --input 32x32x3")
-    shape = Shape.volume(*dims) if len(dims) == 3 else Shape.vector(dims[0])
-    ctx = Context(input=shape)
-    for name in ("classes", "width", "max_width", "fc_width"):
-        value = settings.get(name)
-        if value is None:
-            continue
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise CnnArgumentError(f"`{name}` must be a positive whole number, not {value!r}",
-                                   span)
-        setattr(ctx, name, value)
-    rounding = settings.get("rounding")
-    if rounding is not None:
-        if str(rounding).lower() not in ROUNDING_MODES:
-            raise CnnArgumentError(f"`rounding` must be strict, floor or ceil, not {rounding!r}",
-                                   span)
-        ctx.rounding = str(rounding).lower()
-    return ctx
+    return expand.make_context(graph.settings, graph.input_dims,
+                               graph.input_span or graph.network_span)
+
+
+def check_shapes_read(graph: Graph) -> None:
+    """`in.c` read shapes while the graph was built; the network must agree with them."""
+    for node_id, shape in graph.shapes_read.items():
+        node = graph[node_id]
+        if node.shape != shape:
+            raise CnnShapeError(
+                f"`in` read {shape} here while the network was built, but the layer gives "
+                f"{node.shape} once checked", node.span,
+                help="a bare layer whose size depends on what follows it (a bare FC) cannot "
+                     "be read by `in`: give its size")
 
 
 def _heads(graph: Graph) -> set[int]:
@@ -202,6 +190,7 @@ def check(graph: Graph) -> Graph:
     graph.context = ctx
     insert_activations(graph)
     infer_shapes(graph, ctx)
+    check_shapes_read(graph)
     assign_names(graph)
     graph.totals = totals(graph)
     return graph

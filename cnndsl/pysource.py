@@ -125,7 +125,8 @@ class UnsafeSource(ValueError):
 
 
 _CALLABLE_NAMES = frozenset({"super", "range", "tuple", "print"})
-_TORCH_FUNCTIONS = frozenset({"cat", "flatten", "randn", "zeros", "ones", "no_grad"})
+_TORCH_FUNCTIONS = frozenset({"cat", "flatten", "randn", "zeros", "ones", "full", "empty",
+                              "no_grad"})
 _STATEMENTS = (ast.Expr, ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Return, ast.If,
                ast.FunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom, ast.With)
 

@@ -99,6 +99,8 @@ def to_flat_module(graph, *, logits: bool = False, class_name: str = "Net") -> f
                 out = g.create_node("call_method", "add_", (out, other), name=name) \
                     if step.accumulate else \
                     g.create_node("call_function", operator.add, (out, other), name=name)
+        elif step.function == "mul":
+            out = g.create_node("call_function", operator.mul, tuple(args), name=step.name)
         elif step.function == "cat":
             out = g.create_node("call_function", torch.cat, (args,), dict(step.kwargs),
                                 name=step.name)

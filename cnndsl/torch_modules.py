@@ -28,3 +28,67 @@ class Crop(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x[..., self.top:self.top + self.height, self.left:self.left + self.width]
+
+
+class ChannelSplit(nn.Module):
+    """One of `parts` equal groups of channels: torchvision's ShuffleNet v2 `x.chunk(2, dim=1)`."""
+
+    def __init__(self, parts: int, index: int) -> None:
+        super().__init__()
+        self.parts, self.index = parts, index
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.chunk(self.parts, dim=1)[self.index]
+
+
+class ChannelShuffle(nn.Module):
+    """ShuffleNet's channel shuffle, as torchvision's `channel_shuffle`."""
+
+    def __init__(self, groups: int) -> None:
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        x = x.view(n, self.groups, c // self.groups, h, w).transpose(1, 2).contiguous()
+        return x.view(n, c, h, w)
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """Layer norm over the channels of each position of an N x C x H x W tensor (ConvNeXt's)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        x = nn.functional.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class LayerScale(nn.Module):
+    """A learned factor per channel (ConvNeXt's layer_scale, C x 1 x 1 on volumes)."""
+
+    def __init__(self, channels: int, init: float = 1e-6, volume: bool = True) -> None:
+        super().__init__()
+        shape = (channels, 1, 1) if volume else (channels,)
+        self.scale = nn.Parameter(torch.full(shape, float(init)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale
+
+
+class StochasticDepth(nn.Module):
+    """torchvision's StochasticDepth(p, mode="row"): in training, each sample's input is
+    dropped with probability p and the rest scaled by 1 / (1 - p); identity in eval."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        survival = 1.0 - self.p
+        noise = torch.empty([x.shape[0]] + [1] * (x.ndim - 1), dtype=x.dtype, device=x.device)
+        noise = noise.bernoulli_(survival)
+        if survival > 0.0:
+            noise.div_(survival)
+        return x * noise

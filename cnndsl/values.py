@@ -14,9 +14,22 @@ from .errors import (CnnArgumentError, CnnDslError, CnnLimitError, CnnNameError,
 from .layers import Symbol
 from .limits import MAX_DEPTH, MAX_LEVELS, MAX_NUMBER
 
-# The language's builtins: residual(...), identity, and the merges the registry declares.
-BUILTINS = ("residual", *layers.merge_builtins(), "identity", "id")
+# The language's builtins: residual(...), identity, the merges the registry declares (add,
+# concat, gate) and the conditional if(condition, then, else).
+BUILTINS = ("residual", *layers.merge_builtins(), "identity", "id", "if")
 SETTINGS = ("classes", "width", "max_width", "fc_width", "rounding", "activation")
+# The scope key of the node a block starts from (`in.c` reads its shape); no name can be it.
+IN = "in."
+IN_FIELDS = {"c": "c", "channels": "c", "h": "h", "height": "h", "w": "w", "width": "w"}
+_COMPARE = {"==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
+            "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
+
+
+@dataclass(frozen=True)
+class InputNode:
+    """The layer-graph node a def call starts from: what `in.c` inside its body reads."""
+
+    node: int
 
 @dataclass
 class Thunk:
@@ -46,7 +59,7 @@ class Scope:
     def all_names(self):
         scope, out = self, set()
         while scope is not None:
-            out.update(scope.names)
+            out.update(name for name in scope.names if name != IN)
             scope = scope.parent
         return out
 
@@ -108,6 +121,12 @@ class Evaluator:
     # -- names -----------------------------------------------------------------------------
     def unknown(self, name: str, span: Span, scope: Scope, want: str) -> CnnNameError:
         if want == "layer":
+            spelled = layers.by_spelling(name)
+            if spelled is not None:
+                written = f"{spelled.merge_builtin}(...)" if spelled.merge_builtin else \
+                    spelled.name
+                return CnnNameError(f"unknown layer or block `{name}`", span,
+                                    help=f"did you mean `{written}`? {spelled.doc}")
             names = set(layers.callable_names()) | set(BUILTINS) | {
                 n for n in scope.all_names() if n not in SETTINGS}
             foreign = layers.foreign_help(name)
@@ -182,8 +201,13 @@ class Evaluator:
             return True
         if isinstance(expr, ast.Group):
             return self.is_number(expr.inner, scope, path)
-        if isinstance(expr, ast.Neg):
+        if isinstance(expr, (ast.Neg, ast.InShape, ast.Compare)):
             return True
+        if isinstance(expr, ast.Call) and is_if(expr, scope):
+            for branch in expr.args[1:]:
+                if not self.is_number(branch, scope, path):
+                    return False
+            return len(expr.args) == 3
         if isinstance(expr, (ast.Chain, ast.Product)):
             for item in expr.items:  # a loop, not all(): a generator would nest C frames too
                 if not self.is_number(item, scope, path):
@@ -209,7 +233,8 @@ class Evaluator:
                     return True
                 key = [bound]
                 for thunk in local.names.values():  # a loop: a generator nests C frames
-                    key.append(self.is_number(thunk.expr, thunk.scope, inner))
+                    if isinstance(thunk, Thunk):
+                        key.append(self.is_number(thunk.expr, thunk.scope, inner))
                 key = tuple(key)
                 known = self.call_kind_memo.get(key)
                 if known is None:
@@ -267,6 +292,17 @@ class Evaluator:
             return self.check_number(-self.number(expr.operand, scope), expr.span)
         if isinstance(expr, ast.Name):
             return self.name_value(expr, scope, symbols)
+        if isinstance(expr, ast.InShape):
+            return self.input_shape(expr, scope)
+        if isinstance(expr, ast.Compare):
+            left = self.number(expr.left, scope)
+            if expr.op in ("and", "or"):  # the right side only where it decides
+                if bool(left) == (expr.op == "or"):
+                    return int(bool(left))
+                return int(bool(self.number(expr.right, scope)))
+            return int(_COMPARE[expr.op](left, self.number(expr.right, scope)))
+        if isinstance(expr, ast.Call) and is_if(expr, scope):
+            return self.value(self.choose(expr, scope), scope, symbols)
         if isinstance(expr, ast.Chain):
             total = self.number(expr.items[0], scope)
             for op, item in zip(expr.ops, expr.items[1:]):
@@ -305,6 +341,9 @@ class Evaluator:
                                    f"{'s' if len(names) != 1 else ''}; got {len(args)}",
                                    args[len(names)].span, help=sig)
         local: dict[str, Any] = {}
+        # The block's own input (call_def sets it; a number def reads its caller's): the
+        # parameters' defaults and the body both see it, and nothing else of the call.
+        around = Scope({IN: scope.find(IN)}, self.globals)
         for p, a in zip(d.params, args):
             local[p.name] = Thunk(a, scope, self.chain())
         for kw in kwargs:
@@ -319,8 +358,8 @@ class Evaluator:
             if p.name not in local:
                 if p.default is None:
                     raise CnnArgumentError(f"{d.name} needs `{p.name}`", call.span, help=sig)
-                local[p.name] = Thunk(p.default, self.globals, self.chain())
-        return Scope(local, self.globals)
+                local[p.name] = Thunk(p.default, around, self.chain())
+        return Scope(local, around)
 
     def call_function(self, call: ast.Call, scope: Scope):
         """`round(x)`, `make_divisible(c * alpha, 8)`: a number function (functions.py)."""
@@ -388,13 +427,49 @@ class Evaluator:
                 values[name] = value
             if values is None:
                 return self.number(d.body, local)
-            key = (d,) + tuple((type(v), v) for v in values.values())
+            start = local.find(IN)
+            key = (d, start) + tuple((type(v), v) for v in values.values())
             if key not in self.def_value_memo:
-                bound = Scope({name: Override(v) for name, v in values.items()}, self.globals)
+                bound = Scope({name: Override(v) for name, v in values.items()},
+                              Scope({IN: start}, self.globals))
                 self.def_value_memo[key] = self.number(d.body, bound)
             return self.def_value_memo[key]
         finally:
             self.stack.pop()
+
+    def choose(self, call: ast.Call, scope: Scope) -> ast.Expr:
+        """The branch `if(condition, then, else)` takes; a missing else is `identity`."""
+        if call.kwargs or len(call.args) not in (2, 3):
+            raise CnnArgumentError("if takes a condition, a value or layers for when it holds, "
+                                   "and optionally one for when it does not", call.span,
+                                   help="if(s == 1, residual(body), body), or "
+                                        "if(e != 1, CONV(in.c * e, 1)) to leave a layer out")
+        if self.number(call.args[0], scope):
+            return call.args[1]
+        if len(call.args) == 3:
+            return call.args[2]
+        return ast.Call(call.span, "identity", call.name_span, (), ())
+
+    def input_shape(self, expr: ast.InShape, scope: Scope):
+        """`in.c`, `in.h`, `in.w`: the shape of the node the innermost block starts from (the
+        network's input outside blocks), as far as the layers before it make it."""
+        axis = IN_FIELDS.get(expr.field.lower())
+        if axis is None:
+            hint = did_you_mean(expr.field, IN_FIELDS)
+            raise CnnNameError(f"`in` has no `{expr.field}`", expr.span,
+                               help=(f"did you mean `in.{hint}`? " if hint else "") +
+                               "in.c, in.h and in.w are its channels, height and width")
+        start = scope.find(IN)
+        shape = self.shape_of(start.node if start is not None else None, expr.span)
+        if axis != "c" and not shape.is_volume:
+            raise CnnArgumentError(f"in.{expr.field}: the input is a vector of {shape.c} values "
+                                   "and has no height or width", expr.span,
+                                   help="in.c is its size")
+        return getattr(shape, axis)
+
+    def shape_of(self, node: int | None, span: Span):
+        """The output shape of a node of the graph being built (the expander knows it)."""
+        raise CnnArgumentError("`in` has no shape here", span)
 
     def number(self, expr: ast.Expr, scope: Scope):
         v = self.value(expr, scope)
@@ -458,6 +533,11 @@ class _Path:
                  cycle: bool = False):
         self.binding, self.parent, self.named, self.levels = binding, parent, named, levels
         self.cycle = cycle  # it came back to a binding it is inside: evaluating reports that
+
+
+def is_if(call: ast.Call, scope: Scope) -> bool:
+    """Whether a call is the conditional `if(...)`, not a def of that name."""
+    return call.alias is None and call.name.lower() == "if" and scope.find(call.name) is None
 
 
 def _call_of(name: ast.Name) -> ast.Call:

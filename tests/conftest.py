@@ -35,3 +35,18 @@ settings.register_profile("default", max_examples=200, deadline=None, database=N
 settings.register_profile("long", max_examples=10_000, deadline=None, database=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("default")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--run-long", action="store_true",
+                     help="run the tests marked long (`make test-long`): every torchvision "
+                          "builder's outputs")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--run-long"):
+        return
+    long = [item for item in items if item.get_closest_marker("long")]
+    if long:
+        config.hook.pytest_deselected(items=long)
+        items[:] = [item for item in items if not item.get_closest_marker("long")]

@@ -147,6 +147,18 @@ def test_comments_inside_a_joined_line_move_to_its_end():
     assert format_text(text) == "input 8x8x3\nresidual(CONV(3, 3, pad=1) - BN)  # body\n"
 
 
+def test_defs_named_as_layers_keep_their_case():
+    text = "input 8x8x3\ndef pool = MAXPOOL(3, 2, round=floor)\nCONV(4, 3, pad=1) - pool - pool\n"
+    assert "- pool - POOL" in assert_round_trip(text.replace("- pool\n", "- POOL\n"))
+
+
+def test_conditions_and_input_shapes_round_trip():
+    text = ("input 8x8x4\ndef f(s)=if(s==1 and in.c==4 or s>5,RELU,CONV(in.c*2,1))\n"
+            "f(1)-f(2) - gate(GAP-CONV(in.c,1)-SIGMOID)\n")
+    assert "if(s == 1 and in.c == 4 or s > 5, RELU, CONV(in.c * 2, 1))" in \
+        assert_round_trip(text)
+
+
 def test_parameter_names_are_never_recased():
     text = "def f(pool) = CONV(4, 3, pad=1) - pool\ninput 8x8x3\nf(RELU)\n"
     assert "- pool\n" in format_text(text)
@@ -169,7 +181,8 @@ def test_every_spec_is_formatted(path):
 # -- random specs ----------------------------------------------------------------------------
 
 def layer_text(draw) -> str:
-    kind = draw(st.sampled_from(["conv", "relu", "bn", "pool", "vgg", "drop", "dw", "leaky"]))
+    kind = draw(st.sampled_from(["conv", "relu", "bn", "pool", "vgg", "drop", "dw", "leaky",
+                                 "modern"]))
     name = lambda n: draw(st.sampled_from([n, n.lower(), n.capitalize()]))  # noqa: E731
     if kind == "conv":
         k = draw(st.sampled_from([1, 3, 5]))
@@ -187,7 +200,12 @@ def layer_text(draw) -> str:
         "vgg": lambda: draw(st.sampled_from(["conv3-8", "conv1-16", "FC-10", "soft-max"])),
         "drop": lambda: draw(st.sampled_from(["DROPOUT(0.5)", "dropout(.5)", "DROP(5e-1)"])),
         "dw": lambda: "DWCONV(3, pad=1)",
-        "leaky": lambda: "LeakyReLU(0.1)"}[kind]()
+        "leaky": lambda: "LeakyReLU(0.1)",
+        "modern": lambda: draw(st.sampled_from([
+            "hswish", "MISH", "Hardsigmoid", "PRELU(per_channel=true)", "LAYERNORM(eps=1e-6)",
+            "LAYERSCALE", "DROPPATH(0.1)", "SHUFFLE(1)", "CONV(in.c, 1)", "CONV(in.c*2,1)",
+            "gate(GAP - CONV(in.c,1) - SIGMOID)", "if(in.c >= 8 and N==2, RELU)",
+            "if(in.c<C or N != 2, TANH, identity)", "CONV(if(N > 1, C, 4), 1)"]))}[kind]()
 
 
 SEPARATORS = [" - ", "-", " -> ", "->", " + ", "  -  ", " -\n  ", "\n  - ", " ->  # c\n  ",

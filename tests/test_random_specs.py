@@ -51,7 +51,9 @@ def layer(draw, depth=0):
         return f"{kind}({k}, {s}{pad}{rnd})"
     if choice == 2:
         return draw(st.sampled_from(["RELU", "BN", "TANH", "SIGMOID", "LEAKYRELU(0.1)", "RELU6",
-                                     "ELU", "GELU", "SILU", "LRN", "DROPOUT(0.3)"]))
+                                     "ELU", "GELU", "SILU", "LRN", "DROPOUT(0.3)", "HARDSWISH",
+                                     "HARDSIGMOID", "MISH", "PRELU", "PRELU(per_channel=true)",
+                                     "LAYERNORM", "LAYERSCALE(0.5)", "DROPPATH(0.2)"]))
     if choice == 3:
         s = draw(st.sampled_from(STRIDES))
         pad = draw(st.sampled_from(["1", "1x0", "0x1"]))
@@ -63,7 +65,11 @@ def layer(draw, depth=0):
         return draw(st.sampled_from([f"CONV({c}, 1x3, pad=0x1, groups=1)",
                                      f"ADAPTIVEAVGPOOL({size})"]))
     if choice == 6:
-        return "CONV"
+        # issue 13: gates (1x1xC and full-shape branches), SPLIT/SHUFFLE, in.c and if(...),
+        # through the spec's own defs (MODERN_DEFS), whose `in` is the current volume
+        return draw(st.sampled_from(["CONV", "se", "se(4)", "gate(TANH)", "half", "widen(2)",
+                                     "widen(1)", "SHUFFLE(1)", "CONCAT_SPLIT"])).replace(
+            "CONCAT_SPLIT", f"concat(SPLIT(1, of=1), CONV({c}, 1))")
     if choice == 7:
         body = draw(chain(depth + 1))
         return f"residual({body})"
@@ -136,7 +142,14 @@ def spec(draw):
     w = draw(st.sampled_from([h, h, h, draw(st.integers(6, 24))]))
     c = draw(channels)
     head = draw(st.sampled_from(["", " - FC(7)", " - GAP - FC(5) - SOFTMAX", " - FLATTEN"]))
-    return f"input {h}x{w}x{c}\nwidth = 4\nrounding = floor\n{draw(chain())}{head}\n"
+    return f"input {h}x{w}x{c}\nwidth = 4\nrounding = floor\n{MODERN_DEFS}{draw(chain())}{head}\n"
+
+
+MODERN_DEFS = """def se(r=1) = gate(GAP - CONV(max(1, floor(in.c / r)), 1) - RELU - CONV(in.c, 1) - SIGMOID)
+def half = if(in.c == 2 * floor(in.c / 2), concat(SPLIT(1), SPLIT(2) - CONV(in.c / 2, 1))
+  - SHUFFLE(2), SHUFFLE(1))
+def widen(e) = if(e != 1, CONV(in.c * e, 1)) - PRELU(per_channel=true)
+"""
 
 
 def static_graph(text):
@@ -166,7 +179,7 @@ def test_static_shapes_and_counts_match_torch(text):
         y = model(x)
     out = graph.graph["totals"]["output"]
     assert tuple(y.shape) == (2, *out.as_list()), text
-    merges_only = all(d["kind"] in ("ADD", "CONCAT") for d in by_name.values())
+    merges_only = all(d["kind"] in ("ADD", "CONCAT", "MUL") for d in by_name.values())
     assert shapes or merges_only, "no module was matched to a layer by name"
     for name, shape in shapes.items():
         assert shape == tuple(by_name[name]["shape"].as_list()), (text, name)

@@ -54,6 +54,15 @@ KIND_SPECS = {
             "input 5x4x3\nPAD(2, mode=replicate)", "input 5x4x3\nPAD(0x4, mode=circular)"],
     "PIXELSHUFFLE": ["input 3x5x8\nPIXELSHUFFLE", "input 2x3x18\nPIXELSHUFFLE(3)"],
     "PIXELUNSHUFFLE": ["input 4x6x2\nPIXELUNSHUFFLE", "input 6x3x1\nPIXELUNSHUFFLE(3)"],
+    "MUL": ["input 6x6x4\ngate(GAP - CONV(4, 1) - SIGMOID)", "input 6x6x4\ngate(TANH)",
+            "input 10\ngate(FC(10) - HARDSIGMOID)"],
+    "SPLIT": ["input 6x6x4\nSPLIT(2)", "input 6x6x6\nSPLIT(2, of=3)", "input 12\nCHUNK(1, 4)"],
+    "SHUFFLE": ["input 6x6x6\nSHUFFLE(3)", "input 3x5x4\nCHANNELSHUFFLE"],
+    "PRELU": ["input 6x6x4\nPRELU", "input 6x6x4\nPRELU(per_channel=true)",
+              "input 12\nFC(6) - PRELU(per_channel=true, init=0.1)"],
+    "LAYERNORM": ["input 3x4x5\nLAYERNORM(eps=1e-6)", "input 12\nLAYERNORM(12)"],
+    "LAYERSCALE": ["input 3x4x5\nLAYERSCALE(0.5)", "input 12\nLAYERSCALE"],
+    "DROPPATH": ["input 3x4x5\nDROPPATH(0.1)", "input 12\nDROPPATH"],
 }
 
 

@@ -41,6 +41,13 @@ def foreign_help(name: str) -> str | None:
     return spelling.foreign_help(name, REGISTRY.values())
 
 
+def by_spelling(name: str) -> LayerKind | None:
+    """The kind another framework's word `name` stands for (`mul` -> the gate's MUL), from
+    the kinds' `spellings`; None if no kind claims it."""
+    low = name.lower()
+    return next((kind for kind in REGISTRY.values() if low in kind.spellings), None)
+
+
 def callable_names() -> list[str]:
     """Every name a spec may call a layer by (for 'did you mean')."""
     return sorted({alias for kind in REGISTRY.values() if kind.callable
@@ -88,5 +95,5 @@ def paper_token(text: str) -> tuple[LayerKind, tuple, dict] | None:
 
 
 __all__ = ["REGISTRY", "Context", "LayerKind", "Param", "Recipe", "Site", "Symbol", "lookup",
-           "callable_names", "foreign_help", "get", "input_kind", "merge_builtins", "merge_kind",
-           "paper_token", "paper_token_pattern", "suggest"]
+           "by_spelling", "callable_names", "foreign_help", "get", "input_kind", "merge_builtins",
+           "merge_kind", "paper_token", "paper_token_pattern", "suggest"]

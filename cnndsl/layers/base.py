@@ -116,6 +116,9 @@ class LayerKind:
     batch_norm: bool = False  # a residual whose body has one projects its shortcut with one
     logits_drop: bool = False  # last in the network, `logits=True` leaves it out (SOFTMAX)
     merge_builtin: str = ""  # the language's builtin that makes this kind (`concat`, `add`)
+    # Other frameworks' words for this kind that are not its names (`mul`, `chunk`): an
+    # unknown name among them gets "did you mean" this kind.
+    spellings: tuple[str, ...] = ()
     min_inputs = 1
     max_inputs = 1
     draw: dict = {}  # graphviz attributes over the family's DRAW_STYLES ("label": a glyph)

@@ -1,0 +1,129 @@
+"""Issue 13: torchvision's convolutional classifiers, written in the language, exact.
+
+Every builder the zoo holds is checked against torchvision's own numbers: the parameter count
+and GFLOPS that torchvision publishes in its weights' metadata (`num_params`, `_ops`, MACs at
+the weights' crop size), and the outputs of our compiled spec after torchvision's randomly
+initialised weights (and non-trivial batch-norm statistics) are transferred onto it.
+Outputs of a few representatives run in `make test`; every builder's in `make test-long`.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+
+import cnndsl
+from cnndsl import modelzoo
+from cnndsl.api import check_spec
+
+# torchvision's builders the zoo writes, by family spec (issue 13)
+FAMILIES = {
+    "efficientnet": [f"efficientnet_b{i}" for i in range(8)],
+    "regnet": [f"regnet_{k}_{s}" for k, sizes in (
+        ("y", ("400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf", "128gf")),
+        ("x", ("400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf"))) for s in sizes],
+    "shufflenet_v2": [f"shufflenet_v2_x{w}" for w in ("0_5", "1_0", "1_5", "2_0")],
+    "mobilenet_v3": ["mobilenet_v3_large", "mobilenet_v3_small"],
+    "convnext": [f"convnext_{s}" for s in ("tiny", "small", "base", "large")],
+}
+EARLIER = ["alexnet", "vgg11", "vgg16", "vgg16_bn", "vgg19", "resnet18", "resnet34", "resnet50",
+           "resnet101", "resnet152", "googlenet", "mobilenet_v2"]
+BUILDERS = [name for names in FAMILIES.values() for name in names] + EARLIER
+# compared output for output in `make test` (small inputs); the rest in `make test-long`
+REPRESENTATIVES = ["efficientnet_b0", "regnet_y_400mf", "regnet_x_400mf", "shufflenet_v2_x0_5",
+                   "mobilenet_v3_small", "mobilenet_v3_large", "convnext_tiny"]
+CONSTRUCTOR = {"googlenet": {"aux_logits": False, "init_weights": False}}
+
+
+def meta(name: str) -> dict:
+    return torchvision.models.get_model_weights(name).DEFAULT.meta
+
+
+def crop_size(name: str) -> int:
+    transforms = torchvision.models.get_model_weights(name).DEFAULT.transforms()
+    return transforms.crop_size[0]
+
+
+def test_every_builder_resolves_in_the_zoo():
+    assert set(BUILDERS) <= set(modelzoo.names())
+    tv = set(torchvision.models.list_models(module=torchvision.models))
+    assert set(BUILDERS) <= tv
+
+
+@pytest.mark.parametrize("name", BUILDERS)
+def test_parameter_count_is_torchvisions(name):
+    graph = check_spec(f"zoo:{name}")
+    assert graph.totals["params"] == meta(name)["num_params"]
+    model = cnndsl.compile(f"zoo:{name}", device="meta")
+    assert sum(p.numel() for p in model.parameters()) == meta(name)["num_params"]
+
+
+@pytest.mark.parametrize("name", BUILDERS)
+def test_macs_are_torchvisions_gflops(name):
+    """torchvision's `_ops` are multiply-accumulates (GMACs, 3 decimals) at the weights' crop
+    size; elementwise products (the gates) and sums count none, as ours."""
+    size = crop_size(name)
+    graph = check_spec(f"zoo:{name}", input=f"{size}x{size}x3")
+    assert round(graph.totals["macs"] / 1e9, 3) == meta(name)["_ops"]
+
+
+def torchvision_state(theirs: torch.nn.Module, ours: torch.nn.Module) -> dict:
+    """torchvision's state in the order our modules hold it, for transfer_weights: a module's
+    own tensors after its children's (ConvNeXt's layer_scale follows its block), and a Linear
+    over channels as the 1x1 convolution it is (ConvNeXt's (4C, C) -> (4C, C, 1, 1))."""
+    groups: dict[str, list] = {}
+    for key, value in theirs.state_dict().items():
+        groups.setdefault(key.rpartition(".")[0], []).append((key, value))
+    paths = list(groups)
+
+    def last_descendant(path):
+        return max(i for i, other in enumerate(paths)
+                   if other == path or other.startswith(path + "."))
+
+    ordered = sorted(paths, key=lambda p: (last_descendant(p), last_descendant(p) != paths.index(p)))
+    items = [item for path in ordered for item in groups[path]]
+    slots = list(ours.state_dict().values())
+    assert len(items) == len(slots)
+    return {key: value.reshape(slot.shape) if value.numel() == slot.numel() else value
+            for (key, value), slot in zip(items, slots)}
+
+
+def check_outputs(name: str, size: int) -> None:
+    from test_torchvision_oracle import with_running_statistics
+
+    torch.manual_seed(0)
+    theirs = torchvision.models.get_model(name, weights=None, **CONSTRUCTOR.get(name, {}))
+    theirs = with_running_statistics(theirs.eval()).eval()
+    ours = cnndsl.compile(f"zoo:{name}", input=f"{size}x{size}x3", logits=True, seed=0).eval()
+    report = cnndsl.transfer_weights(torchvision_state(theirs, ours), ours,
+                                     source_name="torchvision")
+    assert report.values == sum(v.numel() for v in theirs.state_dict().values())
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected, got = theirs(x), ours(x)
+    assert got.shape == expected.shape == (2, 1000)
+    assert (got - expected).abs().max().item() <= 1e-5 * expected.abs().max().item()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", REPRESENTATIVES)
+def test_outputs_equal_torchvisions(name):
+    check_outputs(name, 64)
+
+
+@pytest.mark.long
+@pytest.mark.parametrize("name", [n for n in BUILDERS if n not in REPRESENTATIVES])
+def test_outputs_equal_torchvisions_every_builder(name):
+    check_outputs(name, 64 if name != "inception_v3" else 96)
+
+
+def test_the_docs_table_is_the_scripts_output():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "zoo_table.py"
+    r = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True,
+                       check=False,
+                       timeout=300)
+    assert r.returncode == 0, "docs/zoo.md is out of date: run python scripts/zoo_table.py"
