@@ -124,7 +124,7 @@ class UnsafeSource(ValueError):
     """Generated code that does something other than build torch modules: a bug in cnndsl."""
 
 
-_CALLABLE_NAMES = frozenset({"super", "range", "tuple", "print"})
+_CALLABLE_NAMES = frozenset({"super", "range", "tuple", "print", "float", "int", "len"})
 _TORCH_FUNCTIONS = frozenset({"cat", "flatten", "randn", "zeros", "ones", "full", "empty",
                               "no_grad"})
 _STATEMENTS = (ast.Expr, ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Return, ast.If,

@@ -711,12 +711,15 @@ def _choose(slot: Value, column: list, candidates, used, fresh, group) -> Expr:
     names = list(candidates)  # in_channels first: a def parameter that only repeats the
     # input's width (MobileNet's `cin`) is left out of the class
     matches = [n for n in names if all(same(candidates[n][i], v) for i, v in known)]
-    if constant:
-        if slot.default is not ANY and same(first, slot.default):
+    if constant:  # a name only where it is unambiguous; 0 and 1 are too often a coincidence
+        if slot.default is not ANY and same(first, slot.default) or isinstance(first, bool) \
+                or first in (0, 1):
             return Literal(first)
-        if not isinstance(first, bool) and (len(matches) == 1 or (
-                "in_channels" in matches and slot.hint.endswith("in_channels"))):
-            return _use(matches[0], candidates, used, group)
+        if "in_channels" in matches and slot.hint.endswith("in_channels"):
+            return _use("in_channels", candidates, used, group)
+        own = [n for n in matches if n != "in_channels"] or matches
+        if len(own) == 1:
+            return _use(own[0], candidates, used, group)
         return Literal(first)
     if matches:
         return _use(matches[0], candidates, used, group)
@@ -823,9 +826,49 @@ def plan(graph, *, logits: bool = False) -> ModulePlan:
                              model=True)
     model_group = model.group
     builder.groups.remove(model_group)
-    for group in builder.groups:
+    groups = dependency_order(builder.groups)
+    for group in groups:
         finalize(group)
     finalize(model_group, model=True)
     custom = sorted({s.module for s in steps.steps if s.module and s.recipe.custom})
-    return ModulePlan(builder.groups, model_group, custom, graph.input_node.shape)
+    return ModulePlan(groups, model_group, custom, graph.input_node.shape)
+
+
+def dependency_order(groups: list[Group]) -> list[Group]:
+    """The classes, each after the classes its template calls: a template may come to call
+    a class made after it (a repeat empty in the first call, filled in a later one)."""
+    done: dict[int, Group] = {}
+
+    def visit(group: Group) -> None:
+        if id(group) in done:
+            return
+        done[id(group)] = group  # templates never call their own class: no cycle to guard
+        for child in _called(group.template):
+            visit(child)
+        done.pop(id(group))
+        done[id(group)] = group
+
+    for group in groups:
+        visit(group)
+    return list(done.values())
+
+
+def _called(body: Body) -> list[Group]:
+    out: list[Group] = []
+
+    def walk_ctor(ctor) -> None:
+        if isinstance(ctor, Call):
+            out.append(ctor.instance.group)
+        elif isinstance(ctor, Seq):
+            for item in ctor.items:
+                walk_ctor(item)
+        elif isinstance(ctor, Runs):
+            for item, _ in ctor.runs or ():
+                walk_ctor(item)
+        elif isinstance(ctor, Opt):
+            walk_ctor(ctor.ctor)
+
+    for _, ctor in body.attrs:
+        walk_ctor(ctor)
+    return out
 

@@ -233,3 +233,22 @@ def test_structured_and_flat_models_compute_the_same(case):
     code = source[source.index('"""\n\nimport torch'):]  # the spec's own lines may be long
     assert max(map(len, code.splitlines())) <= 100
     ast.parse(source)
+
+
+def test_a_class_comes_after_the_classes_it_calls():
+    """stage's first call repeats nothing; a later call repeats a block whose structure is
+    new (its class is made after stage's): the file still defines every class before use."""
+    text = """input 16x16x3
+rounding = floor
+def block(c, s) = if(s == 2, CONV(c, 3, s=2, pad=1), CONV(c, 1) - RELU)
+def stage(c, n) = block(c, 2) - block(c, 1) * (n - 1)
+stage(8, 1) - stage(16, 3) - GAP - FC(3)"""
+    source = to_source(cnndsl.build_graph(text), class_name="Net")
+    names = list(classes_of(source))
+    assert names.index("Stage") > names.index("Block")  # block(c, 2) is one layer: no class
+    model = cnndsl.compile(text, seed=0).eval()
+    flat = cnndsl.compile(text, seed=0, flat=True).eval()
+    transfer_weights(flat, model)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), flat(x))

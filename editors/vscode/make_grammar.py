@@ -59,7 +59,11 @@ def grammar() -> dict:
                       "name": "constant.numeric.shape.cnn"},
             "number": {"match": r"(?:\b\d+\.\d*|\.\d+|\b\d+)(?:[eE][-+]?\d+)?\b",
                        "name": "constant.numeric.cnn"},
-            "operator": {"match": r"->|→|[-+*/?=,;:]", "name": "keyword.operator.cnn"},
+            "in-shape": {"match": r"\bin\.[A-Za-z_][A-Za-z0-9_]*",
+                         "name": "variable.language.in.cnn"},
+            "logic": {"match": r"\b(?:and|or)\b", "name": "keyword.operator.logical.cnn"},
+            "operator": {"match": r"->|→|==|!=|<=|>=|[-+*/?=,;:<>]",
+                         "name": "keyword.operator.cnn"},
             "bracket": {"match": r"[()\[\]{}]", "name": "punctuation.section.brackets.cnn"},
             "name": {"match": NAME, "name": "variable.other.cnn"},
             "invalid": {"match": r"\S", "name": "invalid.illegal.cnn"},
@@ -69,9 +73,9 @@ def grammar() -> dict:
 
 # The order TextMate tries them in at each position (the earliest match wins, then the first).
 # A keyword argument before the layers: `bias=false` names CONV's argument, not BIAS.
-RULES = ("directive", "comment", "def", "input", "paper-token", "function", "keyword-argument",
-         "layer", "builtin", "word", "shape", "number", "operator", "bracket", "name",
-         "invalid")
+RULES = ("directive", "comment", "def", "in-shape", "input", "paper-token", "function",
+         "keyword-argument", "layer", "builtin", "logic", "word", "shape", "number", "operator",
+         "bracket", "name", "invalid")
 
 
 def text() -> str:
