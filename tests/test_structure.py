@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -40,6 +41,18 @@ def test_zoo_sources_are_small_and_ruff_clean(name, tmp_path):
                     ["format", "--check", "--isolated", "--line-length", "100"]):
         done = subprocess.run([*ruff, *command, str(path)], capture_output=True, text=True, check=False)
         assert done.returncode == 0, done.stdout + done.stderr
+
+
+def assert_same_as_flat(text: str, shape) -> nn.Module:
+    """The class-per-def model computes what the flat one does, the flat one's weights
+    transferred by structure."""
+    model = cnndsl.compile(text, seed=2).eval()
+    flat = cnndsl.compile(text, seed=1, flat=True).eval()
+    transfer_weights(flat, model)
+    x = torch.randn(2, *shape)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), flat(x), rtol=1e-5, atol=1e-5)
+    return model
 
 
 def classes_of(source: str) -> dict[str, ast.ClassDef]:
@@ -123,12 +136,7 @@ stage(4, 0) - stage(8, 1) - stage(8, 3) - stage(16, 2) - GAP - FC(3)"""
     classes = classes_of(source)
     assert list(classes) == ["Unit", "Stage", "Net"]
     assert "if in_channels != c:" in source
-    model = cnndsl.compile(text, seed=0).eval()
-    flat = cnndsl.compile(text, seed=0, flat=True).eval()
-    transfer_weights(flat, model)
-    x = torch.randn(2, 4, 8, 8)
-    with torch.no_grad():
-        torch.testing.assert_close(model(x), flat(x))
+    model = assert_same_as_flat(text, (4, 8, 8))
     # stage(4, 0) makes no layers, so no module: the stages with layers are numbered
     assert [len(model.stage1), len(model.stage2), len(model.stage3)] == [1, 3, 2]
 
@@ -223,12 +231,7 @@ def test_structured_and_flat_models_compute_the_same(case):
         graph = cnndsl.build_graph(text)
     except cnndsl.CnnDslError:
         assume(False)  # a window that no longer fits after the strides
-    flat = cnndsl.compile(text, seed=1, flat=True).eval()
-    model = cnndsl.compile(text, seed=2).eval()
-    transfer_weights(flat, model)
-    x = torch.randn(2, *shape)
-    with torch.no_grad():
-        torch.testing.assert_close(model(x), flat(x), rtol=1e-5, atol=1e-5)
+    assert_same_as_flat(text, shape)
     source = to_source(graph)
     code = source[source.index('"""\n\nimport torch'):]  # the spec's own lines may be long
     assert max(map(len, code.splitlines())) <= 100
@@ -246,9 +249,4 @@ stage(8, 1) - stage(16, 3) - GAP - FC(3)"""
     source = to_source(cnndsl.build_graph(text), class_name="Net")
     names = list(classes_of(source))
     assert names.index("Stage") > names.index("Block")  # block(c, 2) is one layer: no class
-    model = cnndsl.compile(text, seed=0).eval()
-    flat = cnndsl.compile(text, seed=0, flat=True).eval()
-    transfer_weights(flat, model)
-    x = torch.randn(2, 3, 16, 16)
-    with torch.no_grad():
-        torch.testing.assert_close(model(x), flat(x))
+    assert_same_as_flat(text, (3, 16, 16))
