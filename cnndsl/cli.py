@@ -12,7 +12,8 @@ import warnings
 from .errors import CnnDslError, UnusedVariableWarning, UsageError
 
 # Each module in cnndsl/commands/ defines register(subparsers); none imports torch at load.
-COMMANDS = ("check", "expand", "summary", "render", "compile", "zoo", "sweep", "fmt", "bench")
+COMMANDS = ("check", "expand", "summary", "render", "compile", "zoo", "sweep", "fmt", "bench",
+            "import_")
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -41,7 +41,7 @@ def is_import_source(spec) -> bool:
     if spec.lower().endswith((".onnx", ".pt")):
         return Path(spec).expanduser().is_file()
     module, sep, attr = spec.partition(":")
-    return bool(sep) and not spec.startswith("zoo:") and all(
+    return bool(sep) and not spec.startswith("zoo:") and not Path(spec).exists() and all(
         part.isidentifier() for part in module.split(".")) and all(
         part.isidentifier() for part in attr.split("."))
 
