@@ -352,9 +352,7 @@ def fold(net: Network) -> tuple[list[Family], list]:
 def _walk(items):
     """The entries that carry numbers, in the order the renderer reads them."""
     for item in items:
-        if isinstance(item, Layer):
-            yield item
-        elif isinstance(item, Call):
+        if isinstance(item, (Layer, Call)):
             yield item
         elif isinstance(item, Repeat):
             yield item

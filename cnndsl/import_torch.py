@@ -77,7 +77,7 @@ def _is_size(node) -> bool:
 
 
 def _owners(node, modules) -> tuple[tuple[str, str, bool], ...]:
-    import torch.nn as nn
+    from torch import nn
 
     stack = node.meta.get("nn_module_stack") or {}
     owners = []
@@ -130,8 +130,8 @@ def module_form(module) -> Form:
 def _functions():
     """Tensor functions and methods as the torch.nn module that computes the same."""
     import torch
-    import torch.nn as nn
     import torch.nn.functional as F
+    from torch import nn
 
     return {
         torch.relu: nn.ReLU, F.relu: nn.ReLU, F.relu6: nn.ReLU6, torch.sigmoid: nn.Sigmoid,

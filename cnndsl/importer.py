@@ -161,8 +161,8 @@ def _assemble(net: Network, source: str, expected: int, body: list[str], classes
     shape = net.ops[0].shape
     layers = len(net.ops) - 1
     lines = [f"# {source}, imported by `cnndsl import`: {expected:,} parameters.",
-             f"# {layers:,} layers from {_origin(source)}; repeated blocks folded into "
-             f"{n_defs} def{'s' * (n_defs != 1)}."]
+             (f"# {layers:,} layers from {_origin(source)}; repeated blocks folded into "
+             f"{n_defs} def{'s' * (n_defs != 1)}.")]
     lines += [f"# {note}" for note in net.notes]
     lines.append(f"input {shape.h}x{shape.w}x{shape.c}" if shape.is_volume else
                  f"input {shape.c}")

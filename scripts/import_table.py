@@ -57,10 +57,10 @@ def torchvision_row(name: str) -> dict:
     x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         error = compare(theirs(x), ours(x))
-    return dict(source=f"torchvision:{name}", text=imported.text, seconds=seconds,
-                params=sum(p.numel() for p in ours.parameters()),
-                original=sum(p.numel() for p in theirs.parameters()), error=error,
-                zoo=zoo_lines(name))
+    return {"source": f"torchvision:{name}", "text": imported.text, "seconds": seconds,
+                "params": sum(p.numel() for p in ours.parameters()),
+                "original": sum(p.numel() for p in theirs.parameters()), "error": error,
+                "zoo": zoo_lines(name)}
 
 
 def onnx_row(path: Path, label: str, zoo: str | None) -> dict:
@@ -84,10 +84,10 @@ def onnx_row(path: Path, label: str, zoo: str | None) -> dict:
     expected = torch.from_numpy(np.asarray(run_onnx(path, x.numpy())))
     with torch.no_grad():
         error = compare(expected, ours(x))
-    return dict(source=label, text=imported.text, seconds=seconds,
-                params=sum(p.numel() for p in ours.parameters()),
-                original=sum(int(np.prod(a.shape)) for _, a in state_dict_order(path)),
-                error=error, zoo=zoo_lines(zoo) if zoo else None)
+    return {"source": label, "text": imported.text, "seconds": seconds,
+                "params": sum(p.numel() for p in ours.parameters()),
+                "original": sum(int(np.prod(a.shape)) for _, a in state_dict_order(path)),
+                "error": error, "zoo": zoo_lines(zoo) if zoo else None}
 
 
 def export_zoo(name: str, folder: Path) -> Path:
@@ -126,8 +126,8 @@ def rows(names=None) -> list[dict]:
 
 
 def table(found: list[dict]) -> str:
-    lines = ["| source | spec lines | zoo spec lines | ratio | parameters | same as source | "
-             "max output error / scale | import time |",
+    lines = [("| source | spec lines | zoo spec lines | ratio | parameters | same as source | "
+             "max output error / scale | import time |"),
              "|---|---|---|---|---|---|---|---|"]
     for r in found:
         n = len(r["text"].splitlines())
