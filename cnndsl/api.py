@@ -52,6 +52,13 @@ def read_spec(spec: str | Path, max_bytes: int | None = None) -> tuple[str, str]
         from . import modelzoo
 
         return modelzoo.read(spec), spec
+    if _is_model_source(spec):
+        # torchvision:NAME, package.module:callable, a .onnx or a .pt file: imported first,
+        # so every command reads an existing model (torch is loaded for these only)
+        from .importer import import_spec
+
+        imported = import_spec(spec)
+        return imported.text, imported.name
     if spec.strip() and "\n" not in spec and len(spec) < 4096:
         path = Path(spec).expanduser()
         try:
@@ -66,6 +73,14 @@ def read_spec(spec: str | Path, max_bytes: int | None = None) -> tuple[str, str]
             raise UsageError(f"no such spec file: {spec}")
     _check_size(len(spec.encode("utf-8", "surrogatepass")), limit, "the spec text")
     return spec, "<spec>"
+
+
+def _is_model_source(spec: str) -> bool:
+    """A source `cnndsl import` reads; decided without importing torch or the importer's
+    dependencies (the check is in cnndsl.importer, which imports no torch at load)."""
+    from .importer import is_import_source
+
+    return is_import_source(spec)
 
 
 def spec_source(spec: str | Path | None = None, *, text: str | None = None,

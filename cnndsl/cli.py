@@ -13,7 +13,7 @@ from .errors import CnnDslError, ShadowedLayerWarning, UnusedVariableWarning, Us
 
 # Each module in cnndsl/commands/ defines register(subparsers); none imports torch at load.
 COMMANDS = ("check", "expand", "summary", "render", "compile", "zoo", "sweep", "fmt", "bench",
-            "lsp")
+            "lsp", "import_")
 
 
 def make_parser() -> argparse.ArgumentParser:

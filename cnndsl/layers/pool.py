@@ -100,7 +100,7 @@ class AdaptiveAvgPool(LayerKind):
     family = "pool"
     doc = ("Average pooling to a fixed `size` (torchvision's AlexNet and VGG put one before "
            "the classifier); the window is computed from the input.")
-    params = (Param("size", "pair", (1, 1), ("output", "s")),)
+    params = (Param("size", "pair", (1, 1), ("output", "s", "output_size")),)
 
     def check_bound(self, values, span):
         # PyTorch repeats inputs to upsample, so a size above the input's is allowed, up to
