@@ -370,7 +370,21 @@ class ClassWriter:
         var = {0: "x"}
         live = {"x"}
         out = ["    def forward(self, x: torch.Tensor) -> torch.Tensor:"]
+        # A shortcut of the block's own input starts the forward, torchvision's
+        # `identity = x`; a projection (`if self.shortcut is not None: ...`) stays in place.
+        early: set[int] = set()
+        for k, (kind, name, ins, _) in enumerate(rows[:-1], 1):
+            how = self.shortcuts.get(name)
+            if kind == "shortcut" and ins == (0,) and how in ("never", "some"):
+                var[k] = self.fresh("identity", live)
+                live.add(var[k])
+                out.append(f"        {var[k]} = x")
+                early.add(k)
+                if how == "never":  # the input is read through `identity` from here on
+                    pending[0] -= 1
         for k, (kind, name, ins, detail) in enumerate(rows[:-1], 1):
+            if k in early and self.shortcuts[name] == "never":
+                continue
             args = [var[i] for i in ins]
             for i in ins:
                 pending[i] -= 1
@@ -382,9 +396,11 @@ class ClassWriter:
                 live.add(args[0])
                 continue
             if kind == "shortcut":
-                target = self.fresh("identity", live)
+                target = var[k] if k in early else self.fresh("identity", live)
             elif kind == "branch":
                 target = self.fresh(name, live)
+            elif ins and ins[0] in dying and re.fullmatch(r"x|out\d*", args[0]):
+                target = args[0]  # the trunk stays in its variable: out += identity
             elif "x" not in live:
                 target = "x"
             elif ins and ins[0] in dying:
@@ -394,7 +410,7 @@ class ClassWriter:
             live.add(target)
             var[k] = target
             comment = f"# {shape_text(shapes[k - 1])}" if self.model and shapes[k - 1] else ""
-            out += self.statement(kind, name, detail, args, target, comment)
+            out += self.statement(kind, name, detail, args, target, comment, k in early)
         out.append(f"        return {var[rows[-1][2][0]]}")
         return out
 
@@ -406,15 +422,17 @@ class ClassWriter:
             name = f"{base}{k}"
         return name
 
-    def statement(self, kind, name, detail, args, target, comment) -> list[str]:
+    def statement(self, kind, name, detail, args, target, comment,
+                  early: bool = False) -> list[str]:
         if kind == "shortcut":
             how = self.shortcuts.get(name, "always")
             if how == "never":
                 return [f"        {target} = {args[0]}"]
             if how == "always":
                 return call_lines(f"{target} = ", f"self.{name}({args[0]})", 8)
-            return [f"        {target} = {args[0]}", f"        if self.{name} is not None:",
-                    f"            {target} = self.{name}({args[0]})"]
+            first = [] if early else [f"        {target} = {args[0]}"]
+            return first + [f"        if self.{name} is not None:",
+                            f"            {target} = self.{name}({args[0]})"]
         if kind in ("module", "branch"):
             return call_lines(f"{target} = ", f"self.{name}({args[0]})", 8, comment=comment)
         _, function, flatten, accumulate, kwargs = detail

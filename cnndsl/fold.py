@@ -313,8 +313,9 @@ def _settled(items: list) -> list:
         if isinstance(item, Unit):
             if item.family is not None and len(item.family.instances) > 1:
                 out.append(Call(item.family, item.values))
-            else:
-                out.extend(item.items)
+            else:  # its items, units among them settled too (a unit never grouped)
+                out.extend(_settled(item.items) if any(isinstance(i, Unit)
+                                                       for i in item.items) else item.items)
         elif isinstance(item, Merge):
             item.branches = [_settled(b) for b in item.branches]
             out.append(item)

@@ -89,7 +89,7 @@ class Unit:
     output: object
     step: lowering.Step | None = None
     name: str = ""
-    rank: float = -1  # its place among the attributes (a shortcut's forward moves up)
+    rank: float = -1  # its place among the attributes
     numbered: bool = True  # conv1, stage2; a named group keeps its name (`features`)
 
     def step_flattens(self) -> bool:
@@ -415,8 +415,8 @@ class Builder:
     def shortcuts(self, units: list[Unit]) -> list[Unit]:
         """A residual's projection (the layers a pass inserted on its shortcut) becomes one
         `shortcut` unit, and an identity shortcut an empty one, so calls with and without a
-        projection share a class; each shortcut moves before the body that reads its input
-        (`identity = self.shortcut(x)` first, as torchvision's blocks read)."""
+        projection share a class. The projection runs where the data flow puts it, after
+        the body (torchvision's `downsample`), so exports list weights in module order."""
         graph = self.graph
         by_output = {u.output: u for u in units}
         out: list[Unit] = list(units)
@@ -449,11 +449,6 @@ class Builder:
                     out.insert(out.index(unit), short)
                     unit.inputs = [alias if k == position else u
                                    for k, u in enumerate(unit.inputs)]
-        for unit in [u for u in out if u.kind == "shortcut"]:
-            out.remove(unit)
-            first = next((k for k, u in enumerate(out) if unit.inputs[0] in u.inputs),
-                         len(out))
-            out.insert(first, unit)
         return out
 
     # -- instances and classes -------------------------------------------------------------

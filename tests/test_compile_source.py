@@ -136,9 +136,9 @@ def test_generated_source_reads_like_pytorch():
     # the projection only where the shape changes: the lecture's (and torchvision's) rule
     assert "        if s != 1 or in_channels != c:\n            self.shortcut = nn.Sequential(" \
         in source
-    assert "        identity = x\n        if self.shortcut is not None:\n" \
-           "            identity = self.shortcut(x)\n" in source
-    assert "        x += identity\n" in source
+    assert "        identity = x\n        out = self.conv1(x)\n" in source  # torchvision's
+    assert "        if self.shortcut is not None:\n" \
+           "            identity = self.shortcut(x)\n        out += identity\n" in source
     assert "        x = self.conv1(x)  # 64x112x112\n" in source
     assert "        x = self.stage4(x)  # 512x7x7\n" in source
     assert "        self.stage2 = Stage(64, 128)\n" in source  # s=2: its default

@@ -80,7 +80,7 @@ def test_an_op_without_a_cnn_form_names_the_module_and_writes_nothing(tmp_path, 
     assert main(["import", "import_models:WithUnsupported", "--input", "16x16x3",
                  "-o", str(out)]) == 1
     err = capsys.readouterr().err
-    assert "import_models:WithUnsupported: features.2: error: nn.PixelShuffle" in err
+    assert "import_models:WithUnsupported: features.2: error: nn.Softplus" in err
     assert "has no .cnn form" in err and "Traceback" not in err
     assert not out.exists()
 

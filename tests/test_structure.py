@@ -72,7 +72,7 @@ def test_one_class_per_def_taking_the_defs_parameters():
     # torchvision's stages: [3, 4, 6, 3] blocks of widths 64..512 (He et al., Table 1)
     for k, (c, n) in enumerate([(64, 3), (128, 4), (256, 6), (512, 3)], 1):
         assert f"self.stage{k} = Stage(" in source and f", {c}, {n}" in source
-    assert "x.add_" not in source and "        x += identity\n" in source
+    assert "x.add_" not in source and "        out += identity\n" in source
 
 
 def test_state_dict_reads_like_torchvision():
