@@ -154,6 +154,10 @@ class CnnLimitError(CnnDslError):
     """A spec asks for more than the configured limits allow."""
 
 
+class CnnLayerLimitError(CnnLimitError):
+    """The network has more layers than the limit (max_layers) lets it build."""
+
+
 class UsageError(Exception):
     """A command-line mistake (exit status 2), not a spec error."""
 

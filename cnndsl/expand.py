@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import ast, functions, ir, layers
-from .errors import (CnnArgumentError, CnnDslError, CnnLimitError, CnnNameError, CnnSyntaxError,
-                     Span)
+from .errors import (CnnArgumentError, CnnDslError, CnnLayerLimitError, CnnLimitError,
+                     CnnNameError, CnnSyntaxError, Span)
 from .values import BUILTINS, MAX_DEPTH, SETTINGS, Evaluator, Override, Scope, Thunk
 
 DEFAULT_MAX_LAYERS = 200_000
@@ -87,7 +87,7 @@ class Expander(Evaluator):
     def add_node(self, kind: layers.LayerKind, bound: dict, span: Span, within: ir.Scope,
                  inputs: list[ir.Edge], **fields) -> int:
         if self.graph.next_id > self.options.max_layers:
-            raise CnnLimitError(
+            raise CnnLayerLimitError(
                 f"the network has more than {self.options.max_layers:,} layers", span,
                 help="raise the limit with --max-layers")
         return self.graph.add(kind, inputs, span, within, bound, **fields).id
@@ -159,8 +159,8 @@ class Expander(Evaluator):
                span: Span) -> int:
         limit = self.options.max_layers
         if n > limit:
-            raise CnnLimitError(f"repeat count {n:,} exceeds the layer limit of {limit:,}", span,
-                                help="raise the limit with --max-layers")
+            raise CnnLayerLimitError(f"repeat count {n:,} exceeds the layer limit of {limit:,}",
+                                     span, help="raise the limit with --max-layers")
         if n == 0:
             self.spent_nothing(span)
             return tail
@@ -180,7 +180,7 @@ class Expander(Evaluator):
                     self.spent_nothing(span)
                     return tail
                 if self.graph.next_id + per_copy * (n - 1) > limit + 1:
-                    raise CnnLimitError(
+                    raise CnnLayerLimitError(
                         f"this repeat makes {per_copy * n:,} layers; the limit is {limit:,}",
                         span, help="raise the limit with --max-layers")
         return tail

@@ -261,6 +261,29 @@ def test_a_drawing_past_the_layer_cap_is_refused_naming_the_limit():
     render.render_dot(cnndsl.build_graph("input 8x8x3\nRELU * 2000\n"), expand=True)
 
 
+def test_render_expand_stops_building_past_the_cap(tmp_path, monkeypatch, capsys):
+    """A 100,000-layer chain is refused once the build passes 2,000 layers, not after building
+    and checking all of it (2 s and 160 MB before)."""
+    from cnndsl import ir
+
+    built = []
+    add = ir.Graph.add
+    monkeypatch.setattr(ir.Graph, "add",
+                        lambda self, *a, **k: built.append(1) or add(self, *a, **k))
+    out = tmp_path / "net.dot"
+    assert main(["render", "input 8x8x3\nRELU * 100000", "--expand", "-o", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        "cnndsl: error: the diagram would draw more than 2,000 layers; the limit is 2,000 "
+        "(without --expand, repeats are drawn once)\n")
+    assert len(built) <= 2_001 and not out.exists()
+    # a tighter --max-layers keeps its own error; 2,000 layers are drawn
+    assert main(["render", "input 8x8x3\nRELU * 500", "--expand", "--max-layers", "100",
+                 "-o", str(out)]) == 1
+    assert "exceeds the layer limit of 100" in capsys.readouterr().err
+    assert main(["render", "input 8x8x3\nRELU * 1999 - RELU", "--expand", "-o", str(out)]) == 0
+    assert out.read_text().count("RELU") >= 2_000
+
+
 def fake_dot(monkeypatch, tmp_path, script: str) -> None:
     folder = tmp_path / "fake-bin"
     folder.mkdir()
