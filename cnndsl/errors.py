@@ -37,7 +37,7 @@ class Source:
         return Span(self, number, col, number, col + 1)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class Span:
     """A range in a source: 1-based line and column, end exclusive."""
 
