@@ -162,7 +162,12 @@ class UsageError(Exception):
     """A command-line mistake (exit status 2), not a spec error."""
 
 
-class UnusedVariableWarning(UserWarning):
+class CnnDslWarning(UserWarning):
+    """Something cnndsl accepted but suspects is not what was meant (the command line prints
+    it as `cnndsl: warning: ...`)."""
+
+
+class UnusedVariableWarning(CnnDslWarning):
     """A variable given to a spec (`build_graph(spec, n=3)`, `-D n=3`) that the spec never
     mentions, so setting it changes nothing: usually a typo for one it does use (`hint`)."""
 
@@ -175,6 +180,12 @@ class UnusedVariableWarning(UserWarning):
         else:
             text = f"the spec never uses `{name}`; setting {name} changes nothing"
         super().__init__(text + (f" (did you mean `{hint}`?)" if hint else ""))
+
+
+class NoClassifierWarning(CnnDslWarning):
+    """A network ends in SOFTMAX with no layer of weights in front of it and `classes` unset:
+    the softmax spreads over whatever volume reaches it (the lecture's pattern swept without
+    --classes: its K=0 rows end `POOL - SOFTMAX` over 16,384 values)."""
 
 
 def did_you_mean(name: str, candidates) -> str | None:
