@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
+import sys
 import threading
 
 from . import ast, layers
@@ -463,7 +464,8 @@ def _make_transformer():
             return ast.Dims(self._tok(children[0]), _dims_of(children[0], self.source))
 
         def name(self, children):
-            return ast.Name(self._tok(children[0]), str(children[0]))
+            # Interned: a spec names the same few layers and blocks thousands of times.
+            return ast.Name(self._tok(children[0]), sys.intern(str(children[0])))
 
         def input_ref(self, children):
             return ast.InputRef(self._tok(children[0]))
