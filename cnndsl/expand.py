@@ -6,6 +6,7 @@ subtraction, and whether `X * N` repeats X, follows from what the names are boun
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -244,7 +245,8 @@ class Expander(Evaluator):
             raise self.unknown(exc.undefined, exc.span, scope, "number") if hasattr(
                 exc, "undefined") else exc
         parts = kind.macro(params) or [(kind.name, params)]
-        written = call.alias or call.name.upper()
+        # Interned: each of 50,000 RELUs would otherwise keep its own "RELU" (2.6 MB).
+        written = call.alias or sys.intern(call.name.upper())
         for part_kind, part_params in parts:
             tail = self.add_node(layers.get(part_kind), part_params, call.span, within,
                                  [ir.Edge(tail)], alias=call.alias,
