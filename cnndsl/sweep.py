@@ -184,20 +184,27 @@ def warn_no_classifier(rows: list[Row]) -> None:
         "pass --classes N (or write `classes = N` in the spec) to end them in FC(N) - SOFTMAX"))
 
 
+# Layers that pass on or pick among the values before them: a classifier's output may go
+# through them (SqueezeNet's CONV(classes, 1) - GAP - SOFTMAX) and stay the classifier's.
+_PASSING = ("pool", "reshape", "regularize")
+
+
 def softmax_without_classifier(graph) -> int | None:
-    """The values the network's final SOFTMAX spreads over, when `classes` is unset and no
-    layer with weights feeds it (dropout and flatten between them aside); else None."""
+    """The values the network's final SOFTMAX spreads over when `classes` is unset and no
+    classifier makes them: it reads a whole volume (H x W > 1), or, back through pools,
+    flattens and dropouts, a layer without weights (a RELU, a merge); else None."""
     out = graph[graph.output]
     if graph.context.classes is not None or not out.kind.logits_drop:
         return None
-    feed = out
-    while True:
-        inputs = graph.inputs(feed)
-        if len(inputs) != 1:
-            break
-        feed = inputs[0]
-        if not feed.kind.passive_tail:
-            break
+    inputs = graph.inputs(out)
+    if len(inputs) != 1:
+        return None
+    shape = inputs[0].shape
+    if (shape.h or 1) * (shape.w or 1) > 1:
+        return out.shape.numel
+    feed = inputs[0]
+    while feed.kind.family in _PASSING and len(graph.inputs(feed)) == 1:
+        feed = graph.inputs(feed)[0]
     return None if feed.n_params else out.shape.numel
 
 

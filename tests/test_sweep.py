@@ -300,6 +300,9 @@ def test_a_sweep_without_classes_warns_once_that_its_softmax_has_no_classifier()
         "K=0; pass --classes N (or write `classes = N` in the spec) to end them in FC(N) - "
         "SOFTMAX")
     assert rows[0].output.numel == 16 * 16 * 64  # the lecture: 32x32 halved once, 64 filters
+    # a softmax over a whole volume has no classifier either, weights before it or not
+    with pytest.warns(cnndsl.NoClassifierWarning, match="4,096 values"):
+        run_sweep(parse("input 32x32x3\nCONV(16, 3, pad=1) - POOL - SOFTMAX\n"), [])
     r = cli("-", "-D", "N=1", "-D", "M=1..2", "-D", "K=0..1", stdin=PATTERN)
     assert r.returncode == 0 and r.stderr.count("cnndsl: warning: ") == 1
     assert "pass --classes N" in r.stderr
@@ -310,6 +313,7 @@ def test_a_sweep_without_classes_warns_once_that_its_softmax_has_no_classifier()
     ("input 32x32x3\nclasses = 10\n" + PATTERN.split("\n", 1)[1], {}),
     ("input 8x8x3\nCONV(4, 3) - FC(5) - DROPOUT - SOFTMAX\n", {}),  # a classifier written out
     ("input 8x8x3\nCONV(4, 3) - RELU\n", {}),  # no softmax at all
+    ("input 8x8x3\nCONV(10, 1) - GAP - SOFTMAX\n", {}),  # SqueezeNet's classifier
 ])
 def test_no_warning_where_a_classifier_feeds_the_softmax(spec, options):
     import warnings
