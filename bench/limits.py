@@ -4,8 +4,11 @@ Each case runs `python -m cnndsl check` (or the command it names) in a fresh pro
 several runs and the peak resident memory of the child (os.wait4's ru_maxrss), next to a
 trivial valid spec as the baseline (interpreter start-up and imports dominate both).
 Targets: every refusal under 1 s and under 200 MB (issue 17's cases: 1 s and 100 MB).
+With --baseline DIR, each case also runs with the cnndsl of another source tree (say, an
+earlier commit: `git archive main | tar -x -C DIR`), interleaved with this one's, and the
+table shows the two side by side.
 
-    python bench/limits.py [--runs 5]
+    python bench/limits.py [--runs 5] [--baseline DIR]
 """
 from __future__ import annotations
 
@@ -61,11 +64,17 @@ CASES = {
 }
 
 
-def run_once(path: Path, before=("check",), after=()) -> tuple[float, int, int]:
+HERE = Path(__file__).resolve().parent.parent
+
+
+def run_once(path: Path, before=("check",), after=(), tree: Path = HERE
+             ) -> tuple[float, int, int]:
+    """One run of the case in a fresh process, importing the cnndsl of source tree `tree`
+    (`python -m` puts the working directory first on the path)."""
     after = [a.replace("{tmp}", str(path.parent)) for a in after]
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "cnndsl", *before, str(path), *after],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tree)
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
     return elapsed, usage.ru_maxrss * 1024, os.waitstatus_to_exitcode(status)
@@ -74,7 +83,11 @@ def run_once(path: Path, before=("check",), after=()) -> tuple[float, int, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--baseline", type=Path, metavar="DIR",
+                        help="another source tree to run each case with, side by side")
     args = parser.parse_args()
+    trees = {"": HERE} if args.baseline is None else {"before": args.baseline.resolve(),
+                                                      "after": HERE}
     with tempfile.TemporaryDirectory() as tmp:
         paths, commands = {}, {}
         for name, text in CASES.items():
@@ -97,17 +110,31 @@ def main() -> None:
             else:
                 path.write_text(text)
             paths[name] = path
-        results = {name: [] for name in paths}
+        results = {(tree, name): [] for tree in trees for name in paths}
         for _ in range(args.runs):  # interleaved, so a busy moment hits every case alike
             for name, path in paths.items():
-                results[name].append(run_once(path, *commands.get(name, (("check",), ()))))
-    print(f"{'case':<34} {'exit':>4} {'median s':>9} {'peak MB':>8}  verdict")
-    for name, runs in results.items():
-        seconds = statistics.median(r[0] for r in runs)
-        peak = max(r[1] for r in runs) / 1e6
-        code = runs[0][2]
-        ok = seconds < 1 and peak < (100 if name.startswith("F") else 200)
-        print(f"{name:<34} {code:>4} {seconds:>9.3f} {peak:>8.1f}  {'ok' if ok else 'MISS'}")
+                for tree, folder in trees.items():
+                    results[tree, name].append(run_once(
+                        path, *commands.get(name, (("check",), ())), tree=folder))
+    report(results, trees, paths)
+
+
+def report(results: dict, trees: dict, names) -> None:
+    """Per case: exit status, median seconds and peak MB of each tree; the verdict is the
+    last tree's (this one's)."""
+    labels = [t or "" for t in trees]
+    head = "  ".join(f"{'exit ' + t:>10} {'median s ' + t:>15} {'peak MB ' + t:>14}"
+                     for t in labels)
+    print(f"{'case':<34} {head}  verdict")
+    for name in names:
+        cells, ok = [], False
+        for tree in trees:
+            runs = results[tree, name]
+            seconds = statistics.median(r[0] for r in runs)
+            peak = max(r[1] for r in runs) / 1e6
+            cells.append(f"{runs[0][2]:>10} {seconds:>15.3f} {peak:>14.1f}")
+            ok = seconds < 1 and peak < (100 if name.startswith("F") else 200)
+        print(f"{name:<34} {'  '.join(cells)}  {'ok' if ok else 'MISS'}")
 
 
 if __name__ == "__main__":

@@ -281,7 +281,12 @@ def warn_unused_variables(program, names) -> None:
     for name in names:
         owners = parameter_owners(program, name)
         hint = None if owners else did_you_mean(name, settable_names(program))
-        warnings.warn(UnusedVariableWarning(name, hint, owners), stacklevel=_outside_cnndsl())
+        warn(UnusedVariableWarning(name, hint, owners))
+
+
+def warn(warning: Warning) -> None:
+    """Issue one of cnndsl's warnings at the caller's line outside the package."""
+    warnings.warn(warning, stacklevel=_outside_cnndsl())
 
 
 def settable_names(program) -> set[str]:

@@ -6,43 +6,43 @@ from dataclasses import dataclass
 from .errors import Source, Span
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class Node:
     span: Span
 
 
 # -- expressions ---------------------------------------------------------------------------
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class Num(Node):
     value: int | float
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class Dims(Node):
     """A size literal such as `5x5` or `32x32x3`."""
 
     values: tuple[int, ...]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class Name(Node):
     id: str
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class InputRef(Node):
     """The lecture's `INPUT ->` at the start of a chain."""
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class InShape(Node):
     """`in.c`, `in.h`, `in.w`: the channels, height or width of the block's input."""
 
     field: str  # as written after `in.`
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class Compare(Node):
     """`a == b`, `s != 1`, `c < 64`, `a and b`, `a or b`: 1 if it holds, else 0."""
 
@@ -51,13 +51,13 @@ class Compare(Node):
     right: "Expr"
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class Keyword(Node):
     name: str
     value: "Expr"
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class Call(Node):
     name: str
     name_span: Span
@@ -66,7 +66,7 @@ class Call(Node):
     alias: str | None = None  # the paper token it was written as (`conv3-64`), if any
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class Chain(Node):
     """`a - b + c -> d , e`: "then" for networks, + and - for numbers."""
 
@@ -74,7 +74,7 @@ class Chain(Node):
     ops: tuple[str, ...]  # len(items) - 1 operators
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class Product(Node):
     """`a * b / c`: repetition for networks, * and / for numbers."""
 
@@ -82,19 +82,19 @@ class Product(Node):
     ops: tuple[str, ...]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class Neg(Node):
     operand: "Expr"
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class Optional(Node):
     """`X?`: a layer or block that is kept unless optional layers are dropped."""
 
     operand: "Expr"
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class Group(Node):
     """`( )`, `[ ]` or `{ }`: grouping only; the bracket kind is kept for the formatter."""
 
@@ -108,18 +108,18 @@ Expr = (Num | Dims | Name | InputRef | InShape | Compare | Call | Chain | Produc
 
 # -- statements ----------------------------------------------------------------------------
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class InputStmt(Node):
     dims: tuple[int, ...]  # (H, W, C) or (N,)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class Param(Node):
     name: str
     default: Expr | None
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class Def(Node):
     name: str
     name_span: Span
@@ -127,14 +127,14 @@ class Def(Node):
     body: Expr
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class Assign(Node):
     name: str
     name_span: Span
     value: Expr
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class ExprStmt(Node):
     expr: Expr
 
@@ -142,7 +142,7 @@ class ExprStmt(Node):
 Stmt = InputStmt | Def | Assign | ExprStmt
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class Program:
     source: Source
     statements: tuple[Stmt, ...]
@@ -155,7 +155,7 @@ def walk(node):
         item = stack.pop()
         if isinstance(item, Node):
             yield item
-            stack.extend(reversed([v for v in vars(item).values()
+            stack.extend(reversed([v for v in map(item.__getattribute__, item.__match_args__)
                                    if isinstance(v, (Node, tuple))]))
         elif isinstance(item, tuple):
             stack.extend(reversed(item))

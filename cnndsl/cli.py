@@ -9,7 +9,7 @@ import os
 import sys
 import warnings
 
-from .errors import CnnDslError, ShadowedLayerWarning, UnusedVariableWarning, UsageError
+from .errors import CnnDslError, CnnDslWarning, UnusedVariableWarning, UsageError
 
 # Each module in cnndsl/commands/ defines register(subparsers); none imports torch at load.
 COMMANDS = ("check", "expand", "summary", "render", "compile", "zoo", "sweep", "fmt", "bench",
@@ -55,8 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         # build as well; this covers the stages after it.
         with gc_paused(), recursion_headroom(), warnings.catch_warnings():
             # Every warning the API gives, in this process's words, however often main runs.
-            warnings.simplefilter("always", UnusedVariableWarning)
-            warnings.simplefilter("always", ShadowedLayerWarning)
+            warnings.simplefilter("always", CnnDslWarning)
             warnings.showwarning = functools.partial(show_warning, warnings.showwarning)
             status = args.func(args)
             sys.stdout.flush()  # a full disk behind stdout shows here, not at exit
@@ -100,10 +99,9 @@ def _drop_stdout() -> None:
 
 def show_warning(fallback, message, category, filename, lineno, file=None, line=None) -> None:
     """cnndsl's warnings as `cnndsl: warning: ...` lines; any other as Python shows it."""
-    if isinstance(message, ShadowedLayerWarning):
-        print(f"cnndsl: warning: {message}", file=sys.stderr)
-        return None
-    if not isinstance(message, UnusedVariableWarning):
+    if not isinstance(message, CnnDslWarning):
         return fallback(message, category, filename, lineno, file, line)
-    text = str(message).replace(f"setting {message.name} ", f"-D {message.name} ")
+    text = str(message)
+    if isinstance(message, UnusedVariableWarning):
+        text = text.replace(f"setting {message.name} ", f"-D {message.name} ")
     print(f"cnndsl: warning: {text}", file=sys.stderr)

@@ -37,7 +37,7 @@ class Source:
         return Span(self, number, col, number, col + 1)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class Span:
     """A range in a source: 1-based line and column, end exclusive."""
 
@@ -154,11 +154,20 @@ class CnnLimitError(CnnDslError):
     """A spec asks for more than the configured limits allow."""
 
 
+class CnnLayerLimitError(CnnLimitError):
+    """The network has more layers than the limit (max_layers) lets it build."""
+
+
 class UsageError(Exception):
     """A command-line mistake (exit status 2), not a spec error."""
 
 
-class UnusedVariableWarning(UserWarning):
+class CnnDslWarning(UserWarning):
+    """Something cnndsl accepted but suspects is not what was meant (the command line prints
+    it as `cnndsl: warning: ...`)."""
+
+
+class UnusedVariableWarning(CnnDslWarning):
     """A variable given to a spec (`build_graph(spec, n=3)`, `-D n=3`) that the spec never
     mentions, so setting it changes nothing: usually a typo for one it does use (`hint`)."""
 
@@ -173,7 +182,7 @@ class UnusedVariableWarning(UserWarning):
         super().__init__(text + (f" (did you mean `{hint}`?)" if hint else ""))
 
 
-class ShadowedLayerWarning(UserWarning):
+class ShadowedLayerWarning(CnnDslWarning):
     """A def or variable named as a layer (`def pool = ...`): written exactly so, the name
     means the definition in this spec; other spellings (`POOL`) still mean the layer."""
 
@@ -182,6 +191,12 @@ class ShadowedLayerWarning(UserWarning):
         where = f"{span}: " if span is not None else ""
         super().__init__(f"{where}`{name}` is defined here, so `{name}` means this definition "
                          f"in the spec, not the layer {layer} (write `{layer}` for the layer)")
+
+
+class NoClassifierWarning(CnnDslWarning):
+    """A network ends in SOFTMAX with no layer of weights in front of it and `classes` unset:
+    the softmax spreads over whatever volume reaches it (the lecture's pattern swept without
+    --classes: its K=0 rows end `POOL - SOFTMAX` over 16,384 values)."""
 
 
 def did_you_mean(name: str, candidates, reject=None) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
+import sys
 import threading
 
 from . import ast, layers
@@ -356,14 +357,16 @@ def _make_transformer():
         # (Loops, not max() over a generator: these run for every call and chain, and
         # the generator cost 3% of parsing a long literal chain.)
         @staticmethod
-        def _nest(node, inner, at: Span | None = None):
+        def _nest(node, inner, at=None):
+            """`at`: the token to point at when the node nests too deep (its span is made
+            only then: a `?` on each of 50,000 layers made 50,000 spans for nothing)."""
             levels = _current.levels
             depth = 0
             for child in inner:
                 if child in levels and levels[child] > depth:
                     depth = levels[child]
             if depth >= MAX_NESTING:
-                raise _too_deep(at or node.span)
+                raise _too_deep(node.span if at is None else Span.of(_current.source, at))
             levels[node] = depth + 1
             return node
 
@@ -379,8 +382,10 @@ def _make_transformer():
             return node
 
         def _span(self, first, last) -> Span:
-            a = first.span if isinstance(first, ast.Node) else self._tok(first)
-            b = last.span if isinstance(last, ast.Node) else self._tok(last)
+            # A node's span, or a token's own position (the basic lexer gives every token
+            # its line and columns), read without making a span for the token.
+            a = first.span if isinstance(first, ast.Node) else first
+            b = last.span if isinstance(last, ast.Node) else last
             return Span(_current.source, a.line, a.column, b.end_line, b.end_column)
 
         # statements
@@ -445,7 +450,7 @@ def _make_transformer():
 
         def optional(self, children):
             return self._nest(ast.Optional(self._span(children[0], children[1]), children[0]),
-                              children[:1], at=self._tok(children[1]))  # at the `?` itself
+                              children[:1], at=children[1])  # at the `?` itself
 
         def int(self, children):
             return ast.Num(self._tok(children[0]), _whole(children[0], self.source))
@@ -460,7 +465,8 @@ def _make_transformer():
             return ast.Dims(self._tok(children[0]), _dims_of(children[0], self.source))
 
         def name(self, children):
-            return ast.Name(self._tok(children[0]), str(children[0]))
+            # Interned: a spec names the same few layers and blocks thousands of times.
+            return ast.Name(self._tok(children[0]), sys.intern(str(children[0])))
 
         def input_ref(self, children):
             return ast.InputRef(self._tok(children[0]))

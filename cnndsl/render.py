@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import html
+import itertools
+import math
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -188,7 +190,20 @@ def _build_diagram(graph: Graph, expand: bool, rankdir: str, title: str | None):
     # The input and output pentagons point along the flow: down in TB, right in LR.
     ends = {"orientation": str(_TURN[rankdir])} if _TURN.get(rankdir) else {}
     _emit_cluster(dot, root, graph, shortcuts, ends)
-    _emit_edges(dot, graph, shown, exits, shortcuts, expand)
+    edges = _drawn_edges(graph, shown, exits, shortcuts, expand)
+    wraps = row_breaks(shown, edges, outermost(root)) if rankdir in ("LR", "RL") else []
+    row_ends = {u for u, _ in wraps}
+    for src, v, attrs in edges:
+        dot.edge(f"n{src}", f"n{v}", **attrs, **({"constraint": "false"}
+                                                  if src in row_ends else {}))
+    if wraps:
+        # Each row starts in the first column, one under the other: the row starts share a
+        # rank, ordered by invisible edges, and the edge into a row start pulls no rank.
+        with dot.subgraph() as column:
+            column.attr(rank="same")
+            starts = [shown[0], *(v for _, v in wraps)]
+            for a, b in itertools.pairwise(starts):
+                column.edge(f"n{a}", f"n{b}", style="invis")
     out = graph.output
     _emit_output(dot, graph, out if expand else stand_in(graph, out, exits), ends)
     return dot
@@ -212,8 +227,53 @@ def _emit_cluster(dot, box: Cluster, graph, shortcuts, ends: dict) -> None:
         dot.node(f"n{item}", label, **style)
 
 
-def _emit_edges(dot, graph, shown, exits, shortcuts, expand) -> None:
+def outermost(root: Cluster) -> dict[int, int]:
+    """Node id -> which item of the drawing's top level holds it (a node, or a box)."""
+    held: dict[int, int] = {}
+    for k, item in enumerate(root.items):
+        stack = [item]
+        while stack:
+            inner = stack.pop()
+            if isinstance(inner, Cluster):
+                stack.extend(inner.items)
+            else:
+                held[inner] = k
+    return held
+
+
+def row_breaks(shown: list[int], edges, outer: dict[int, int]) -> list[tuple[int, int]]:
+    """Where a left-to-right drawing wraps to a new row, as (u, v): u ends a row and v starts
+    the next. LeNet-5 in one LR row was a 2510x102 strip (issue 18). A row ends only at a layer
+    whose edges are all that joins the layers up to it to those after it (a block's input that
+    also feeds its shortcut qualifies; a shortcut or branch spanning it does not), where the
+    drawing leaves one box for the next (never inside one), after about sqrt(2n) of n layers."""
+    pos = {v: i for i, v in enumerate(shown)}
+    spans = [0] * (len(shown) + 1)  # spans[i]: edges crossing the gap before shown[i]
+    leaving = [0] * len(shown)  # leaving[i]: edges from shown[i] to later layers
+    for u, v, _ in edges:
+        lo, hi = sorted((pos[u], pos[v]))
+        spans[lo + 1] += 1
+        spans[hi + 1] -= 1
+        leaving[lo] += 1
+    joined = {(u, v) for u, v, _ in edges}
+    n = len(shown) + 1  # the output is drawn after the last one
+    rows = math.ceil(n / max(4, math.ceil(math.sqrt(2 * n))))
+    per_row = math.ceil(n / rows)  # rows of even length
+    breaks, row_start, crossing = [], 0, 0
+    for i in range(1, len(shown)):
+        crossing += spans[i]
+        u, v = shown[i - 1], shown[i]
+        if (i - row_start >= per_row and crossing == leaving[i - 1] and (u, v) in joined
+                and outer.get(u) != outer.get(v)):
+            breaks.append((u, v))
+            row_start = i
+    return breaks
+
+
+def _drawn_edges(graph, shown, exits, shortcuts, expand) -> list[tuple[int, int, dict]]:
+    """The edges drawn, as (source, target, graphviz attributes)."""
     visible = set(shown)
+    edges = []
     for v in shown:
         for edge in graph[v].inputs:
             u = edge.node
@@ -224,7 +284,8 @@ def _emit_edges(dot, graph, shown, exits, shortcuts, expand) -> None:
             on_shortcut = v in shortcuts or edge.role == SHORTCUT
             if on_shortcut:
                 attrs.update(style="dashed", color=SHORTCUT_COLOR, penwidth="1.2")
-            dot.edge(f"n{src}", f"n{v}", **attrs)
+            edges.append((src, v, attrs))
+    return edges
 
 
 def _emit_output(dot, graph, drawn_last: int, ends: dict) -> None:

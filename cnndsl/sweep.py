@@ -9,8 +9,8 @@ import re
 from dataclasses import dataclass, field
 
 from . import ast, passes
-from .api import gc_paused, parse_define, warn_unused_variables
-from .errors import CnnDslError, UsageError
+from .api import gc_paused, parse_define, warn, warn_unused_variables
+from .errors import CnnDslError, NoClassifierWarning, UsageError
 from .expand import DEFAULT_MAX_LAYERS, Options, expand, unused_defines
 
 DEFAULT_LIMIT = 10_000  # combinations; more needs --limit
@@ -60,6 +60,8 @@ class Row:
     macs: int | None = None
     output: object = None  # Shape
     options: Options | None = field(default=None, repr=False)  # to check this row again
+    # values a final SOFTMAX spreads over with no classifier in front of it (classes unset)
+    unclassified: int | None = field(default=None, repr=False)
 
     @property
     def valid(self) -> bool:
@@ -161,8 +163,49 @@ def run_sweep(program: ast.Program, axes: list[Axis], *, input=None, classes=Non
     warn_unused_variables(program, unused_names(program, [a.name for a in axes]))
     sites = optional_sites(program)
     with gc_paused():  # as check_program does for one network
-        return _check_each(program, combinations(axes, sites, optional, limit), input=input,
+        rows = _check_each(program, combinations(axes, sites, optional, limit), input=input,
                            classes=classes, max_layers=max_layers, optional=optional)
+    warn_no_classifier(rows)
+    return rows
+
+
+def warn_no_classifier(rows: list[Row]) -> None:
+    """Once per sweep: networks that end in a softmax over whatever reaches it, because
+    `classes` is unset (the lecture's pattern swept without --classes, issue 18)."""
+    first = next((r for r in rows if r.unclassified), None)
+    if first is None:
+        return
+    count = sum(1 for r in rows if r.unclassified)
+    where = " ".join(f"{k}={_value_text(v)}" for k, v in first.variables.items())
+    warn(NoClassifierWarning(
+        f"{count:,} of the networks end in SOFTMAX with no classifier in front of it "
+        f"(`classes` is not set), so the softmax spreads over whatever reaches it: "
+        f"{first.unclassified:,} values{f' where {where}' if where else ''}; "
+        "pass --classes N (or write `classes = N` in the spec) to end them in FC(N) - SOFTMAX"))
+
+
+# Layers that pass on or pick among the values before them: a classifier's output may go
+# through them (SqueezeNet's CONV(classes, 1) - GAP - SOFTMAX) and stay the classifier's.
+_PASSING = ("pool", "reshape", "regularize")
+
+
+def softmax_without_classifier(graph) -> int | None:
+    """The values the network's final SOFTMAX spreads over when `classes` is unset and no
+    classifier makes them: it reads a whole volume (H x W > 1), or, back through pools,
+    flattens and dropouts, a layer without weights (a RELU, a merge); else None."""
+    out = graph[graph.output]
+    if graph.context.classes is not None or not out.kind.logits_drop:
+        return None
+    inputs = graph.inputs(out)
+    if len(inputs) != 1:
+        return None
+    shape = inputs[0].shape
+    if (shape.h or 1) * (shape.w or 1) > 1:
+        return out.shape.numel
+    feed = inputs[0]
+    while feed.kind.family in _PASSING and len(graph.inputs(feed)) == 1:
+        feed = graph.inputs(feed)[0]
+    return None if feed.n_params else out.shape.numel
 
 
 def _check_each(program, combos, *, input, classes, max_layers, optional) -> list[Row]:
@@ -186,6 +229,7 @@ def _check_each(program, combos, *, input, classes, max_layers, optional) -> lis
             t = graph.totals
             row.layers, row.params, row.macs, row.output = (t["layers"], t["params"], t["macs"],
                                                             t["output"])
+            row.unclassified = softmax_without_classifier(graph)
         rows.append(row)
     return rows
 
@@ -235,7 +279,28 @@ def short_label(label: str, width: int = 24) -> str:
     return f"{text[:width - 2].rstrip()}…?{at}{where}"
 
 
-def format_table(rows: list[Row], names: list[str], show_dropped: bool) -> str:
+def _networks(n: int) -> str:
+    return f"{n:,} network{'' if n == 1 else 's'}"
+
+
+def _tally(rows: list[Row]) -> str:
+    valid = sum(r.valid for r in rows)
+    return f"{valid:,} valid, {len(rows) - valid:,} with errors"
+
+
+def closing_line(shown: list[Row], checked: list[Row] | None = None) -> str:
+    """`90 networks: 75 valid, 15 with errors`; where --top or a filter hides rows, what the
+    table shows and what the sweep checked (issue 18: `--top 3` said `3 networks` of 480)."""
+    if checked is None or len(checked) == len(shown):
+        return f"{_networks(len(shown))}: {_tally(shown)}"
+    return (f"{len(shown):,} of {_networks(len(checked))} shown: {_tally(shown)} "
+            f"(all {len(checked):,}: {_tally(checked)})")
+
+
+def format_table(rows: list[Row], names: list[str], show_dropped: bool,
+                 checked: list[Row] | None = None) -> str:
+    """The table of `rows`; its last line counts them, and `checked` (every row the sweep
+    made) where the table shows fewer."""
     head = ["#", *names, *(["dropped"] if show_dropped else []), "layers", "params", "MACs",
             "output", "result"]
     numeric = {"#", "layers", "params", "MACs", *names}
@@ -249,6 +314,5 @@ def format_table(rows: list[Row], names: list[str], show_dropped: bool) -> str:
     widths = [max(len(line[i]) for line in cells) for i in range(len(head))]
     lines = ["  ".join(c.rjust(w) if head[i] in numeric else c.ljust(w)
                        for i, (c, w) in enumerate(zip(line, widths))).rstrip() for line in cells]
-    valid = sum(r.valid for r in rows)
-    lines.append(f"{len(rows)} networks: {valid} valid, {len(rows) - valid} with errors")
+    lines.append(closing_line(rows, checked))
     return "\n".join(lines) + "\n"

@@ -2,7 +2,9 @@
 # The demo: every step cnndsl offers, on the example specs. Outputs go to out/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3}
+# Run by `make demo` after scripts/install.sh, in the environment it made (VENV, .venv).
+PY=${VENV:-.venv}/bin/python
+[ -x "$PY" ] || { echo "demo.sh: no $PY: run 'make demo' or 'bash scripts/install.sh' first" >&2; exit 1; }
 cnndsl() { "$PY" -m cnndsl "$@"; }
 mkdir -p out
 

@@ -251,6 +251,45 @@ def test_every_drawn_edge_joins_drawn_nodes(spec, expand):
     assert {dst for _, dst, _ in edges} == drawn - {"n0"}  # all connected, output included
 
 
+# -- issue 18: a left-to-right drawing wraps into rows instead of one long strip ----------
+
+def test_lr_wraps_a_long_chain_into_rows_at_single_edges():
+    dot = dot_of(SPECS / "lenet5.cnn", rankdir="LR")
+    assert "rank=same" in dot  # the row starts, one under the other
+    assert "input" in nodes_of(dot)["n0"]
+    wraps = [(u, v) for u, v, attrs in EDGE.findall(dot) if "constraint=false" in attrs]
+    assert len(wraps) == 2  # 13 layers and the output in three rows
+    # every row start follows a single edge: nothing else crosses the break
+    starts = re.findall(r"(n\d+) -> (n\d+) \[style=invis\]", dot)
+    assert starts == [("n0", wraps[0][1]), (wraps[0][1], wraps[1][1])]
+    assert "rank=same" not in dot_of(SPECS / "lenet5.cnn")  # top to bottom: one column
+
+
+def test_lr_breaks_only_where_one_layer_joins_the_rows():
+    """No shortcut or branch spans a row break, and no box is cut: the rows of a ResNet start
+    at its blocks (each block's input also feeds its shortcut: still one layer)."""
+    spec = SMALL_RESNET.replace("block(16) * 3", "block(16) - block(16) - block(16)")
+    dot = dot_of(spec, rankdir="LR")
+    graph = cnndsl.build_graph(spec).graph["ir"]
+    pos = {f"n{n.id}": i for i, n in enumerate(graph.order())}
+    pos["output"] = len(pos)
+    edges = [(u, v) for u, v, attrs in EDGE.findall(dot) if "invis" not in attrs]
+    breaks = [(u, v) for u, v, attrs in EDGE.findall(dot) if "constraint=false" in attrs]
+    assert breaks
+    for u, v in breaks:
+        assert {a for a, b in edges if pos[a] <= pos[u] < pos[b]} == {u}
+        # u ends one block (or stands outside every block) and v is outside it
+        assert graph[int(u[1:])].path[:1] != graph[int(v[1:])].path[:1]
+
+
+def test_lenet_left_to_right_is_no_longer_a_strip(tmp_path):
+    out = tmp_path / "lenet.svg"
+    render.render_file(cnndsl.build_graph(SPECS / "lenet5.cnn"), out, rankdir="LR")
+    root = ET.parse(out).getroot()
+    width, height = (float(root.get(k).removesuffix("pt")) for k in ("width", "height"))
+    assert width / height < 4, (width, height)  # one row was 2510x102 pixels, about 25:1
+
+
 # -- F25 (issue 17): the drawing's size is capped and `dot` is timed out -------------------
 
 def test_a_drawing_past_the_layer_cap_is_refused_naming_the_limit():
@@ -259,6 +298,29 @@ def test_a_drawing_past_the_layer_cap_is_refused_naming_the_limit():
         render.render_dot(graph, expand=True)
     assert "RELU" in render.render_dot(graph)  # folded: one copy in an `x2001` box
     render.render_dot(cnndsl.build_graph("input 8x8x3\nRELU * 2000\n"), expand=True)
+
+
+def test_render_expand_stops_building_past_the_cap(tmp_path, monkeypatch, capsys):
+    """A 100,000-layer chain is refused once the build passes 2,000 layers, not after building
+    and checking all of it (2 s and 160 MB before)."""
+    from cnndsl import ir
+
+    built = []
+    add = ir.Graph.add
+    monkeypatch.setattr(ir.Graph, "add",
+                        lambda self, *a, **k: built.append(1) or add(self, *a, **k))
+    out = tmp_path / "net.dot"
+    assert main(["render", "input 8x8x3\nRELU * 100000", "--expand", "-o", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        "cnndsl: error: the diagram would draw more than 2,000 layers; the limit is 2,000 "
+        "(without --expand, repeats are drawn once)\n")
+    assert len(built) <= 2_001 and not out.exists()
+    # a tighter --max-layers keeps its own error; 2,000 layers are drawn
+    assert main(["render", "input 8x8x3\nRELU * 500", "--expand", "--max-layers", "100",
+                 "-o", str(out)]) == 1
+    assert "exceeds the layer limit of 100" in capsys.readouterr().err
+    assert main(["render", "input 8x8x3\nRELU * 1999 - RELU", "--expand", "-o", str(out)]) == 0
+    assert out.read_text().count("RELU") >= 2_000
 
 
 def fake_dot(monkeypatch, tmp_path, script: str) -> None:

@@ -268,3 +268,58 @@ def test_long_optional_sites_are_shortened_in_the_table_only(capsys):
     assert main(["sweep", spec, "--optional", "both", "--format", "json"]) == 0
     records = json.loads(capsys.readouterr().out)
     assert ["(CONV(16, 3, pad=1) - RELU - BN)?@2:21"] in [r["dropped"] for r in records]
+
+
+# -- issue 18: the closing line counts what was checked; a softmax with no classifier warns ----
+
+def test_the_closing_line_counts_the_shown_rows_and_every_checked_one():
+    rows = lecture_rows()
+    shown = select(rows, sort="params", top=3)
+    last = format_table(shown, ["N", "M", "K"], show_dropped=False, checked=rows)
+    assert last.splitlines()[-1] == ("3 of 90 networks shown: 3 valid, 0 with errors "
+                                     "(all 90: 75 valid, 15 with errors)")
+    single = format_table(rows[:1], ["N", "M", "K"], show_dropped=False, checked=rows[:1])
+    assert single.splitlines()[-1] == "1 network: 1 valid, 0 with errors"
+    r = cli("-", "-D", "N=1..5", "-D", "M=1..6", "-D", "K=0..2", "--top", "3", stdin=LECTURE)
+    assert r.returncode == 0
+    assert r.stdout.splitlines()[-1] == ("3 of 90 networks shown: 3 valid, 0 with errors "
+                                         "(all 90: 75 valid, 15 with errors)")
+
+
+PATTERN = "input 32x32x3\n[(CONV-RELU)*N-POOL]*M-(FC-RELU)*K-SOFTMAX\n"
+
+
+def test_a_sweep_without_classes_warns_once_that_its_softmax_has_no_classifier():
+    axes = [parse_axis("N=1"), parse_axis("M=1..2"), parse_axis("K=0..1")]
+    with pytest.warns(cnndsl.NoClassifierWarning) as record:
+        rows = run_sweep(parse(PATTERN), axes)
+    assert len(record) == 1
+    assert str(record[0].message) == (
+        "4 of the networks end in SOFTMAX with no classifier in front of it (`classes` is not "
+        "set), so the softmax spreads over whatever reaches it: 16,384 values where N=1 M=1 "
+        "K=0; pass --classes N (or write `classes = N` in the spec) to end them in FC(N) - "
+        "SOFTMAX")
+    assert rows[0].output.numel == 16 * 16 * 64  # the lecture: 32x32 halved once, 64 filters
+    # a softmax over a whole volume has no classifier either, weights before it or not
+    with pytest.warns(cnndsl.NoClassifierWarning, match="4,096 values"):
+        run_sweep(parse("input 32x32x3\nCONV(16, 3, pad=1) - POOL - SOFTMAX\n"), [])
+    r = cli("-", "-D", "N=1", "-D", "M=1..2", "-D", "K=0..1", stdin=PATTERN)
+    assert r.returncode == 0 and r.stderr.count("cnndsl: warning: ") == 1
+    assert "pass --classes N" in r.stderr
+
+
+@pytest.mark.parametrize("spec, options", [
+    (PATTERN, {"classes": 10}),  # FC(10) goes in front of the softmax
+    ("input 32x32x3\nclasses = 10\n" + PATTERN.split("\n", 1)[1], {}),
+    ("input 8x8x3\nCONV(4, 3) - FC(5) - DROPOUT - SOFTMAX\n", {}),  # a classifier written out
+    ("input 8x8x3\nCONV(4, 3) - RELU\n", {}),  # no softmax at all
+    ("input 8x8x3\nCONV(10, 1) - GAP - SOFTMAX\n", {}),  # SqueezeNet's classifier
+])
+def test_no_warning_where_a_classifier_feeds_the_softmax(spec, options):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", cnndsl.NoClassifierWarning)
+        rows = run_sweep(parse(spec), [parse_axis("N=1"), parse_axis("M=1"), parse_axis("K=0")]
+                         if "*N" in spec else [], **options)
+    assert all(r.valid for r in rows)

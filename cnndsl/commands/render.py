@@ -39,7 +39,25 @@ def run(args) -> int:
 
     format_for(Path(args.output), args.format)  # a bad file name fails before any work
     resolve(args.output, inputs=(args.spec,))  # so do a directory, a FIFO, the spec itself
-    path = render_file(graph_from_args(args), args.output, args.format, expand=args.expand,
+    path = render_file(drawable_graph(args), args.output, args.format, expand=args.expand,
                        rankdir=args.rankdir, style=args.style)
     print(f"wrote {path}")
     return 0
+
+
+def drawable_graph(args):
+    """The checked graph to draw. With --expand every layer is drawn, so the build itself
+    stops past the drawing's cap: a 100,000-layer chain was built and checked (2 s, 160 MB)
+    only to be refused (issue 17, F25). A tighter --max-layers of the user's keeps its error."""
+    import argparse
+
+    from ..errors import CnnLayerLimitError, UsageError
+    from ..render import MAX_DRAWN
+
+    if not args.expand or (args.max_layers is not None and args.max_layers <= MAX_DRAWN):
+        return graph_from_args(args)
+    try:
+        return graph_from_args(argparse.Namespace(**{**vars(args), "max_layers": MAX_DRAWN}))
+    except CnnLayerLimitError:
+        raise UsageError(f"the diagram would draw more than {MAX_DRAWN:,} layers; the limit "
+                         f"is {MAX_DRAWN:,} (without --expand, repeats are drawn once)") from None

@@ -69,8 +69,9 @@ def run(args) -> int:
     if args.pick is not None:
         return compile_row(args, shown, program, text, name)
     names = [a.name for a in axes]
-    write_rows(args.format, shown, names, show_dropped=args.optional != "keep")
-    print(f"checked {len(rows):,} networks in {elapsed:.2f} s", file=sys.stderr)
+    write_rows(args.format, shown, names, show_dropped=args.optional != "keep", checked=rows)
+    print(f"checked {len(rows):,} network{'' if len(rows) == 1 else 's'} in {elapsed:.2f} s",
+          file=sys.stderr)
     return 0
 
 
@@ -80,7 +81,7 @@ def _input(text):
     return parse_dims(text) if text else None
 
 
-def write_rows(fmt: str, rows, names, show_dropped: bool) -> None:
+def write_rows(fmt: str, rows, names, show_dropped: bool, checked=None) -> None:
     from ..sweep import format_csv, format_table, to_records
 
     if fmt == "json":
@@ -89,7 +90,7 @@ def write_rows(fmt: str, rows, names, show_dropped: bool) -> None:
     elif fmt == "csv":
         sys.stdout.write(format_csv(rows, names))
     else:
-        sys.stdout.write(format_table(rows, names, show_dropped))
+        sys.stdout.write(format_table(rows, names, show_dropped, checked))
 
 
 def compile_row(args, rows, program, text: str, name: str) -> int:
