@@ -48,14 +48,11 @@ command -v "$PY" >/dev/null 2>&1 \
 PYVER=$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 
 # -- OS packages -------------------------------------------------------------------------------
-# graphviz: `dot` for the graph-style diagrams; libcairo2: CairoSVG's PNG and PDF of the volume
-# figure (graphviz usually brings it).
-missing=()
-command -v dot >/dev/null 2>&1 || missing+=(graphviz)
-ldconfig -p 2>/dev/null | grep -q 'libcairo\.so\.2' || missing+=(libcairo2)
-if [ ${#missing[@]} -gt 0 ]; then
-  apt_install "${missing[@]}" || warn "${missing[*]} missing and could not be installed \
-here: run 'sudo apt-get install ${missing[*]}' (or your system's packages); until then \
+# graphviz: `dot` for the graph-style diagrams (it brings libcairo2, which CairoSVG needs for
+# the volume figure's PNG and PDF).
+if ! command -v dot >/dev/null 2>&1; then
+  apt_install graphviz || warn "graphviz's dot is missing and could not be installed here: \
+run 'sudo apt-get install graphviz' (or your system's graphviz package); until then \
 'cnndsl render' writes only .dot and .svg files"
 fi
 # chromium and its chromedriver: the explorer page's browser test (tests/test_explore.py)
