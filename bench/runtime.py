@@ -31,7 +31,8 @@ SPECS = Path(__file__).resolve().parents[1] / "specs"
 def build(name: str):
     """(torchvision's model, ours with its weights, ours optimised, ours --flat), eval mode:
     the class-per-def module must be as fast as the flat one (issue 12)."""
-    theirs = getattr(torchvision.models, name)(weights=None).eval()
+    options = {"aux_logits": False, "init_weights": False} if name == "googlenet" else {}
+    theirs = getattr(torchvision.models, name)(weights=None, **options).eval()
     ours = cnndsl.compile(SPECS / f"{name}.cnn", logits=True, weights=theirs).eval()
     flat = cnndsl.compile(SPECS / f"{name}.cnn", logits=True, weights=theirs, flat=True).eval()
     return theirs, ours, optimize_for_inference(copy.deepcopy(ours)), flat
