@@ -341,7 +341,7 @@ def spec_variables(variables: dict) -> dict:
 def compile(spec=None, *, text: str | None = None, path: str | Path | None = None, input=None,
             classes: int | None = None, device=None, dtype=None, seed: int | None = None,
             logits: bool = False, optimize: bool = False, max_layers: int | None = None,
-            weights=None, runtime: str = "torch", flat: bool = False,
+            weights=None, runtime: str = "torch", flat: bool = False, memory_format=None,
             **variables) -> nn.Module:
     """Parse, check and build a spec as a torch.nn.Module (see docs/compile.md).
 
@@ -351,6 +351,7 @@ def compile(spec=None, *, text: str | None = None, path: str | Path | None = Non
     `runtime="onnxruntime"`: an inference-only model with the module's interface, run by
     onnxruntime from the verified ONNX export (cnndsl.onnx_runtime).
     `flat=True`: one submodule per layer (a torch.fx GraphModule) instead of a class per def.
+    `memory_format="channels_last"`: the weights, and the input on its way in, channels_last.
     """
     if runtime not in ("torch", "onnxruntime"):
         raise UsageError(f"unknown runtime {runtime!r}: torch or onnxruntime")
@@ -358,7 +359,8 @@ def compile(spec=None, *, text: str | None = None, path: str | Path | None = Non
     model = compile_text(text, name, input=input, classes=classes,
                          device=device if runtime == "torch" else "cpu", dtype=dtype,
                          seed=seed, logits=logits, optimize=optimize and runtime == "torch",
-                         max_layers=max_layers, weights=weights, flat=flat, **variables)
+                         max_layers=max_layers, weights=weights, flat=flat,
+                         memory_format=memory_format, **variables)
     if runtime == "onnxruntime":
         from .onnx_runtime import to_onnxruntime
 
@@ -368,7 +370,7 @@ def compile(spec=None, *, text: str | None = None, path: str | Path | None = Non
 
 def compile_text(text: str, name: str, *, input=None, classes=None, device=None, dtype=None,
                  seed=None, logits=False, optimize=False, max_layers=None, weights=None,
-                 flat=False, **variables) -> nn.Module:
+                 flat=False, memory_format=None, **variables) -> nn.Module:
     """compile() for spec text already read (`name` is what errors call it)."""
     from .torch_backend import build_module
 
@@ -386,7 +388,7 @@ def compile_text(text: str, name: str, *, input=None, classes=None, device=None,
         weights_name = "the weights"
     return build_module(graph, name, device=device, dtype=dtype, seed=seed, logits=logits,
                         optimize=optimize, info=info, weights=weights,
-                        weights_name=weights_name, flat=flat)
+                        weights_name=weights_name, flat=flat, memory_format=memory_format)
 
 
 def load(path: str | Path, *, device=None) -> nn.Module:

@@ -211,6 +211,21 @@ def _nhwc_input(module: nn.Module, args: tuple[torch.Tensor]) -> tuple[torch.Ten
     return (args[0].contiguous(memory_format=torch.channels_last),)
 
 
+def resolve_memory_format(memory_format, graph) -> bool:
+    """Whether compile(memory_format=...) asks for channels_last (None/contiguous: no)."""
+    if memory_format in (None, torch.contiguous_format) or \
+            str(memory_format).removeprefix("torch.") in ("contiguous_format", "contiguous"):
+        return False
+    if memory_format not in (torch.channels_last, "channels_last"):
+        raise UsageError(f"unknown memory format {memory_format!r}: use channels_last or "
+                         "contiguous_format")
+    if not windows_fit(graph):
+        raise UsageError("channels_last is refused for this network: a layer's window is "
+                         "larger than its input, where torch 2.14's CPU channels_last "
+                         "convolution reads out of bounds (docs/compile.md, optimize)")
+    return True
+
+
 def resolve_device(device) -> torch.device:
     if device is None or device == "cpu":
         return torch.device("cpu")
@@ -265,11 +280,15 @@ def check_memory(graph, dtype) -> None:
 
 def build_module(graph, spec_name: str, *, device=None, dtype=None, seed=None, logits=False,
                  optimize=False, info: dict | None = None, weights=None,
-                 weights_name: str = "the weights", flat: bool = False) -> nn.Module:
+                 weights_name: str = "the weights", flat: bool = False,
+                 memory_format=None) -> nn.Module:
     """The checked graph as a module on `device` in `dtype` (cnndsl.api.compile_text checks
     the spec); `info` (the spec and its variables) is kept on it as `model.cnndsl_info`.
-    `weights` (a module or state_dict) are transferred by structure before optimizing."""
+    `weights` (a module or state_dict) are transferred by structure before optimizing.
+    `memory_format="channels_last"`: weights and input in channels_last (optimize picks it
+    by itself)."""
     device, dtype = resolve_device(device), resolve_dtype(dtype)
+    nhwc = resolve_memory_format(memory_format, graph)
     if seed is not None and not -2**63 <= seed < 2**64:
         raise UsageError(f"the seed must be a 64-bit integer, not {str(seed)[:30]}"
                          + ("..." if len(str(seed)) > 30 else ""))
@@ -301,6 +320,8 @@ def build_module(graph, spec_name: str, *, device=None, dtype=None, seed=None, l
             2, *graph.context.input.as_list(), generator=torch.Generator().manual_seed(0))
         model = optimize_for_inference(model, example,
                                        channels_last=windows_fit(graph))
+    if nhwc and not optimize:
+        model = _channels_last(model)
     model = model.to(device=device, dtype=dtype)
     model.cnndsl_info = {
         **(info or {}), "logits": bool(logits), "optimize": bool(optimize), "flat": bool(flat),

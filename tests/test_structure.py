@@ -250,3 +250,17 @@ stage(8, 1) - stage(16, 3) - GAP - FC(3)"""
     names = list(classes_of(source))
     assert names.index("Stage") > names.index("Block")  # block(c, 2) is one layer: no class
     assert_same_as_flat(text, (3, 16, 16))
+
+
+def test_memory_format_channels_last_computes_the_same():
+    plain = cnndsl.compile(SPECS / "resnet18.cnn", seed=0, logits=True).eval()
+    nhwc = cnndsl.compile(SPECS / "resnet18.cnn", seed=0, logits=True,
+                          memory_format="channels_last").eval()
+    assert nhwc.stage2[0].conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(nhwc(x), plain(x), rtol=1e-4, atol=1e-5)
+    with pytest.raises(cnndsl.errors.UsageError, match="window is larger than its input"):
+        cnndsl.compile("input 2x2x1\nCONV(1, 3, pad=1)", memory_format="channels_last")
+    with pytest.raises(cnndsl.errors.UsageError, match="unknown memory format"):
+        cnndsl.compile("input 8x8x1\nCONV(1, 3)", memory_format="nhwc")
