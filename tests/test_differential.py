@@ -118,6 +118,8 @@ class Builder:
                 node.value = run_node(node, values)
         except (RuntimeError, ValueError, IndexError) as exc:
             raise Invalid(f"{kind}: {exc}") from None
+        if node.value.numel() == 0:  # torch's ConvTranspose2d without bias gives 3x0 maps
+            raise Invalid(f"{kind}: an empty output {tuple(node.value.shape[1:])}")
         if projection:
             node.id, self.next_projection = self.next_projection, self.next_projection + 1
         else:
