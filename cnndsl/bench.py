@@ -39,6 +39,7 @@ class Result:
     throughput: float | None = None  # images per second
     speedup: float | None = None  # eager's median / this median, same batch
     max_rel_diff: float | None = None  # max |out - eager| / max |eager|
+    mode: str = "inference"  # "inference" | "train" (one SGD step per call)
 
 
 class Skip(Exception):
@@ -113,6 +114,180 @@ def run_bench(model, *, batches=(1,), runtimes=DEFAULT_RUNTIMES, device: str = "
             base = eager_ms.get(b)
             results.append(Result(name, b, "ok", "", ms, 1000.0 * b / ms,
                                   base / ms if base else None, diff))
+    return results
+
+
+# -- training: one SGD step per call ---------------------------------------------------------
+
+TRAIN_RUNTIMES = ("eager", "compile")  # the others are inference only
+DEFAULT_TRAIN_RUNTIMES = ("eager",)
+LEARNING_RATE = 0.01
+# zoo specs named otherwise than the torchvision builder they write
+TORCHVISION_ALIASES = {"vgg_a": "vgg11", "vgg_b": "vgg13", "vgg_d": "vgg16", "vgg_e": "vgg19"}
+TORCHVISION_KEYWORDS = {"googlenet": {"aux_logits": False, "init_weights": False},
+                        "inception_v3": {"aux_logits": False, "init_weights": False}}
+
+
+def torchvision_twin(model):
+    """torchvision's builder for the zoo spec `model` was compiled from, or None: `zoo:NAME`
+    where NAME (or its alias) is one of torchvision.models' classifiers. None too when
+    torchvision is not installed (the caller says so)."""
+    info = getattr(model, "cnndsl_info", {}) or {}
+    name = str(info.get("spec_name") or "")
+    if not name.startswith("zoo:"):
+        return None
+    name = name.removeprefix("zoo:")
+    name = TORCHVISION_ALIASES.get(name, name)
+    try:
+        import torchvision
+    except ImportError:
+        return None
+    return name if name in torchvision.models.list_models(module=torchvision.models) else None
+
+
+def _torchvision_model(name: str, classes: int):
+    import torchvision
+
+    return torchvision.models.get_model(name, weights=None, num_classes=classes,
+                                        **TORCHVISION_KEYWORDS.get(name, {}))
+
+
+def check_trainable(model) -> int:
+    """The number of class scores the model ends in; UsageError unless it is a classifier with
+    logits out (CrossEntropyLoss applies its own softmax)."""
+    import torch
+
+    info = getattr(model, "cnndsl_info", {}) or {}
+    shape = list(info.get("output_shape") or [])
+    if len(shape) != 1:
+        out = "x".join(str(d) for d in shape) or "unknown"
+        raise UsageError(f"--train times a classifier's step (cross-entropy over class scores); "
+                         f"this model's output is {out}, not one score per class")
+    leaves = [m for m in model.modules() if not list(m.children())]
+    if leaves and isinstance(leaves[-1], (torch.nn.Softmax, torch.nn.LogSoftmax)):
+        raise UsageError("the model ends in a softmax: compile it with logits=True to train "
+                         "(CrossEntropyLoss applies its own)")
+    return int(shape[0])
+
+
+class _Step:
+    """One training step of `module` (train mode): forward, cross-entropy, backward, SGD."""
+
+    def __init__(self, module, runner, lr: float):
+        import torch
+
+        self.module, self.runner = module.train(), runner
+        self.optimizer = torch.optim.SGD(module.parameters(), lr=lr, momentum=0.9)
+        self.loss_fn = torch.nn.CrossEntropyLoss()
+
+    def __call__(self, x, y):
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.loss_fn(self.runner(x), y)
+        loss.backward()
+        self.optimizer.step()
+        return loss
+
+
+def _one_step(step: _Step, x, y, seed: int):
+    """The loss and each parameter's update (new - old) after one step from where it is, with
+    the random generators (dropout's masks) seeded alike for every model."""
+    import torch
+
+    before = [p.detach().clone() for p in step.module.parameters()]
+    torch.manual_seed(seed)
+    loss = float(step(x, y).detach())
+    updates = [p.detach() - old for p, old in zip(step.module.parameters(), before)]
+    return loss, updates
+
+
+def _step_difference(got, expected) -> float:
+    """max over the loss and every parameter tensor of |ours - theirs| / max |theirs|: the
+    loss, and the update each tensor received, relative to that update's largest magnitude
+    (stricter than comparing the updated parameters, which the step barely moves)."""
+    (loss, updates), (ref_loss, ref_updates) = got, expected
+    if len(updates) != len(ref_updates):
+        raise ValueError(f"{len(updates)} parameter tensors against {len(ref_updates)}")
+    worst = abs(loss - ref_loss) / (abs(ref_loss) or 1.0)
+    for ours, theirs in zip(updates, ref_updates):
+        worst = max(worst, _relative_difference(ours, theirs))
+    return worst
+
+
+def run_train_bench(model, *, batches=(8,), runtimes=DEFAULT_TRAIN_RUNTIMES, device: str = "cpu",
+                    threads: int | None = None, runs: int = 15, warmup: int = 3,
+                    lr: float = LEARNING_RATE, torchvision: bool = True,
+                    progress: Callable[[str], None] | None = None) -> list[Result]:
+    """Time one training step of `model` (a classifier from cnndsl.compile with logits=True):
+    forward, CrossEntropyLoss, backward and an SGD step (momentum 0.9), train mode, random
+    labels from the model's classes, per batch size.
+
+    Where the model is a zoo spec of a torchvision classifier (and `torchvision`), a
+    `torchvision` row times torchvision's same model the same way and is the reference: its
+    weights are copied onto ours (cnndsl.transfer_weights) so every row starts from the same
+    weights, and each row's `max_rel_diff` compares the loss and every parameter's update
+    after one step on the same batch and labels with torchvision's. Otherwise eager is the
+    reference. Runtimes other than eager and compile are inference only: skipped rows.
+    """
+    import torch
+
+    from .weights import transfer_weights
+
+    say = progress or (lambda text: None)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    device = device or "cpu"
+    classes = check_trainable(model)
+    names = parse_runtimes(",".join(runtimes))
+    twin = torchvision_twin(model) if torchvision else None
+    if device == "cuda" and not torch.cuda.is_available():
+        return [Result(r, b, "skipped", "no CUDA device here", mode="train") for b in batches
+                for r in (("torchvision",) if twin else ()) + names]
+    base = copy.deepcopy(model).to(device).train()
+    shape = base.cnndsl_info["input_shape"]
+    results: list[Result] = []
+    entries: list[tuple[str, object]] = []  # (row name, the module to train or a Skip)
+    if twin:
+        say(f"torchvision: building {twin}")
+        try:
+            theirs = _torchvision_model(twin, classes).to(device)
+            transfer_weights(theirs, base, source_name=f"torchvision's {twin}")
+            entries.append(("torchvision", theirs))
+        except Exception as exc:  # noqa: BLE001 (the spec was changed: -D, --classes)
+            entries.append(("torchvision", Skip(f"torchvision's {twin} does not match this "
+                                                f"model: {_first_line(exc)}")))
+    entries += [(name, base) for name in names]
+    reference: dict[int, tuple] = {}  # batch -> (loss, updates) of the first row that ran
+    base_ms: dict[int, float] = {}
+    for name, module in entries:
+        if isinstance(module, Skip):
+            results += [Result(name, b, "skipped", str(module), mode="train") for b in batches]
+            continue
+        if name not in TRAIN_RUNTIMES and name != "torchvision":
+            results += [Result(name, b, "skipped", "inference only", mode="train")
+                        for b in batches]
+            continue
+        for b in batches:
+            say(f"{name}: training step, batch {b}")
+            gen = torch.Generator().manual_seed(b)
+            x = torch.randn(b, *shape, generator=gen).to(device)
+            y = torch.randint(0, classes, (b,), generator=gen).to(device)
+            try:
+                trained = copy.deepcopy(module)  # every row steps from the same weights
+                runner = torch.compile(trained) if name == "compile" else trained
+                step = _Step(trained, runner, lr)
+                outcome = _one_step(step, x, y, seed=b)
+                if b not in reference:
+                    reference[b] = outcome
+                diff = _step_difference(outcome, reference[b])
+                ms = _median_ms(lambda inputs, step=step, y=y: step(inputs, y), x, runs,
+                                warmup, device)
+            except Exception as exc:  # noqa: BLE001 (a row that says why, never a traceback)
+                results.append(Result(name, b, "failed", _first_line(exc), mode="train"))
+                continue
+            if b not in base_ms:
+                base_ms[b] = ms
+            results.append(Result(name, b, "ok", "", ms, 1000.0 * b / ms, base_ms[b] / ms,
+                                  diff, mode="train"))
     return results
 
 

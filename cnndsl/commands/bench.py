@@ -25,12 +25,18 @@ def register(sub) -> None:
                    help="batch sizes, e.g. 1,8,32 (default 1)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--threads", type=int, metavar="N", help="torch and onnxruntime threads")
-    p.add_argument("--runtimes", default=",".join(DEFAULT_RUNTIMES), metavar="NAMES",
+    p.add_argument("--runtimes", metavar="NAMES",
                    help=f"comma-separated, from {', '.join(RUNTIMES)} "
-                        f"(default {','.join(DEFAULT_RUNTIMES)}; eager always runs)")
+                        f"(default {','.join(DEFAULT_RUNTIMES)}, with --train eager; eager "
+                        "always runs)")
+    p.add_argument("--train", action="store_true",
+                   help="time a training step (forward, cross-entropy, backward, SGD) "
+                        "instead of inference; a zoo spec of a torchvision model adds a "
+                        "`torchvision` row, the reference")
     p.add_argument("--runs", type=int, default=15, metavar="N",
                    help="timed calls per runtime and batch (default 15; the median is shown)")
-    p.add_argument("--logits", action="store_true", help="drop a trailing SOFTMAX")
+    p.add_argument("--logits", action="store_true",
+                   help="drop a trailing SOFTMAX (always, with --train)")
     p.add_argument("--format", choices=FORMATS, default="table")
     p.set_defaults(func=run)
 
@@ -40,13 +46,14 @@ def run(args) -> int:
     from ..api import compile
 
     batches = bench.parse_batches(args.batch)
-    runtimes = bench.parse_runtimes(args.runtimes)
+    default = bench.DEFAULT_TRAIN_RUNTIMES if args.train else bench.DEFAULT_RUNTIMES
+    runtimes = bench.parse_runtimes(args.runtimes or ",".join(default))
     for option in ("threads", "runs", "classes"):
         value = getattr(args, option)
         if value is not None and value <= 0:
             raise UsageError(f"--{option} must be positive")
     model = compile(args.spec, input=args.input, classes=args.classes, seed=0,
-                    logits=args.logits, max_layers=args.max_layers,
+                    logits=args.logits or args.train, max_layers=args.max_layers,
                     **defines_from_args(args)).eval()
     tty = sys.stderr.isatty()
 
@@ -54,8 +61,11 @@ def run(args) -> int:
         print(f"\rbench: {text}\033[K" if tty else f"bench: {text}", end="" if tty else "\n",
               file=sys.stderr, flush=True)
 
-    results = bench.run_bench(model, batches=batches, runtimes=runtimes, device=args.device,
-                              threads=args.threads, runs=args.runs, progress=progress)
+    timer = bench.run_train_bench if args.train else bench.run_bench
+    if args.train:
+        bench.check_trainable(model)  # a usage error before any progress line
+    results = timer(model, batches=batches, runtimes=runtimes, device=args.device,
+                    threads=args.threads, runs=args.runs, progress=progress)
     if tty:
         print("\r\033[K", end="", file=sys.stderr, flush=True)
     if args.format == "json":
