@@ -25,6 +25,7 @@ FAMILIES = {
     "shufflenet_v2": [f"shufflenet_v2_x{w}" for w in ("0_5", "1_0", "1_5", "2_0")],
     "mobilenet_v3": ["mobilenet_v3_large", "mobilenet_v3_small"],
     "convnext": [f"convnext_{s}" for s in ("tiny", "small", "base", "large")],
+    "vgg": ["vgg11_bn", "vgg13", "vgg13_bn", "vgg19_bn"],
 }
 EARLIER = ["alexnet", "vgg11", "vgg16", "vgg16_bn", "vgg19", "resnet18", "resnet34", "resnet50",
            "resnet101", "resnet152", "googlenet", "mobilenet_v2"]
