@@ -30,6 +30,7 @@ FAMILIES = {
                 "wide_resnet101_2"],
     "squeezenet": ["squeezenet1_0", "squeezenet1_1"],
     "mnasnet": ["mnasnet0_5", "mnasnet0_75", "mnasnet1_0", "mnasnet1_3"],
+    "densenet": ["densenet121", "densenet161", "densenet169", "densenet201"],
 }
 EARLIER = ["alexnet", "vgg11", "vgg16", "vgg16_bn", "vgg19", "resnet18", "resnet34", "resnet50",
            "resnet101", "resnet152", "googlenet", "mobilenet_v2"]
@@ -37,7 +38,7 @@ BUILDERS = [name for names in FAMILIES.values() for name in names] + EARLIER
 # compared output for output in `make test` (small inputs); the rest in `make test-long`
 REPRESENTATIVES = ["efficientnet_b0", "regnet_y_400mf", "regnet_x_400mf", "shufflenet_v2_x0_5",
                    "mobilenet_v3_small", "mobilenet_v3_large", "convnext_tiny", "resnext50_32x4d",
-                   "squeezenet1_1", "mnasnet0_5"]
+                   "squeezenet1_1", "mnasnet0_5", "densenet121"]
 CONSTRUCTOR = {"googlenet": {"aux_logits": False, "init_weights": False}}
 
 
