@@ -31,6 +31,7 @@ FAMILIES = {
     "squeezenet": ["squeezenet1_0", "squeezenet1_1"],
     "mnasnet": ["mnasnet0_5", "mnasnet0_75", "mnasnet1_0", "mnasnet1_3"],
     "densenet": ["densenet121", "densenet161", "densenet169", "densenet201"],
+    "efficientnet_v2": [f"efficientnet_v2_{s}" for s in ("s", "m", "l")],
 }
 EARLIER = ["alexnet", "vgg11", "vgg16", "vgg16_bn", "vgg19", "resnet18", "resnet34", "resnet50",
            "resnet101", "resnet152", "googlenet", "mobilenet_v2"]
