@@ -203,6 +203,15 @@ def test_in_chromium_folding_hover_search_and_table(tmp_path):
         driver.find_element(By.ID, "expand-all").click()
         assert len([e for e in driver.find_elements(By.CSS_SELECTOR, "#diagram .layer")
                     if e.is_displayed()]) == 176
+        # --depth 2: the page starts with the stages (and the repeats in them) unfolded and
+        # every bottleneck a folded line: Table 1's 3 + 4 + 6 + 3
+        deep = tmp_path / "depth2.html"
+        render.render_file(cnndsl.build_graph("zoo:resnet50"), deep, depth=2)
+        driver.get(deep.as_uri())
+        texts = [e.text for e in shown()]
+        assert sum(t.startswith("bottleneck(") for t in texts) == 16
+        assert sum(t.startswith("stage(") for t in texts) == 4
+        assert not any(t.startswith("CONV 1x1") for t in texts)
     finally:
         driver.quit()
     assert (tmp_path / "shot.png").read_bytes().startswith(b"\x89PNG")
