@@ -96,9 +96,12 @@ class Folded:
     rep: dict = field(default_factory=dict)  # layer id -> the id of the node drawn for it
     holders: dict = field(default_factory=dict)  # drawn id -> the block's ScopeItems
 
-    def at(self, scope) -> bool:
+    def at(self, holder: ScopeItems) -> bool:
+        """Whether the block is drawn as one node: it is at the depth and holds more than one
+        layer (a block of one layer, GoogLeNet's `down` pooling, is best drawn as that layer)."""
+        scope = holder.scope
         return (self.depth is not None and scope.kind == "block"
-                and block_depth(scope) == self.depth)
+                and block_depth(scope) == self.depth and len(holder.nodes()) > 1)
 
     def fold(self, holder: ScopeItems) -> int:
         """Fold a block: its last drawn layer (the block's output, or the end of the first
@@ -131,7 +134,7 @@ def boxes(box: Cluster, holder: ScopeItems, expand: bool, facts: FrameFacts,
             box.items.append(item.id)
             continue
         scope, inner = item.scope, box
-        if folded is not None and folded.at(scope):
+        if folded is not None and folded.at(item):
             box.items.append(folded.fold(item))
             continue
         if scope.kind == "block" and facts.boxed(scope):
@@ -213,7 +216,9 @@ def block_totals(holder: ScopeItems) -> tuple[str, str]:
     args = ", ".join(f"{k}={v}" for k, v in scope.args.items())
     params = sum(n.n_params for n in layers)
     macs = sum(n.macs for n in layers)
-    totals = (f"{layers[-1].shape} · {params:,} params · {human(macs)}MACs · "
+    macs_text = human(macs)  # `1.03 G`, or a bare number under a thousand
+    macs_text += "MACs" if not macs_text[-1].isdigit() else " MACs"
+    totals = (f"{layers[-1].shape} · {params:,} params · {macs_text} · "
               f"{count_of(len(layers), 'layer')}")
     return (f"{scope.name}({args})" if args else scope.name), totals
 

@@ -99,7 +99,8 @@ def _walk(holder: ScopeItems, out, folds, expand: bool, level: int,
                 out.append(_layer_station(item))
             continue
         scope = item.scope
-        folded = depth is not None and sum(s.kind == "block" for s in scope.path) >= depth
+        folded = (depth is not None and sum(s.kind == "block" for s in scope.path) >= depth
+                  and len(item.nodes()) > 1)  # a block of one layer is drawn as that layer
         if scope.kind == "branch":
             merging, name = (merging or []) + item.nodes(), scope.name
         elif scope.kind == "block" and (_branches(item) or folded):
@@ -281,10 +282,13 @@ def draw(stations: list[Station], folds: list[Fold], title: str = "",
 
 def _labels(svg: Svg, stations, boxes) -> tuple[list[float], float]:
     """Each box's title above it and its shape below it, moved out (up or down) where it would
-    touch a label already written. Returns each station's lowest label line and the top."""
+    touch a label already written or a box beside it (a long block name over a narrow box).
+    Returns each station's lowest label line and the top."""
     placed: list[tuple[float, float, float, float]] = []
     lowest, highest = [], 0.0
-    for s, b in zip(stations, boxes):
+    for i, (s, b) in enumerate(zip(stations, boxes)):
+        near = placed[-NEAR_LABELS:]
+        beside = [o for o in boxes[max(0, i - 4):i + 5] if o is not b]
         labels = [(True, s.title, LABEL_SIZE), (False, str(s.shape), SHAPE_SIZE)]
         labels += [(False, line, TOTALS_SIZE) for line in s.totals]
         below = b.bottom - 3  # where the next label under the box may start
@@ -295,7 +299,8 @@ def _labels(svg: Svg, stations, boxes) -> tuple[list[float], float]:
             # labels side by side need a clear gap, one above the other a clear line
             # (labels are placed left to right: only the last few can reach this one)
             while any(x0 < r[2] + 6 and r[0] < x1 + 6 and y - size - 6 < r[3] and r[1] < y + 6
-                      for r in placed[-NEAR_LABELS:]):
+                      for r in near) or any(_touches(o, x0, x1, y - size - 2, y + 3)
+                                            for o in beside):
                 y += -(size + 4) if above else size + 4
             placed.append((x0, y - size, x1, y))
             svg.text(b.centre, y, text, size=size, bold=above and not s.block,
@@ -307,6 +312,18 @@ def _labels(svg: Svg, stations, boxes) -> tuple[list[float], float]:
                 below = y
         lowest.append(below)
     return lowest, highest
+
+
+def _touches(b: Box, x0: float, x1: float, top: float, bottom: float) -> bool:
+    """Whether the box's outline (front face, receding top and side) reaches into the band
+    x0..x1, top..bottom: its top edge rises from the front face's corner to the summit over
+    the recede, its bottom edge likewise behind the front face."""
+    a, z = max(x0, b.x0), min(x1, b.right)
+    if a > z:
+        return False
+    highest = b.top - min(z - b.x0, b.recede)
+    lowest = b.bottom - max(0.0, a - b.x1)
+    return highest < bottom and top < lowest
 
 
 def _folds(svg: Svg, folds: list[Fold], boxes, lowest: list[float]) -> None:

@@ -288,3 +288,48 @@ def test_the_command_draws_with_depth(tmp_path, capsys):
     out = tmp_path / "net.html"
     assert main(["render", "zoo:resnet50", "--depth", "2", "-o", str(out)]) == 0
     assert '"open":true' in out.read_text()
+
+
+def test_a_block_of_one_layer_is_drawn_as_that_layer():
+    # GoogLeNet (Szegedy et al. 2015, Table 1): the nine inception modules 3a-3b, 4a-4e, 5a-5b
+    # become boxes at --depth 1; its max poolings, written as a one-layer `down` block, stay
+    # MAXPOOL 3x3/2 (x3) and 2x2/2 (torchvision's maxpool4) rather than boxes named `down`
+    graph = cnndsl.build_graph(SPECS / "googlenet.cnn")
+    dot = render.render_dot(graph, depth=1)
+    assert len(folded(dot, "inception")) == 9 and not folded(dot, "down")
+    assert sum("<<b>MAXPOOL 3x3/2</b>" in label for label in labels(dot)) == 3
+    found, _ = volumes.stations(graph, depth=1)
+    assert [s.title for s in found].count("MAXPOOL 3x3/2") == 3
+    assert not any(s.title.startswith("down") for s in found)
+    assert "0 MACs" not in dot and "0MACs" not in dot
+
+
+def inside(point, polygon) -> bool:
+    """Whether a point lies strictly inside a convex polygon."""
+    x, y = point
+    signs = set()
+    for (ax, ay), (bx, by) in zip(polygon, polygon[1:] + polygon[:1]):
+        cross = (bx - ax) * (y - ay) - (by - ay) * (x - ax)
+        if abs(cross) > 1e-9:
+            signs.add(cross > 0)
+    return len(signs) == 1
+
+
+@pytest.mark.parametrize("spec, depth", [("lenet5", None), ("alexnet_lecture", None),
+                                         ("vgg16", None), ("resnet50", None), ("resnet50", 1),
+                                         ("resnet50", 2), ("mobilenet_v2", 1),
+                                         ("googlenet", 1)])
+def test_no_label_of_the_volume_figure_lies_on_a_box(spec, depth):
+    from cnndsl.svg import text_width
+
+    root = ET.fromstring(volumes.volume_svg(cnndsl.build_graph(SPECS / f"{spec}.cnn"),
+                                            depth=depth, title="t"))
+    ns = "{http://www.w3.org/2000/svg}"
+    faces = [[tuple(map(float, p.split(","))) for p in poly.get("points").split()]
+             for poly in root.iter(f"{ns}polygon") if poly.find(f"{ns}title") is not None]
+    for text in root.iter(f"{ns}text"):
+        size, x, y = float(text.get("font-size")), float(text.get("x")), float(text.get("y"))
+        w = text_width(text.text, size, text.get("font-weight") == "bold")
+        left = x - w / 2 if text.get("text-anchor") == "middle" else x
+        corners = [(left + w * i / 6, y - size * j / 3) for i in range(7) for j in range(4)]
+        assert not any(inside(c, f) for c in corners for f in faces), (spec, text.text)
