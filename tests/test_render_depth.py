@@ -19,8 +19,8 @@ from cnndsl.cli import main
 from cnndsl.errors import UsageError
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
-NODE = re.compile(r"^\t+(n\d+|output) \[label=(.*)\]$", re.M)
-EDGE = re.compile(r"^\t+(n\d+) -> (n\d+|output) \[(.*)\]$", re.M)
+NODE = re.compile(r"^\t+(n\d+|output) \[label=(.*)\]$", re.MULTILINE)
+EDGE = re.compile(r"^\t+(n\d+) -> (n\d+|output) \[(.*)\]$", re.MULTILINE)
 REPEAT = re.compile(r"label=<<b>x (\d+)</b>")
 
 BLOCKS = (3, 4, 6, 3)  # Table 1: bottlenecks per stage

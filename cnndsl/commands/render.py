@@ -1,4 +1,4 @@
-"""`cnndsl render`: draw a spec's layer graph with Graphviz (SVG, PNG, PDF or DOT)."""
+"""`cnndsl render`: draw a spec (Graphviz diagram, volume figure, or the page to explore)."""
 from __future__ import annotations
 
 from ._common import add_spec_args, graph_from_args
@@ -16,7 +16,9 @@ def register(sub) -> None:
                     "from the file name (.svg .png .pdf .dot .html); .dot needs no Graphviz "
                     "program. --style volumes draws each layer's output as a box in "
                     "perspective (SVG, PNG, PDF); .html writes one self-contained page where "
-                    "blocks and repeats unfold on click.")
+                    "blocks and repeats unfold on click. --expand, --depth and --rankdir "
+                    "mean the same in each; one that cannot apply (--rankdir TB for volumes, "
+                    "any --rankdir for .html) is refused.")
     add_spec_args(p)
     p.add_argument("-o", "--output", required=True, metavar="FILE",
                    help="where to write the drawing (.svg, .png, .pdf, .dot or .html)")
