@@ -12,6 +12,7 @@ import json
 import re
 from pathlib import Path
 
+from .drawing import block_depth
 from .ir import SHORTCUT, Graph, Node, ScopeItems, as_graph
 from .layers.base import DRAW_STYLES
 from .limits import gc_paused
@@ -61,7 +62,7 @@ class _Opening:
         if self.depth is None:
             return False
         # a block counts itself; a repeat, the blocks around it
-        return sum(s.kind == "block" for s in scope.path) < self.depth
+        return block_depth(scope) < self.depth
 
 
 def _items(graph: Graph, holder: ScopeItems, opening: _Opening) -> list:

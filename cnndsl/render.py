@@ -9,21 +9,17 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import drawing
+from .drawing import block_depth, block_totals, check_depth, check_options, diagram_title
 from .errors import UsageError
 from .ir import SHORTCUT, Graph, Node, ScopeItems, as_graph
 from .limits import gc_paused
 
-FORMATS = ("svg", "png", "pdf", "dot", "html")
-STYLES = ("graph", "volumes")
-RANKDIRS = ("TB", "LR", "BT", "RL")
-VOLUME_RANKDIRS = ("LR", "RL")  # the volume figure is one row
 # Layers a diagram may draw, and how long `dot` may take to lay them out. `dot` is
 # superlinear: 2,000 expanded layers took 2.6 s (230 MB), 3,000 took 19 s and 4,800 over a
 # minute (1.1 GB); 100,000 ran 12 s and crashed (issue 17, F25). Zoo drawings are under 600.
 MAX_DRAWN = 2_000
 DOT_SECONDS = 30
-EXTENSIONS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot",
-              ".html": "html", ".htm": "html"}
 FONT = "Helvetica"
 SHORTCUT_COLOR = "#5d6d7e"
 CLUSTER_STYLES = {
@@ -81,12 +77,6 @@ class FrameFacts:
 MIN_BOXED_CHAIN = 4
 
 
-def block_depth(scope) -> int:
-    """How many `def` calls enclose a scope, itself included: what --depth counts (repeats
-    and branches are no level of their own)."""
-    return sum(s.kind == "block" for s in scope.path)
-
-
 @dataclass
 class Folded:
     """Blocks at --depth drawn as one node: each stands for all its layers."""
@@ -115,13 +105,6 @@ class Folded:
 
     def of(self, v: int) -> int:
         return self.rep.get(v, v)
-
-
-def check_depth(depth: int | None) -> None:
-    if depth is not None and depth < 1:
-        raise UsageError(f"--depth must be at least 1, not {depth}\n  help: --depth 1 draws "
-                         "each block called at the top level as one box; leave it out to "
-                         "open every block")
 
 
 def boxes(box: Cluster, holder: ScopeItems, expand: bool, facts: FrameFacts,
@@ -205,22 +188,6 @@ def node_label(node: Node) -> tuple[str, dict]:
     detail = node.name + (f" · {node.n_params:,} params" if node.n_params else "")
     return (f'<<b>{title}</b><br/><font point-size="8" color="#4d5656">'
             f"{html.escape(detail)}</font>>", style)
-
-
-def block_totals(holder: ScopeItems) -> tuple[str, str]:
-    """The title of a folded block (`stage(c=64, n=3, s=1)`) and its totals: output volume,
-    parameters, MACs, layers."""
-    from .summary import count_of, human
-
-    scope, layers = holder.scope, holder.nodes()
-    args = ", ".join(f"{k}={v}" for k, v in scope.args.items())
-    params = sum(n.n_params for n in layers)
-    macs = sum(n.macs for n in layers)
-    macs_text = human(macs)  # `1.03 G`, or a bare number under a thousand
-    macs_text += "MACs" if not macs_text[-1].isdigit() else " MACs"
-    totals = (f"{layers[-1].shape} · {params:,} params · {macs_text} · "
-              f"{count_of(len(layers), 'layer')}")
-    return (f"{scope.name}({args})" if args else scope.name), totals
 
 
 BLOCK_NODE = {"shape": "box", "style": "filled,rounded", "fillcolor": "#d1f2eb",
@@ -379,26 +346,6 @@ def _emit_output(dot, graph, drawn_last: int, ends: dict) -> None:
     dot.edge(f"n{drawn_last}", "output", label=f" {shape} ")
 
 
-def diagram_title(graph) -> str:
-    graph = as_graph(graph)
-    t = graph.totals
-    name = Path(graph.source.name).name
-    from .summary import count_of, human
-
-    return (f"{name}: {count_of(t['params'], 'parameter')}, {human(t['macs'])}MACs, "
-            f"{count_of(t['layers'], 'layer')}")
-
-
-def format_for(path: Path, fmt: str | None) -> str:
-    if fmt:
-        return fmt
-    try:
-        return EXTENSIONS[path.suffix.lower()]
-    except KeyError:
-        raise UsageError(f"cannot tell the format from {path.name!r}: name the file .svg, .png, "
-                         ".pdf, .dot or .html, or pass --format") from None
-
-
 def render_bytes(dot, fmt: str) -> bytes:
     """The drawing in `fmt`; DOT text needs no Graphviz program, the others need `dot`."""
     if fmt == "dot":
@@ -440,38 +387,10 @@ def render_file(graph, path: str | Path, fmt: str | None = None, *,
     .html, the page to explore (cnndsl.explore). `expand`, `rankdir` and `depth` mean the same
     in each (see `check_options` for the combinations refused)."""
     path = Path(path)
-    fmt = format_for(path, fmt)
+    fmt = drawing.format_for(path, fmt)
     write_atomic(path, render_bytes_of(graph, fmt, expand=expand, rankdir=rankdir,
                                        style=style, depth=depth))
     return path
-
-
-def check_options(fmt: str, style: str, rankdir: str | None, depth: int | None) -> None:
-    """Refuse, with a help line, an option the drawing asked for cannot follow."""
-    if fmt not in FORMATS:
-        raise UsageError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    if style not in STYLES:
-        raise UsageError(f"unknown style {style!r}; choose one of {', '.join(STYLES)}")
-    if rankdir is not None and rankdir not in RANKDIRS:
-        raise UsageError(f"unknown rankdir {rankdir!r}; choose one of {', '.join(RANKDIRS)}")
-    check_depth(depth)
-    if fmt == "html":
-        if style != "graph":
-            raise UsageError(f"--style {style} does not apply to an .html page\n  help: the page "
-                             "to explore is its own drawing; write .svg, .png or .pdf for the "
-                             f"{style} figure")
-        if rankdir is not None:
-            raise UsageError(f"--rankdir {rankdir} does not apply to an .html page\n  help: the "
-                             "page lays its boxes out top to bottom; --expand and --depth set "
-                             "what it shows unfolded")
-    elif style == "volumes":
-        if fmt == "dot":
-            raise UsageError("the volume figure is drawn without graphviz: write .svg, .png or "
-                             ".pdf (or --style graph for a .dot file)")
-        if rankdir not in (None, *VOLUME_RANKDIRS):
-            raise UsageError(f"--rankdir {rankdir} does not apply to --style volumes\n  help: "
-                             "the volume figure reads along one row, left to right (LR, its "
-                             "default) or right to left (RL); TB and BT are for --style graph")
 
 
 def render_bytes_of(graph, fmt: str, *, expand: bool = False, rankdir: str | None = None,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .drawing import block_depth, check_depth
 from .errors import UsageError
 from .ir import Node, ScopeItems, as_graph
 from .layers.base import DRAW_STYLES, VOLUME_FAMILIES
@@ -99,7 +100,7 @@ def _walk(holder: ScopeItems, out, folds, expand: bool, level: int,
                 out.append(_layer_station(item))
             continue
         scope = item.scope
-        folded = (depth is not None and sum(s.kind == "block" for s in scope.path) >= depth
+        folded = (depth is not None and block_depth(scope) >= depth
                   and len(item.nodes()) > 1)  # a block of one layer is drawn as that layer
         if scope.kind == "branch":
             merging, name = (merging or []) + item.nodes(), scope.name
@@ -346,8 +347,7 @@ def volume_svg(graph, *, expand: bool = False, title: str = "", depth: int | Non
     mirrored, right to left ("RL"); blocks `depth` def calls deep drawn as one box each."""
     if rankdir not in ("LR", "RL"):
         raise UsageError(f"the volume figure reads LR or RL, not {rankdir!r}")
-    if depth is not None and depth < 1:
-        raise UsageError(f"--depth must be at least 1, not {depth}")
+    check_depth(depth)
     with gc_paused():
         found, folds = stations(graph, expand, depth)
         if len(found) > MAX_BOXES:

@@ -43,8 +43,9 @@ def register(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
+    from ..drawing import check_options, format_for
     from ..outputs import resolve
-    from ..render import check_options, format_for, render_file
+    from ..render import render_file
 
     # a bad file name or option fails before any work
     check_options(format_for(Path(args.output), args.format), args.style, args.rankdir,
