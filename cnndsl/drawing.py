@@ -28,9 +28,9 @@ def check_depth(depth: int | None) -> None:
                          "open every block")
 
 
-def block_totals(holder: ScopeItems) -> tuple[str, str]:
-    """The title of a folded block (`stage(c=64, n=3, s=1)`) and its totals: output volume,
-    parameters, MACs, layers."""
+def block_totals(holder: ScopeItems) -> tuple[str, tuple[str, str]]:
+    """The title of a folded block (`stage(c=64, n=3, s=1)`) and its totals in two lines (a
+    narrower box): output volume and parameters, then MACs and layers."""
     from .summary import count_of, human
 
     scope, layers = holder.scope, holder.nodes()
@@ -39,8 +39,8 @@ def block_totals(holder: ScopeItems) -> tuple[str, str]:
     macs = sum(n.macs for n in layers)
     macs_text = human(macs)  # `1.03 G`, or a bare number under a thousand
     macs_text += "MACs" if not macs_text[-1].isdigit() else " MACs"
-    totals = (f"{layers[-1].shape} · {params:,} params · {macs_text} · "
-              f"{count_of(len(layers), 'layer')}")
+    totals = (f"{layers[-1].shape} · {params:,} params",
+              f"{macs_text} · {count_of(len(layers), 'layer')}")
     return (f"{scope.name}({args})" if args else scope.name), totals
 
 

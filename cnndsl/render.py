@@ -263,8 +263,9 @@ def _emit_cluster(dot, box: Cluster, graph, shortcuts, ends: dict, folded: Folde
             continue
         if item in folded.holders:
             name, totals = block_totals(folded.holders[item])
+            lines = "<br/>".join(map(html.escape, totals))
             dot.node(f"n{item}", f'<<b>{html.escape(name)}</b><br/><font point-size="8" '
-                                 f'color="#4d5656">{html.escape(totals)}</font>>', **BLOCK_NODE)
+                                 f'color="#4d5656">{lines}</font>>', **BLOCK_NODE)
             continue
         label, style = node_label(graph[item])
         if item in shortcuts:

@@ -73,7 +73,7 @@ def test_depth_1_draws_the_stem_four_stage_boxes_and_the_head(resnet50):
         out = STAGE_OUT[k]
         n = BLOCKS[k]
         assert f"stage(c={WIDTHS[k]}, n={n}, s={1 if k == 0 else 2})" in label
-        assert f">{out} · {stage_params(k):,} params · " in label
+        assert f">{out} · {stage_params(k):,} params<br/>" in label
         # each bottleneck is 10 layers (3 CONV-BN pairs, 2 RELU inside, ADD, RELU after), the
         # first one 2 more (the projection and its BN)
         assert f"MACs · {10 * n + 2} layers</font>>" in label
