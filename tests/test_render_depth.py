@@ -139,14 +139,20 @@ def test_every_edge_of_a_folded_drawing_joins_drawn_nodes():
 
 @pytest.mark.skipif(shutil.which("dot") is None, reason="needs Graphviz's dot")
 def test_depth_fixes_the_tall_resnet50_drawing(resnet50):
-    def height(**kw) -> float:
+    def heights(**kw) -> tuple[float, float]:
+        """The drawing's height and its first stage box's, in points."""
         svg = render.render_bytes_of(resnet50, "svg", **kw).decode("utf-8")
-        return float(re.search(r'<svg[^>]* height="([\d.]+)pt"', svg).group(1))
+        total = float(re.search(r'<svg[^>]* height="([\d.]+)pt"', svg).group(1))
+        stage = re.search(r'<title>cluster_block_\d+</title>\s*<path[^>]*d="([^"]*)"', svg)
+        ys = [float(y) for y in re.findall(r"[-\d.]+,([-\d.]+)", stage.group(1))] if stage \
+            else [0.0]
+        return total, max(ys) - min(ys)
 
-    full, one, two = height(), height(depth=1), height(depth=2)
-    assert full > 5000  # pt: the first stage alone was 1,216 pt (1,621 px) tall
-    assert one < full / 5 and two < full / 4
-    assert one < 800 and two < 1300
+    (full, stage), (one, none), (two, stage2) = heights(), heights(depth=1), heights(depth=2)
+    assert full > 5000 and stage > 1000  # pt: the first stage alone was 1,216 pt (1,621 px)
+    assert none == 0  # --depth 1 draws no cluster: each stage is one node
+    assert stage2 < stage / 4  # its two bottleneck boxes (164 pt when measured)
+    assert one < full / 5 and two < full / 3
 
 
 # -- the volume figure ----------------------------------------------------------------------
