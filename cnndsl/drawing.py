@@ -33,15 +33,20 @@ def block_totals(holder: ScopeItems) -> tuple[str, tuple[str, str]]:
     narrower box): output volume and parameters, then MACs and layers."""
     from .summary import count_of, human
 
-    scope, layers = holder.scope, holder.nodes()
-    args = ", ".join(f"{k}={v}" for k, v in scope.args.items())
+    layers = holder.nodes()
     params = sum(n.n_params for n in layers)
     macs = sum(n.macs for n in layers)
     macs_text = human(macs)  # `1.03 G`, or a bare number under a thousand
     macs_text += "MACs" if not macs_text[-1].isdigit() else " MACs"
     totals = (f"{layers[-1].shape} · {params:,} params",
               f"{macs_text} · {count_of(len(layers), 'layer')}")
-    return (f"{scope.name}({args})" if args else scope.name), totals
+    return call_text(holder.scope), totals
+
+
+def call_text(scope) -> str:
+    """A block call as the drawings name it: `stage(c=64, n=3, s=1)`, `stem`."""
+    args = ", ".join(f"{k}={v}" for k, v in scope.args.items())
+    return f"{scope.name}({args})" if args else scope.name
 
 
 def check_options(fmt: str, style: str, rankdir: str | None, depth: int | None) -> None:

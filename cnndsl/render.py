@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import drawing
-from .drawing import block_depth, block_totals, check_depth, check_options, diagram_title
+from .drawing import block_depth, block_totals, call_text, check_depth, diagram_title
 from .errors import UsageError
 from .ir import SHORTCUT, Graph, Node, ScopeItems, as_graph
 from .limits import gc_paused
@@ -40,6 +40,7 @@ class Cluster:
     kind: str
     items: list = field(default_factory=list)  # node ids and Clusters, in data-flow order
     boxes: dict = field(default_factory=dict)  # key -> Cluster among the items
+    tooltip: str = ""
 
     def box(self, key: tuple, label: str, kind: str) -> "Cluster":
         if key not in self.boxes:
@@ -75,6 +76,7 @@ class FrameFacts:
 
 
 MIN_BOXED_CHAIN = 4
+MAX_CALL_LABEL = 28  # characters: a block's box is labelled with its call up to this long
 
 
 @dataclass
@@ -121,7 +123,14 @@ def boxes(box: Cluster, holder: ScopeItems, expand: bool, facts: FrameFacts,
             box.items.append(folded.fold(item))
             continue
         if scope.kind == "block" and facts.boxed(scope):
-            inner = box.box(("block", scope.id), scope.name, "block")
+            call = call_text(scope)
+            # a long call (GoogLeNet's six inception arguments) would lie across the edges
+            # fanning into its branches: it is named, the arguments in its tooltip
+            if len(call) <= MAX_CALL_LABEL:
+                inner = box.box(("block", scope.id), call, "block")
+            else:
+                inner = box.box(("block", scope.id), scope.name, "block")
+                inner.tooltip = call
         elif scope.kind == "repeat" and scope.count > 1:
             if scope.index > 0 and not expand:
                 continue  # folded: the first copy stands for the rest
@@ -258,7 +267,8 @@ def _emit_cluster(dot, box: Cluster, graph, shortcuts, ends: dict, folded: Folde
     for item in box.items:
         if isinstance(item, Cluster):
             with dot.subgraph(name="cluster_" + "_".join(map(str, item.key))) as sub:
-                sub.attr(label=item.label, **CLUSTER_STYLES[item.kind])
+                sub.attr(label=item.label, **CLUSTER_STYLES[item.kind],
+                         **({"tooltip": item.tooltip} if item.tooltip else {}))
                 _emit_cluster(sub, item, graph, shortcuts, ends, folded)
             continue
         if item in folded.holders:
@@ -397,7 +407,7 @@ def render_file(graph, path: str | Path, fmt: str | None = None, *,
 def render_bytes_of(graph, fmt: str, *, expand: bool = False, rankdir: str | None = None,
                     style: str = "graph", depth: int | None = None) -> bytes:
     """The bytes `render_file` writes."""
-    check_options(fmt, style, rankdir, depth)
+    drawing.check_options(fmt, style, rankdir, depth)
     if fmt == "html":
         from .explore import explore_html
 

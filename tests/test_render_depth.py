@@ -339,3 +339,17 @@ def test_no_label_of_the_volume_figure_lies_on_a_box(spec, depth):
         left = x - w / 2 if text.get("text-anchor") == "middle" else x
         corners = [(left + w * i / 6, y - size * j / 3) for i in range(7) for j in range(4)]
         assert not any(inside(c, f) for c in corners for f in faces), (spec, text.text)
+
+
+def test_block_boxes_are_named_with_their_call_when_it_is_short(resnet50):
+    dot = render.render_dot(resnet50, depth=2)
+    stages = re.findall(r'label="(stage\([^"]*\))"', dot)
+    assert stages == ["stage(c=64, n=3, s=1)", "stage(c=128, n=4, s=2)",
+                      "stage(c=256, n=6, s=2)", "stage(c=512, n=3, s=2)"]
+    # GoogLeNet's inception calls (six arguments, Table 1's #1x1 ... pool proj) would lie
+    # across the edges into the branches: the box says `inception`, its tooltip the call
+    dot = render.render_dot(cnndsl.build_graph(SPECS / "googlenet.cnn"))
+    calls = re.findall(r'label=inception labeljust=l style="rounded,dashed" tooltip="([^"]*)"',
+                       dot)
+    assert len(calls) == 9
+    assert calls[0] == "inception(c1=64, c3r=96, c3=128, c5r=16, c5=32, pp=32)"
