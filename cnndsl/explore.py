@@ -115,6 +115,7 @@ def _totals(box: dict, holder: ScopeItems) -> None:
     nodes = holder.nodes()
     box["layers"] = box.get("layers", 0) + len(nodes)
     box["params"] = box.get("params", 0) + sum(n.n_params for n in nodes)
+    box["macs"] = box.get("macs", 0) + sum(n.macs for n in nodes)
     box["out"] = str(nodes[-1].shape) if nodes else box.get("out", "")
 
 

@@ -167,8 +167,12 @@ def test_in_chromium_folding_hover_search_and_table(tmp_path):
         # the first stage: its first bottleneck, then the other two folded as `x 2`
         # torchvision's layer1[0] (with its downsample) has 75,008 parameters, layer1[1:]
         # 2 x 70,400
-        assert "bottleneck(c=64, s=1) · 56x56x256 · 12 layers · 75,008 params" in after
-        assert "x 2 · 56x56x256 · 20 layers · 140,800 params in all" in after
+        # MACs at 56x56: 64*64 + 9*64*64 + 64*256 + the projection's 64*256 per position, and
+        # 256*64 + 9*64*64 + 64*256 for each of the other two
+        assert ("bottleneck(c=64, s=1) · 56x56x256 · 12 layers · 75,008 params · "
+                "231.21 MMACs") in after  # 56*56 * 73,728 = 231,211,008
+        assert ("x 2 · 56x56x256 · 20 layers · 140,800 params · 436.73 MMACs in all"
+                in after)  # 2 * 56*56 * 69,632 = 436,731,904
         assert len(after) == len(before) + 2
         next(e for e in shown() if e.text.startswith("bottleneck(c=64, s=1)")).click()
         texts = [e.text for e in shown()]
