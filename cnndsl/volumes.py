@@ -297,12 +297,7 @@ def _labels(svg: Svg, stations, boxes) -> tuple[list[float], float]:
             w = text_width(text, size, above)
             x0, x1 = b.centre - w / 2, b.centre + w / 2
             y = b.summit - 7 if above else below + size + 8
-            # labels side by side need a clear gap, one above the other a clear line
-            # (labels are placed left to right: only the last few can reach this one)
-            while any(x0 < r[2] + 6 and r[0] < x1 + 6 and y - size - 6 < r[3] and r[1] < y + 6
-                      for r in near) or any(_touches(o, x0, x1, y - size - 2, y + 3)
-                                            for o in beside):
-                y += -(size + 4) if above else size + 4
+            y = _clear(y, size, above, x0, x1, near, beside)
             placed.append((x0, y - size, x1, y))
             svg.text(b.centre, y, text, size=size, bold=above and not s.block,
                      fill=("#5f6a6a" if size == TOTALS_SIZE else "#117864") if s.block
@@ -315,16 +310,32 @@ def _labels(svg: Svg, stations, boxes) -> tuple[list[float], float]:
     return lowest, highest
 
 
-def _touches(b: Box, x0: float, x1: float, top: float, bottom: float) -> bool:
-    """Whether the box's outline (front face, receding top and side) reaches into the band
-    x0..x1, top..bottom: its top edge rises from the front face's corner to the summit over
-    the recede, its bottom edge likewise behind the front face."""
+def _clear(y: float, size: float, above: bool, x0: float, x1: float, near, beside) -> float:
+    """The baseline nearest `y` (up for a title, down under the box) where a label x0..x1
+    touches no label in `near` (side by side they need a clear gap, one above the other a
+    clear line) and no box in `beside`. Each step jumps just past what it touched."""
+    while True:
+        # (labels are placed left to right: only the last few can reach this one)
+        labels = [r for r in near if x0 < r[2] + 6 and r[0] < x1 + 6
+                  and y - size - 6 < r[3] and r[1] < y + 6]
+        reach = [_reach(o, x0, x1) for o in beside]
+        boxes = [(hi, lo) for hi, lo in filter(None, reach) if hi < y + 3 and y - size - 2 < lo]
+        if not labels and not boxes:
+            return y
+        if above:
+            y = min([r[1] - 6 for r in labels] + [hi - 3 for hi, _ in boxes])
+        else:
+            y = max([r[3] + size + 6 for r in labels] + [lo + size + 2 for _, lo in boxes])
+
+
+def _reach(b: Box, x0: float, x1: float) -> tuple[float, float] | None:
+    """How high and how low the box's outline (front face, receding top and side) reaches over
+    x0..x1, or None where it lies beside it: its top edge rises from the front face's corner
+    to the summit over the recede, its bottom edge likewise behind the front face."""
     a, z = max(x0, b.x0), min(x1, b.right)
     if a > z:
-        return False
-    highest = b.top - min(z - b.x0, b.recede)
-    lowest = b.bottom - max(0.0, a - b.x1)
-    return highest < bottom and top < lowest
+        return None
+    return b.top - min(z - b.x0, b.recede), b.bottom - max(0.0, a - b.x1)
 
 
 def _folds(svg: Svg, folds: list[Fold], boxes, lowest: list[float]) -> None:
