@@ -69,8 +69,9 @@ def check_options(fmt: str, style: str, rankdir: str | None, depth: int | None) 
                              "what it shows unfolded")
     elif style == "volumes":
         if fmt == "dot":
-            raise UsageError("the volume figure is drawn without graphviz: write .svg, .png or "
-                             ".pdf (or --style graph for a .dot file)")
+            raise UsageError("--style volumes does not apply to a .dot file\n  help: the volume "
+                             "figure is drawn without graphviz: write .svg, .png or .pdf (or "
+                             "--style graph for a .dot file)")
         if rankdir not in (None, *VOLUME_RANKDIRS):
             raise UsageError(f"--rankdir {rankdir} does not apply to --style volumes\n  help: "
                              "the volume figure reads along one row, left to right (LR, its "

@@ -263,6 +263,7 @@ def test_the_page_opens_down_to_depth_or_everything(resnet50):
     ("f.svg", ["--depth", "0"], "--depth must be at least 1, not 0"),
     ("f.svg", ["--depth", "-2", "--style", "volumes"], "--depth must be at least 1, not -2"),
     ("f.html", ["--depth", "0"], "--depth must be at least 1, not 0"),
+    ("f.dot", ["--style", "volumes"], "--style volumes does not apply to a .dot file"),
 ])
 def test_options_that_do_not_apply_are_refused_with_a_help_line(tmp_path, capsys, name, args,
                                                                  words):
