@@ -12,6 +12,7 @@ import json
 import re
 from pathlib import Path
 
+from .drawing import block_depth
 from .ir import SHORTCUT, Graph, Node, ScopeItems, as_graph
 from .layers.base import DRAW_STYLES
 from .limits import gc_paused
@@ -20,12 +21,15 @@ from .summary import count_of, human, rf_text
 PAGE = Path(__file__).resolve().parent / "explore_page.html"
 
 
-def explore_data(graph) -> dict:
-    """What the page draws, as JSON: every layer's numbers and the scope tree as nested boxes."""
+def explore_data(graph, *, expand: bool = False, depth: int | None = None) -> dict:
+    """What the page draws, as JSON: every layer's numbers and the scope tree as nested boxes,
+    each box marked `open` where the page starts with it unfolded: all with `expand`, those
+    above `depth` (the blocks called fewer than `depth` def calls deep, and the repeats among
+    them) with `depth`, none otherwise."""
     graph = as_graph(graph)
     with gc_paused():
         nodes = {str(n.id): _node_json(graph, n) for n in graph.order()}
-        tree = _items(graph, graph.scope_tree())
+        tree = _items(graph, graph.scope_tree(), _Opening(expand, depth))
     t = graph.totals
     return {"title": Path(graph.source.name).name,
             "totals": f"{count_of(t['params'], 'parameter')}, {human(t['macs'])}MACs, "
@@ -46,7 +50,22 @@ def _node_json(graph: Graph, node: Node) -> dict:
             "line": node.span.line if node.span is not None else None}
 
 
-def _items(graph: Graph, holder: ScopeItems) -> list:
+class _Opening:
+    """Which boxes the page shows unfolded at first."""
+
+    def __init__(self, expand: bool, depth: int | None):
+        self.expand, self.depth = expand, depth
+
+    def __call__(self, scope) -> bool:
+        if self.expand:
+            return True
+        if self.depth is None:
+            return False
+        # a block counts itself; a repeat, the blocks around it
+        return block_depth(scope) < self.depth
+
+
+def _items(graph: Graph, holder: ScopeItems, opening: _Opening) -> list:
     """A holder's items for the page: layers by id, blocks, repeats (their iterations
     together) and merges (their branches as columns, the residual's shortcut last)."""
     out: list = []
@@ -70,18 +89,19 @@ def _items(graph: Graph, holder: ScopeItems) -> list:
             if merge is None or merge["id"] != scope.id:
                 merge = {"k": "merge", "name": scope.name, "id": scope.id, "cols": [],
                          "shortcut": []}
-            merge["cols"].append(_items(graph, item))
+            merge["cols"].append(_items(graph, item, opening))
         elif scope.kind == "repeat":
             if repeat is None or repeat["id"] != scope.id:
-                repeat = {"k": "repeat", "id": scope.id, "count": scope.count, "iters": []}
+                repeat = {"k": "repeat", "id": scope.id, "count": scope.count, "iters": [],
+                          "open": opening(scope)}
                 out.append(repeat)
-            repeat["iters"].append(_items(graph, item))
+            repeat["iters"].append(_items(graph, item, opening))
             _totals(repeat, item)
             continue
         else:
             args = ", ".join(f"{k}={v}" for k, v in scope.args.items())
             block = {"k": "block", "name": scope.name, "args": args,
-                     "items": _items(graph, item)}
+                     "items": _items(graph, item, opening), "open": opening(scope)}
             _totals(block, item)
             block["out"] = str(item.nodes()[-1].shape)
             out.append(block)
@@ -95,12 +115,13 @@ def _totals(box: dict, holder: ScopeItems) -> None:
     nodes = holder.nodes()
     box["layers"] = box.get("layers", 0) + len(nodes)
     box["params"] = box.get("params", 0) + sum(n.n_params for n in nodes)
+    box["macs"] = box.get("macs", 0) + sum(n.macs for n in nodes)
     box["out"] = str(nodes[-1].shape) if nodes else box.get("out", "")
 
 
-def explore_html(graph) -> str:
-    """The page, one self-contained HTML file."""
-    data = explore_data(graph)
+def explore_html(graph, *, expand: bool = False, depth: int | None = None) -> str:
+    """The page, one self-contained HTML file (`expand`, `depth`: see explore_data)."""
+    data = explore_data(graph, expand=expand, depth=depth)
     # `</` cannot end the script early once escaped; the JSON stays valid
     payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
     values = {"TITLE": html.escape(data["title"]), "DATA": payload}

@@ -9,19 +9,17 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import drawing
+from .drawing import block_depth, block_totals, call_text, check_depth, diagram_title
 from .errors import UsageError
 from .ir import SHORTCUT, Graph, Node, ScopeItems, as_graph
 from .limits import gc_paused
 
-FORMATS = ("svg", "png", "pdf", "dot", "html")
-STYLES = ("graph", "volumes")
 # Layers a diagram may draw, and how long `dot` may take to lay them out. `dot` is
 # superlinear: 2,000 expanded layers took 2.6 s (230 MB), 3,000 took 19 s and 4,800 over a
 # minute (1.1 GB); 100,000 ran 12 s and crashed (issue 17, F25). Zoo drawings are under 600.
 MAX_DRAWN = 2_000
 DOT_SECONDS = 30
-EXTENSIONS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot",
-              ".html": "html", ".htm": "html"}
 FONT = "Helvetica"
 SHORTCUT_COLOR = "#5d6d7e"
 CLUSTER_STYLES = {
@@ -42,6 +40,7 @@ class Cluster:
     kind: str
     items: list = field(default_factory=list)  # node ids and Clusters, in data-flow order
     boxes: dict = field(default_factory=dict)  # key -> Cluster among the items
+    tooltip: str = ""
 
     def box(self, key: tuple, label: str, kind: str) -> "Cluster":
         if key not in self.boxes:
@@ -77,18 +76,61 @@ class FrameFacts:
 
 
 MIN_BOXED_CHAIN = 4
+MAX_CALL_LABEL = 28  # characters: a block's box is labelled with its call up to this long
 
 
-def boxes(box: Cluster, holder: ScopeItems, expand: bool, facts: FrameFacts) -> None:
+@dataclass
+class Folded:
+    """Blocks at --depth drawn as one node: each stands for all its layers."""
+
+    depth: int | None
+    expand: bool = False
+    rep: dict = field(default_factory=dict)  # layer id -> the id of the node drawn for it
+    holders: dict = field(default_factory=dict)  # drawn id -> the block's ScopeItems
+
+    def at(self, holder: ScopeItems) -> bool:
+        """Whether the block is drawn as one node: it is at the depth and holds more than one
+        layer (a block of one layer, GoogLeNet's `down` pooling, is best drawn as that layer)."""
+        scope = holder.scope
+        return (self.depth is not None and scope.kind == "block"
+                and block_depth(scope) == self.depth and len(holder.nodes()) > 1)
+
+    def fold(self, holder: ScopeItems) -> int:
+        """Fold a block: its last drawn layer (the block's output, or the end of the first
+        copy of a repeat that ends it) is the node drawn for it."""
+        layers = holder.nodes()
+        drawn = next(n.id for n in reversed(layers) if self.expand or not is_hidden(n))
+        for node in layers:
+            self.rep[node.id] = drawn
+        self.holders[drawn] = holder
+        return drawn
+
+    def of(self, v: int) -> int:
+        return self.rep.get(v, v)
+
+
+def boxes(box: Cluster, holder: ScopeItems, expand: bool, facts: FrameFacts,
+          folded: Folded | None = None) -> None:
     """Fill `box` from the scope tree: a box per boxed block call and per repeat (and per
-    iteration when expanded), a node per shown layer; branches get no box."""
+    iteration when expanded), a node per shown layer; branches get no box. A block at
+    `folded.depth` is one node (the layers inside it are not drawn)."""
     for item in holder.items:
         if isinstance(item, Node):
             box.items.append(item.id)
             continue
         scope, inner = item.scope, box
+        if folded is not None and folded.at(item):
+            box.items.append(folded.fold(item))
+            continue
         if scope.kind == "block" and facts.boxed(scope):
-            inner = box.box(("block", scope.id), scope.name, "block")
+            call = call_text(scope)
+            # a long call (GoogLeNet's six inception arguments) would lie across the edges
+            # fanning into its branches: it is named, the arguments in its tooltip
+            if len(call) <= MAX_CALL_LABEL:
+                inner = box.box(("block", scope.id), call, "block")
+            else:
+                inner = box.box(("block", scope.id), scope.name, "block")
+                inner.tooltip = call
         elif scope.kind == "repeat" and scope.count > 1:
             if scope.index > 0 and not expand:
                 continue  # folded: the first copy stands for the rest
@@ -99,7 +141,7 @@ def boxes(box: Cluster, holder: ScopeItems, expand: bool, facts: FrameFacts) -> 
             if expand:
                 inner = inner.box(("iteration", scope.id, scope.index),
                                   f"{scope.index + 1}/{scope.count}", "iteration")
-        boxes(inner, item, expand, facts)
+        boxes(inner, item, expand, facts, folded)
 
 
 def is_hidden(node: Node) -> bool:
@@ -157,20 +199,32 @@ def node_label(node: Node) -> tuple[str, dict]:
             f"{html.escape(detail)}</font>>", style)
 
 
+BLOCK_NODE = {"shape": "box", "style": "filled,rounded", "fillcolor": "#d1f2eb",
+              "color": "#117864", "penwidth": "1.2"}
+
+
 def build_diagram(graph, *, expand: bool = False, rankdir: str = "TB",
-                  title: str | None = None):
-    """The graphviz.Digraph of a checked graph (repeats folded to one copy unless `expand`)."""
+                  title: str | None = None, depth: int | None = None):
+    """The graphviz.Digraph of a checked graph (repeats folded to one copy unless `expand`;
+    blocks at `depth` drawn as one node each)."""
+    check_depth(depth)
     with gc_paused():  # as the summary: the drawing's many live objects need no collection
-        return _build_diagram(as_graph(graph), expand, rankdir, title)
+        return _build_diagram(as_graph(graph), expand, rankdir, title, depth)
 
 
-def _build_diagram(graph: Graph, expand: bool, rankdir: str, title: str | None):
+def _build_diagram(graph: Graph, expand: bool, rankdir: str, title: str | None,
+                   depth: int | None):
     import graphviz
 
     order = {node.id: i for i, node in enumerate(graph.order())}
     exits = first_copy_exits(graph, order)
     shortcuts = shortcut_nodes(graph)
-    shown = [node.id for node in graph.order() if expand or not is_hidden(node)]
+    facts = FrameFacts.of(graph)
+    root = Cluster((), "", "root")
+    folded = Folded(depth, expand)
+    boxes(root, graph.scope_tree(), expand, facts, folded)
+    shown = [node.id for node in graph.order()
+             if (expand or not is_hidden(node)) and folded.of(node.id) == node.id]
     drawn = len(shown) - 1  # the input is drawn too, but is no layer
     if drawn > MAX_DRAWN:
         # Graphviz lays out a 100,000-layer chain for over 10 s and then may crash
@@ -184,13 +238,10 @@ def _build_diagram(graph: Graph, expand: bool, rankdir: str, title: str | None):
         fontname=FONT, fontsize="10", style="filled,rounded", penwidth="0.8", margin="0.12,0.04",
         height="0.3"), edge_attr=dict(fontname=FONT, fontsize="8", fontcolor="#4d5656",
                                       arrowsize="0.6", color="#34495e"))
-    facts = FrameFacts.of(graph)
-    root = Cluster((), "", "root")
-    boxes(root, graph.scope_tree(), expand, facts)
     # The input and output pentagons point along the flow: down in TB, right in LR.
     ends = {"orientation": str(_TURN[rankdir])} if _TURN.get(rankdir) else {}
-    _emit_cluster(dot, root, graph, shortcuts, ends)
-    edges = _drawn_edges(graph, shown, exits, shortcuts, expand)
+    _emit_cluster(dot, root, graph, shortcuts, ends, folded)
+    edges = _drawn_edges(graph, shown, exits, shortcuts, expand, folded)
     wraps = row_breaks(shown, edges, outermost(root)) if rankdir in ("LR", "RL") else []
     row_ends = {u for u, _ in wraps}
     for src, v, attrs in edges:
@@ -205,19 +256,26 @@ def _build_diagram(graph: Graph, expand: bool, rankdir: str, title: str | None):
             for a, b in itertools.pairwise(starts):
                 column.edge(f"n{a}", f"n{b}", style="invis")
     out = graph.output
-    _emit_output(dot, graph, out if expand else stand_in(graph, out, exits), ends)
+    _emit_output(dot, graph, folded.of(out if expand else stand_in(graph, out, exits)), ends)
     return dot
 
 
 _TURN = {"TB": 0, "LR": 90, "BT": 180, "RL": 270}  # degrees graphviz turns a polygon by
 
 
-def _emit_cluster(dot, box: Cluster, graph, shortcuts, ends: dict) -> None:
+def _emit_cluster(dot, box: Cluster, graph, shortcuts, ends: dict, folded: Folded) -> None:
     for item in box.items:
         if isinstance(item, Cluster):
             with dot.subgraph(name="cluster_" + "_".join(map(str, item.key))) as sub:
-                sub.attr(label=item.label, **CLUSTER_STYLES[item.kind])
-                _emit_cluster(sub, item, graph, shortcuts, ends)
+                sub.attr(label=item.label, **CLUSTER_STYLES[item.kind],
+                         **({"tooltip": item.tooltip} if item.tooltip else {}))
+                _emit_cluster(sub, item, graph, shortcuts, ends, folded)
+            continue
+        if item in folded.holders:
+            name, totals = block_totals(folded.holders[item])
+            lines = "<br/>".join(map(html.escape, totals))
+            dot.node(f"n{item}", f'<<b>{html.escape(name)}</b><br/><font point-size="8" '
+                                 f'color="#4d5656">{lines}</font>>', **BLOCK_NODE)
             continue
         label, style = node_label(graph[item])
         if item in shortcuts:
@@ -270,21 +328,25 @@ def row_breaks(shown: list[int], edges, outer: dict[int, int]) -> list[tuple[int
     return breaks
 
 
-def _drawn_edges(graph, shown, exits, shortcuts, expand) -> list[tuple[int, int, dict]]:
-    """The edges drawn, as (source, target, graphviz attributes)."""
+def _drawn_edges(graph, shown, exits, shortcuts, expand,
+                 folded: Folded) -> list[tuple[int, int, dict]]:
+    """The edges drawn, as (source, target, graphviz attributes). A folded block's node takes
+    the edges into and out of its layers, once each."""
     visible = set(shown)
-    edges = []
+    edges, seen = [], set()
     for v in shown:
-        for edge in graph[v].inputs:
-            u = edge.node
-            src = u if expand else stand_in(graph, u, exits)
-            if src not in visible:
-                continue
-            attrs = {"label": f" {graph[u].shape} "}
-            on_shortcut = v in shortcuts or edge.role == SHORTCUT
-            if on_shortcut:
-                attrs.update(style="dashed", color=SHORTCUT_COLOR, penwidth="1.2")
-            edges.append((src, v, attrs))
+        holder = folded.holders.get(v)
+        for layer in holder.nodes() if holder is not None else (graph[v],):
+            for edge in layer.inputs:
+                u = edge.node
+                src = folded.of(u if expand else stand_in(graph, u, exits))
+                if src not in visible or src == v or (src, v) in seen:
+                    continue
+                seen.add((src, v))
+                attrs = {"label": f" {graph[u].shape} "}
+                if holder is None and (v in shortcuts or edge.role == SHORTCUT):
+                    attrs.update(style="dashed", color=SHORTCUT_COLOR, penwidth="1.2")
+                edges.append((src, v, attrs))
     return edges
 
 
@@ -293,26 +355,6 @@ def _emit_output(dot, graph, drawn_last: int, ends: dict) -> None:
     dot.node("output", f"<<b>output</b><br/>{shape}>", shape="house", fillcolor="#d5d8dc",
              **ends)
     dot.edge(f"n{drawn_last}", "output", label=f" {shape} ")
-
-
-def diagram_title(graph) -> str:
-    graph = as_graph(graph)
-    t = graph.totals
-    name = Path(graph.source.name).name
-    from .summary import count_of, human
-
-    return (f"{name}: {count_of(t['params'], 'parameter')}, {human(t['macs'])}MACs, "
-            f"{count_of(t['layers'], 'layer')}")
-
-
-def format_for(path: Path, fmt: str | None) -> str:
-    if fmt:
-        return fmt
-    try:
-        return EXTENSIONS[path.suffix.lower()]
-    except KeyError:
-        raise UsageError(f"cannot tell the format from {path.name!r}: name the file .svg, .png, "
-                         ".pdf, .dot or .html, or pass --format") from None
 
 
 def render_bytes(dot, fmt: str) -> bytes:
@@ -349,41 +391,40 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 def render_file(graph, path: str | Path, fmt: str | None = None, *,
-                expand: bool = False, rankdir: str = "TB", style: str = "graph") -> Path:
+                expand: bool = False, rankdir: str | None = None, style: str = "graph",
+                depth: int | None = None) -> Path:
     """Draw a checked graph into `path` (format from the extension unless `fmt`): the graphviz
     diagram (`style="graph"`), the volume figure (`style="volumes"`, SVG, PNG or PDF), or, for
-    .html, the page to explore (cnndsl.explore)."""
+    .html, the page to explore (cnndsl.explore). `expand`, `rankdir` and `depth` mean the same
+    in each (see `check_options` for the combinations refused)."""
     path = Path(path)
-    fmt = format_for(path, fmt)
-    if fmt not in FORMATS:
-        raise UsageError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    if style not in STYLES:
-        raise UsageError(f"unknown style {style!r}; choose one of {', '.join(STYLES)}")
+    fmt = drawing.format_for(path, fmt)
     write_atomic(path, render_bytes_of(graph, fmt, expand=expand, rankdir=rankdir,
-                                       style=style))
+                                       style=style, depth=depth))
     return path
 
 
-def render_bytes_of(graph, fmt: str, *, expand: bool = False, rankdir: str = "TB",
-                    style: str = "graph") -> bytes:
+def render_bytes_of(graph, fmt: str, *, expand: bool = False, rankdir: str | None = None,
+                    style: str = "graph", depth: int | None = None) -> bytes:
     """The bytes `render_file` writes."""
+    drawing.check_options(fmt, style, rankdir, depth)
     if fmt == "html":
         from .explore import explore_html
 
-        return explore_html(graph).encode("utf-8")
+        return explore_html(graph, expand=expand, depth=depth).encode("utf-8")
     if style == "volumes":
         from .svg import convert
         from .volumes import volume_svg
 
-        if fmt == "dot":
-            raise UsageError("the volume figure is drawn without graphviz: write .svg, .png or "
-                             ".pdf (or --style graph for a .dot file)")
-        return convert(volume_svg(graph, expand=expand, title=diagram_title(graph)), fmt)
-    dot = build_diagram(graph, expand=expand, rankdir=rankdir, title=diagram_title(graph))
+        return convert(volume_svg(graph, expand=expand, title=diagram_title(graph),
+                                  depth=depth, rankdir=rankdir or "LR"), fmt)
+    dot = build_diagram(graph, expand=expand, rankdir=rankdir or "TB", depth=depth,
+                        title=diagram_title(graph))
     return render_bytes(dot, fmt)
 
 
-def render_dot(graph, *, expand: bool = False, rankdir: str = "TB") -> str:
+def render_dot(graph, *, expand: bool = False, rankdir: str = "TB",
+               depth: int | None = None) -> str:
     """The DOT source of the drawing (no Graphviz program needed)."""
-    return build_diagram(graph, expand=expand, rankdir=rankdir,
+    return build_diagram(graph, expand=expand, rankdir=rankdir, depth=depth,
                          title=diagram_title(graph)).source

@@ -33,7 +33,9 @@ def _attrs(**attrs) -> str:
 class Svg:
     """Shapes in drawing order; the picture's box grows to hold what is drawn."""
 
-    def __init__(self):
+    def __init__(self, mirror: bool = False):
+        # mirror: every x is negated (the drawing flows right to left) but text stays upright
+        self.sx = -1.0 if mirror else 1.0
         self.parts: list[str] = []
         self.box = [float("inf"), float("inf"), float("-inf"), float("-inf")]
 
@@ -49,6 +51,7 @@ class Svg:
 
     def polygon(self, points, fill: str, stroke: str = "#2c3e50", width: float = 0.8,
                 title: str | None = None, dash: str | None = None) -> None:
+        points = [(self.sx * x, y) for x, y in points]
         xs, ys = [p[0] for p in points], [p[1] for p in points]
         self._grow(min(xs), min(ys), max(xs), max(ys))
         self._add("polygon", title, points=" ".join(f"{_num(x)},{_num(y)}" for x, y in points),
@@ -57,21 +60,29 @@ class Svg:
 
     def line(self, x1: float, y1: float, x2: float, y2: float, stroke: str = "#2c3e50",
              width: float = 0.8, dash: str | None = None, marker: str | None = None) -> None:
+        x1, x2 = self.sx * x1, self.sx * x2
         self._grow(min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2))
         self._add("line", None, x1=_num(x1), y1=_num(y1), x2=_num(x2), y2=_num(y2),
                   stroke=stroke, stroke_width=_num(width), stroke_dasharray=dash,
                   marker_end=f"url(#{marker})" if marker else None)
 
     def circle(self, x: float, y: float, r: float, fill: str) -> None:
+        x = self.sx * x
         self._grow(x - r, y - r, x + r, y + r)
         self._add("circle", None, cx=_num(x), cy=_num(y), r=_num(r), fill=fill)
 
-    def path(self, d: str, bounds: tuple, stroke: str = "#2c3e50", width: float = 1.0) -> None:
-        self._grow(*bounds)
-        self._add("path", None, d=d, fill="none", stroke=stroke, stroke_width=_num(width))
+    def polyline(self, points, stroke: str = "#2c3e50", width: float = 1.0) -> None:
+        points = [(self.sx * x, y) for x, y in points]
+        xs, ys = [p[0] for p in points], [p[1] for p in points]
+        self._grow(min(xs), min(ys), max(xs), max(ys))
+        self._add("polyline", None, points=" ".join(f"{_num(x)},{_num(y)}" for x, y in points),
+                  fill="none", stroke=stroke, stroke_width=_num(width))
 
     def text(self, x: float, y: float, text: str, size: float = 11, anchor: str = "middle",
              bold: bool = False, fill: str = "#1c2833", title: str | None = None) -> None:
+        x = self.sx * x
+        if self.sx < 0:
+            anchor = {"start": "end", "end": "start"}.get(anchor, anchor)
         w = text_width(text, size, bold)
         left = {"start": x, "middle": x - w / 2, "end": x - w}[anchor]
         self._grow(left, y - size, left + w, y + size * 0.3)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .drawing import block_depth, check_depth
 from .errors import UsageError
 from .ir import Node, ScopeItems, as_graph
 from .layers.base import DRAW_STYLES, VOLUME_FAMILIES
@@ -25,7 +26,7 @@ BAR_HEIGHT = 120.0  # px: the longest vector's bar
 BAR_WIDTH, BAR_DEPTH = 7.0, 7.0
 GAP = 26.0  # px between one box and the next
 MIN_WINDOW = 7.0  # px: a kernel window smaller than this on its box is drawn this size
-LABEL_SIZE, SHAPE_SIZE = 13.5, 12.0
+LABEL_SIZE, SHAPE_SIZE, TOTALS_SIZE = 13.5, 12.0, 10.0
 BLOCK_COLOR = "#a3e4d7"
 INK = "#2c3e50"
 NEAR_LABELS = 16
@@ -44,6 +45,7 @@ class Station:
     window: tuple[int, int] | None = None  # (kh, kw) read on the station before, in pixels
     block: bool = False
     note: str = ""  # what the tooltip adds (a block's layers and parameters)
+    totals: tuple[str, ...] = ()  # a folded block's parameters and MACs, under its shape
 
     @property
     def shape(self):
@@ -69,16 +71,19 @@ class Fold:
     level: int
 
 
-def stations(graph, expand: bool = False) -> tuple[list[Station], list[Fold]]:
-    """The boxes of the figure in order, and the repeats folded over them."""
+def stations(graph, expand: bool = False,
+             depth: int | None = None) -> tuple[list[Station], list[Fold]]:
+    """The boxes of the figure in order, and the repeats folded over them. A block called
+    `depth` def calls deep (1: at the top level) is one box, as a block that branches is."""
     graph = as_graph(graph)
     out: list[Station] = []
     folds: list[Fold] = []
-    _walk(graph.scope_tree(), out, folds, expand, 0)
+    _walk(graph.scope_tree(), out, folds, expand, 0, depth)
     return out, folds
 
 
-def _walk(holder: ScopeItems, out, folds, expand: bool, level: int) -> None:
+def _walk(holder: ScopeItems, out, folds, expand: bool, level: int,
+          depth: int | None = None) -> None:
     merging: list[Node] | None = None  # a merge's layers so far, while its merge is to come
     name = ""
     for item in holder.items:
@@ -95,19 +100,21 @@ def _walk(holder: ScopeItems, out, folds, expand: bool, level: int) -> None:
                 out.append(_layer_station(item))
             continue
         scope = item.scope
+        folded = (depth is not None and block_depth(scope) >= depth
+                  and len(item.nodes()) > 1)  # a block of one layer is drawn as that layer
         if scope.kind == "branch":
             merging, name = (merging or []) + item.nodes(), scope.name
-        elif scope.kind == "block" and _branches(item):
-            out.append(_block_station(item.nodes(), scope.name, scope.args))
+        elif scope.kind == "block" and (_branches(item) or folded):
+            out.append(_block_station(item.nodes(), scope.name, scope.args, folded))
         elif scope.kind == "repeat" and scope.count > 1:
             if scope.index > 0 and not expand:
                 continue
             start = len(out)
-            _walk(item, out, folds, expand, level + 1)
+            _walk(item, out, folds, expand, level + 1, depth)
             if not expand and len(out) > start:
                 folds.append(Fold(start, len(out) - 1, scope.count, level))
         else:
-            _walk(item, out, folds, expand, level)
+            _walk(item, out, folds, expand, level, depth)
 
 
 def _branches(holder: ScopeItems) -> bool:
@@ -130,14 +137,26 @@ def _layer_station(node: Node) -> Station:
                    ["fillcolor"], extent)
 
 
-def _block_station(layers: list[Node], name: str, args: dict) -> Station:
-    """One box for a block (or a merge written outside any) that branches: its output."""
+def _block_station(layers: list[Node], name: str, args: dict, folded: bool = False) -> Station:
+    """One box for a block (or a merge written outside any) that branches, or that --depth
+    folds (then its parameters and MACs are written under it): its output."""
     last = layers[-1]
     params = sum(n.n_params for n in layers)
+    macs = sum(n.macs for n in layers)
     title = f"{name}({', '.join(map(str, args.values()))})" if args else name
     bound = ", ".join(f"{k}={v}" for k, v in args.items())
-    note = f"{name}({bound}): {len(layers)} layers, {params:,} parameters, out {last.shape}"
-    return Station(last, title, BLOCK_COLOR, None, True, note)
+    note = (f"{name}({bound}): {len(layers)} layers, {params:,} parameters, {macs:,} MACs, "
+            f"out {last.shape}")
+    totals = (f"{compact(params)} params", f"{compact(macs)} MACs") if folded else ()
+    return Station(last, title, BLOCK_COLOR, None, True, note, totals)
+
+
+def compact(n: int) -> str:
+    """216k, 4.09G: three digits are enough under a box."""
+    for value, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if n >= value:
+            return f"{n / value:.3g}{prefix}"
+    return str(n)
 
 
 # -- geometry ------------------------------------------------------------------------------
@@ -199,8 +218,8 @@ def _place(stations: list[Station], scales: Scales) -> list[Box]:
             w, h = scales.thickness(s.shape.c), scales.side(s.shape.h)
             r = scales.side(s.shape.w) * RECEDE
         # leave room for the labels of narrow boxes
-        need = max(text_width(s.title, LABEL_SIZE, True),
-                   text_width(str(s.shape), SHAPE_SIZE)) * 0.36
+        need = max(text_width(s.title, LABEL_SIZE, True), text_width(str(s.shape), SHAPE_SIZE),
+                   *(text_width(line, TOTALS_SIZE) for line in s.totals)) * 0.36
         if boxes:
             x = max(x, boxes[-1].centre + need + 4 - (w + r) / 2)
         boxes.append(Box(x, x + w, -h / 2, h / 2, r))
@@ -240,11 +259,12 @@ def _window(svg: Svg, before: Box, shape_before, after: Box, extent) -> None:
     svg.circle(*target, 1.8, INK)
 
 
-def draw(stations: list[Station], folds: list[Fold], title: str = "") -> str:
-    """The SVG text of the figure."""
+def draw(stations: list[Station], folds: list[Fold], title: str = "",
+         mirror: bool = False) -> str:
+    """The SVG text of the figure (`mirror`: flowing right to left, the text kept upright)."""
     scales = Scales(stations)
     boxes = _place(stations, scales)
-    svg = Svg()
+    svg = Svg(mirror)
     for s, b in zip(stations, boxes):
         tip = f"{s.node.name}: {s.node.label()} -> {s.shape}" if not s.block else s.note
         _cuboid(svg, b, s.color, tip, dash="4,2" if s.block else None)
@@ -263,28 +283,59 @@ def draw(stations: list[Station], folds: list[Fold], title: str = "") -> str:
 
 def _labels(svg: Svg, stations, boxes) -> tuple[list[float], float]:
     """Each box's title above it and its shape below it, moved out (up or down) where it would
-    touch a label already written. Returns each station's lowest label line and the top."""
+    touch a label already written or a box beside it (a long block name over a narrow box).
+    Returns each station's lowest label line and the top."""
     placed: list[tuple[float, float, float, float]] = []
     lowest, highest = [], 0.0
-    for s, b in zip(stations, boxes):
-        for above, text, size in ((True, s.title, LABEL_SIZE),
-                                  (False, str(s.shape), SHAPE_SIZE)):
+    for i, (s, b) in enumerate(zip(stations, boxes)):
+        near = placed[-NEAR_LABELS:]
+        beside = [o for o in boxes[max(0, i - 4):i + 5] if o is not b]
+        labels = [(True, s.title, LABEL_SIZE), (False, str(s.shape), SHAPE_SIZE)]
+        labels += [(False, line, TOTALS_SIZE) for line in s.totals]
+        below = b.bottom - 3  # where the next label under the box may start
+        for above, text, size in labels:
             w = text_width(text, size, above)
             x0, x1 = b.centre - w / 2, b.centre + w / 2
-            y = b.summit - 7 if above else b.bottom + size + 5
-            # labels side by side need a clear gap, one above the other a clear line
-            # (labels are placed left to right: only the last few can reach this one)
-            while any(x0 < r[2] + 6 and r[0] < x1 + 6 and y - size - 6 < r[3] and r[1] < y + 6
-                      for r in placed[-NEAR_LABELS:]):
-                y += -(size + 4) if above else size + 4
+            y = b.summit - 7 if above else below + size + 8
+            y = _clear(y, size, above, x0, x1, near, beside)
             placed.append((x0, y - size, x1, y))
             svg.text(b.centre, y, text, size=size, bold=above and not s.block,
-                     fill="#117864" if s.block else "#1c2833")
+                     fill=("#5f6a6a" if size == TOTALS_SIZE else "#117864") if s.block
+                     else "#1c2833")
             if above:
                 highest = min(highest, y - size)
             else:
-                lowest.append(y)
+                below = y
+        lowest.append(below)
     return lowest, highest
+
+
+def _clear(y: float, size: float, above: bool, x0: float, x1: float, near, beside) -> float:
+    """The baseline nearest `y` (up for a title, down under the box) where a label x0..x1
+    touches no label in `near` (side by side they need a clear gap, one above the other a
+    clear line) and no box in `beside`. Each step jumps just past what it touched."""
+    while True:
+        # (labels are placed left to right: only the last few can reach this one)
+        labels = [r for r in near if x0 < r[2] + 6 and r[0] < x1 + 6
+                  and y - size - 6 < r[3] and r[1] < y + 6]
+        reach = [_reach(o, x0, x1) for o in beside]
+        boxes = [(hi, lo) for hi, lo in filter(None, reach) if hi < y + 3 and y - size - 2 < lo]
+        if not labels and not boxes:
+            return y
+        if above:
+            y = min([r[1] - 6 for r in labels] + [hi - 3 for hi, _ in boxes])
+        else:
+            y = max([r[3] + size + 6 for r in labels] + [lo + size + 2 for _, lo in boxes])
+
+
+def _reach(b: Box, x0: float, x1: float) -> tuple[float, float] | None:
+    """How high and how low the box's outline (front face, receding top and side) reaches over
+    x0..x1, or None where it lies beside it: its top edge rises from the front face's corner
+    to the summit over the recede, its bottom edge likewise behind the front face."""
+    a, z = max(x0, b.x0), min(x1, b.right)
+    if a > z:
+        return None
+    return b.top - min(z - b.x0, b.recede), b.bottom - max(0.0, a - b.x1)
 
 
 def _folds(svg: Svg, folds: list[Fold], boxes, lowest: list[float]) -> None:
@@ -295,19 +346,23 @@ def _folds(svg: Svg, folds: list[Fold], boxes, lowest: list[float]) -> None:
         y = max(max(lowest[i] for i in span) + 8,
                 max((under.get(i, float("-inf")) for i in span), default=0) + 6)
         x0, x1 = boxes[f.first].x0, boxes[f.last].right
-        svg.path(f"M{x0:.1f},{y:.1f} L{x0:.1f},{y + 5:.1f} L{x1:.1f},{y + 5:.1f} "
-                 f"L{x1:.1f},{y:.1f}", (x0, y, x1, y + 5), width=1.2)
+        svg.polyline([(x0, y), (x0, y + 5), (x1, y + 5), (x1, y)], width=1.2)
         svg.text((x0 + x1) / 2, y + 20, f"x {f.count}", size=13, bold=True)
         for i in span:
             under[i] = y + 20
 
 
-def volume_svg(graph, *, expand: bool = False, title: str = "") -> str:
-    """The volume figure of a checked graph as SVG text."""
+def volume_svg(graph, *, expand: bool = False, title: str = "", depth: int | None = None,
+               rankdir: str = "LR") -> str:
+    """The volume figure of a checked graph as SVG text: left to right (`rankdir="LR"`) or
+    mirrored, right to left ("RL"); blocks `depth` def calls deep drawn as one box each."""
+    if rankdir not in ("LR", "RL"):
+        raise UsageError(f"the volume figure reads LR or RL, not {rankdir!r}")
+    check_depth(depth)
     with gc_paused():
-        found, folds = stations(graph, expand)
+        found, folds = stations(graph, expand, depth)
         if len(found) > MAX_BOXES:
             raise UsageError(f"the volume figure would draw {len(found):,} boxes; the limit is "
                              f"{MAX_BOXES:,}" + (" (without --expand, repeats are drawn once)"
                                                  if expand else ""))
-        return draw(found, folds, title)
+        return draw(found, folds, title, mirror=rankdir == "RL")

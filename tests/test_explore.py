@@ -167,8 +167,12 @@ def test_in_chromium_folding_hover_search_and_table(tmp_path):
         # the first stage: its first bottleneck, then the other two folded as `x 2`
         # torchvision's layer1[0] (with its downsample) has 75,008 parameters, layer1[1:]
         # 2 x 70,400
-        assert "bottleneck(c=64, s=1) · 56x56x256 · 12 layers · 75,008 params" in after
-        assert "x 2 · 56x56x256 · 20 layers · 140,800 params in all" in after
+        # MACs at 56x56: 64*64 + 9*64*64 + 64*256 + the projection's 64*256 per position, and
+        # 256*64 + 9*64*64 + 64*256 for each of the other two
+        assert ("bottleneck(c=64, s=1) · 56x56x256 · 12 layers · 75,008 params · "
+                "231.21 MMACs") in after  # 56*56 * 73,728 = 231,211,008
+        assert ("x 2 · 56x56x256 · 20 layers · 140,800 params · 436.73 MMACs in all"
+                in after)  # 2 * 56*56 * 69,632 = 436,731,904
         assert len(after) == len(before) + 2
         next(e for e in shown() if e.text.startswith("bottleneck(c=64, s=1)")).click()
         texts = [e.text for e in shown()]
@@ -203,6 +207,15 @@ def test_in_chromium_folding_hover_search_and_table(tmp_path):
         driver.find_element(By.ID, "expand-all").click()
         assert len([e for e in driver.find_elements(By.CSS_SELECTOR, "#diagram .layer")
                     if e.is_displayed()]) == 176
+        # --depth 2: the page starts with the stages (and the repeats in them) unfolded and
+        # every bottleneck a folded line: Table 1's 3 + 4 + 6 + 3
+        deep = tmp_path / "depth2.html"
+        render.render_file(cnndsl.build_graph("zoo:resnet50"), deep, depth=2)
+        driver.get(deep.as_uri())
+        texts = [e.text for e in shown()]
+        assert sum(t.startswith("bottleneck(") for t in texts) == 16
+        assert sum(t.startswith("stage(") for t in texts) == 4
+        assert not any(t.startswith("CONV 1x1") for t in texts)
     finally:
         driver.quit()
     assert (tmp_path / "shot.png").read_bytes().startswith(b"\x89PNG")

@@ -87,7 +87,10 @@ def test_vgg16_repeats_fold_into_one_copy_in_x_n_clusters():
     clusters = CLUSTER.findall(dot)
     repeats = [attrs for name, attrs in clusters if name.startswith("cluster_repeat")]
     blocks = [attrs for name, attrs in clusters if name.startswith("cluster_block")]
-    assert len(blocks) == 5 and all("label=stage" in b for b in blocks)
+    # the five stages of configuration D, named with their arguments (filters, convolutions)
+    assert [re.search(r'label="([^"]*)"', b).group(1) for b in blocks] == [
+        "stage(c=64, n=2)", "stage(c=128, n=2)", "stage(c=256, n=3)", "stage(c=512, n=3)",
+        "stage(c=512, n=3)"]
     assert [re.search(r"<b>(x \d)</b>", r).group(1) for r in repeats] == \
         ["x 2", "x 2", "x 3", "x 3", "x 3", "x 2"]
     labels = " ".join(nodes_of(dot).values())
@@ -174,7 +177,7 @@ def test_svg_is_valid_xml_with_the_labels(tmp_path, capsys):
     root = ET.parse(out).getroot()
     assert root.tag.endswith("svg")
     texts = {t.text.strip() for t in root.iter() if t.tag.endswith("text") and t.text}
-    assert {"CONV 3x3/1, 64", "MAXPOOL 2x2/2", "FC 4096", "224x224x64", "x 2", "stage",
+    assert {"CONV 3x3/1, 64", "MAXPOOL 2x2/2", "FC 4096", "224x224x64", "x 2", "stage(c=64, n=2)",
             "input", "output"} <= texts
 
 

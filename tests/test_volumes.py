@@ -193,5 +193,6 @@ def test_a_block_of_repeated_residuals_opens_into_one_box_per_residual():
     found, folds = figure(spec)
     assert [s.title for s in found] == ["input", "residual", "GAP", "FC 2"]
     assert [f.count for f in folds] == [3]
-    # CONV 3x3 on 4 channels: 4 x (3*3*4 + 1) = 148 parameters, and the sum in the note
-    assert found[1].note == "residual(): 3 layers, 148 parameters, out 8x8x4"
+    # CONV 3x3 on 4 channels: 4 x (3*3*4 + 1) = 148 parameters, and 8*8 outputs x 4 filters
+    # x 3*3*4 = 9,216 multiply-adds (RELU and the ADD have none), the sums in the note
+    assert found[1].note == "residual(): 3 layers, 148 parameters, 9,216 MACs, out 8x8x4"

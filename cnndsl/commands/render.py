@@ -1,4 +1,4 @@
-"""`cnndsl render`: draw a spec's layer graph with Graphviz (SVG, PNG, PDF or DOT)."""
+"""`cnndsl render`: draw a spec (Graphviz diagram, volume figure, or the page to explore)."""
 from __future__ import annotations
 
 from ._common import add_spec_args, graph_from_args
@@ -16,14 +16,23 @@ def register(sub) -> None:
                     "from the file name (.svg .png .pdf .dot .html); .dot needs no Graphviz "
                     "program. --style volumes draws each layer's output as a box in "
                     "perspective (SVG, PNG, PDF); .html writes one self-contained page where "
-                    "blocks and repeats unfold on click.")
+                    "blocks and repeats unfold on click. --expand, --depth and --rankdir "
+                    "mean the same in each; one that cannot apply (--rankdir TB for volumes, "
+                    "any --rankdir for .html) is refused.")
     add_spec_args(p)
     p.add_argument("-o", "--output", required=True, metavar="FILE",
                    help="where to write the drawing (.svg, .png, .pdf, .dot or .html)")
     p.add_argument("--expand", action="store_true",
-                   help="draw every layer (repeats stay boxed)")
-    p.add_argument("--rankdir", choices=("TB", "LR", "BT", "RL"), default="TB",
-                   help="top to bottom (default), left to right, bottom to top, right to left")
+                   help="draw every copy of every repeat (repeats stay boxed); in .html, start "
+                        "with every box unfolded")
+    p.add_argument("--depth", type=int, metavar="N",
+                   help="draw each block called N levels deep (counting def calls: 1 = those "
+                        "called at the top level) as one box with its output volume, "
+                        "parameters and MACs; in .html, start unfolded down to that level")
+    p.add_argument("--rankdir", choices=("TB", "LR", "BT", "RL"),
+                   help="the flow: top to bottom (graph's default), left to right (volumes' "
+                        "default), bottom to top, right to left; volumes takes LR or RL, "
+                        ".html none")
     p.add_argument("--style", choices=("graph", "volumes"), default="graph",
                    help="graph: one node per layer (default); volumes: the lecture's figure, "
                         "each output volume a box sized by H, W and C")
@@ -34,13 +43,16 @@ def register(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
+    from ..drawing import check_options, format_for
     from ..outputs import resolve
-    from ..render import format_for, render_file
+    from ..render import render_file
 
-    format_for(Path(args.output), args.format)  # a bad file name fails before any work
+    # a bad file name or option fails before any work
+    check_options(format_for(Path(args.output), args.format), args.style, args.rankdir,
+                  args.depth)
     resolve(args.output, inputs=(args.spec,))  # so do a directory, a FIFO, the spec itself
     path = render_file(drawable_graph(args), args.output, args.format, expand=args.expand,
-                       rankdir=args.rankdir, style=args.style)
+                       rankdir=args.rankdir, style=args.style, depth=args.depth)
     print(f"wrote {path}")
     return 0
 
