@@ -171,10 +171,6 @@ def test_generated_code_is_checked_before_it_runs():
                 "getattr(x, 'y')()", "for i in range(3):\n    pass"]:
         with pytest.raises(UnsafeSource):
             check_generated(bad)
-            if isinstance(node, (pyast.Import, pyast.ImportFrom)):
-                names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
-                assert not any(n.split(".")[0] in ("pickle", "marshal", "shelve", "dill")
-                               for n in names), f"{path}:{node.lineno}"
 
 
 def test_same_spec_gives_the_same_graph_in_fresh_processes():
