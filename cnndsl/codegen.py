@@ -87,7 +87,7 @@ def allocate_registers(plan: lowering.Plan) -> dict[int, str]:
         released = []
         for u in dict.fromkeys(step.inputs):
             uses[u] -= 1
-            if uses[u] == 0 and u != plan.output:
+            if uses[u] == 0 and u not in plan.returned:
                 released.append(reg[u])
         # The lowest register this step frees, else the lowest free one: the trunk stays x.
         if released or free:
@@ -97,7 +97,7 @@ def allocate_registers(plan: lowering.Plan) -> dict[int, str]:
             target, count = f"x{count}", count + 1
         free.extend(released)
         reg[step.node] = target
-        if uses.get(step.node, 0) == 0 and step.node != plan.output:
+        if uses.get(step.node, 0) == 0 and step.node not in plan.returned:
             free.append(target)
     return reg
 
@@ -153,6 +153,7 @@ def to_flat_source(graph, *, logits: bool = False, class_name: str = "Net") -> s
     lines = header(graph, class_name, plan.input_shape, graph[plan.output].shape)
     for name in custom:
         lines += [custom_class_source(name), "", ""]
+    lines += outputs_class(graph, class_name)
     lines += [f"class {class_name}(nn.Module):",
               f'    """The network; forward takes N x {shape_text(plan.input_shape)} tensors."""', "",
               "    def __init__(self) -> None:", "        super().__init__()"]
@@ -160,18 +161,51 @@ def to_flat_source(graph, *, logits: bool = False, class_name: str = "Net") -> s
         if step.op == "module":
             lines.append(f"        self.{step.name} = {module_call(step)}")
     reg = allocate_registers(plan)
-    lines += ["", "    def forward(self, x: torch.Tensor) -> torch.Tensor:"]
+    lines += ["", f"    def forward(self, x: torch.Tensor) -> {returns(graph, class_name)}:"]
     previous = 0
     for step in plan.steps:
         lines.append(f"        {forward_line(step, reg, step.block_id != previous)}")
         previous = step.block_id
-    lines += [f"        return {reg[plan.output]}", "", "",
+    lines += [*return_lines(graph, class_name, [reg[v] for v in plan.returned]), "", "",
               'if __name__ == "__main__":',
               f"    model = {class_name}().eval()",
               "    with torch.no_grad():",
               f"        y = model(torch.randn(1, {', '.join(map(str, plan.input_shape.as_list()))}))",
               f'    print("{class_name}:", tuple(y.shape))', ""]
     return "\n".join(lines)
+
+
+def outputs_name(class_name: str) -> str:
+    return f"{class_name}Outputs"
+
+
+def outputs_class(graph, class_name: str) -> list[str]:
+    """Several outputs: the named tuple the model returns in training mode (torchvision's
+    GoogLeNetOutputs, InceptionOutputs)."""
+    if not graph.outputs:
+        return []
+    main = graph.outputs[0][0]
+    return [f"class {outputs_name(class_name)}(NamedTuple):",
+            f'    """The outputs in training mode; in eval mode the model returns `{main}` '
+            'alone."""', "",
+            *(f"    {name}: torch.Tensor" for name, _ in graph.outputs), "", ""]
+
+
+def returns(graph, class_name: str) -> str:
+    """The forward's return annotation."""
+    return f"torch.Tensor | {outputs_name(class_name)}" if graph.outputs else "torch.Tensor"
+
+
+def return_lines(graph, class_name: str, values: list[str], indent: int = 8) -> list[str]:
+    """`return x`; with several outputs, all of them (a named tuple) in training mode and the
+    main one in eval mode, as torchvision's GoogLeNet and Inception v3 return theirs."""
+    pad = " " * indent
+    if not graph.outputs:
+        return [f"{pad}return {values[0]}"]
+    fields = [f"{name}={v}" for (name, _), v in zip(graph.outputs, values)]
+    return [f"{pad}if self.training:",
+            *call_lines("return ", Call(outputs_name(class_name), fields), indent + 4),
+            f"{pad}return {values[0]}"]
 
 
 def header(graph, class_name: str, input_shape, output_shape, *,
@@ -191,7 +225,8 @@ def header(graph, class_name: str, input_shape, output_shape, *,
     while text and not text[-1].strip():
         text.pop()
     lines += [f"    {docstring_text(line)}" if line.strip() else "" for line in text]
-    return lines + ['"""', "", "import torch", "from torch import nn", "", ""]
+    typing = ["from typing import NamedTuple", ""] if graph.outputs else []
+    return lines + ['"""', "", *typing, "import torch", "from torch import nn", "", ""]
 
 
 def main_block(class_name: str, input_shape) -> list[str]:
@@ -217,7 +252,9 @@ def to_source(graph, *, logits: bool = False, class_name: str = "Net",
         lines += [custom_class_source(name), "", ""]
     for group in mp.groups:
         lines += ClassWriter(group, names).lines() + ["", ""]
-    lines += ClassWriter(mp.model, names, model=True, input_shape=mp.input_shape).lines()
+    lines += outputs_class(graph, class_name)
+    lines += ClassWriter(mp.model, names, model=True, input_shape=mp.input_shape,
+                         graph=graph).lines()
     lines += ["", ""] + main_block(class_name, mp.input_shape)
     return "\n".join(lines)
 
@@ -257,8 +294,9 @@ class ClassWriter:
     forward from the template's data flow."""
 
     def __init__(self, group: structure.Group, names: dict, *, model: bool = False,
-                 input_shape=None):
+                 input_shape=None, graph=None):
         self.group, self.names, self.model = group, names, model
+        self.graph = graph  # the model's: its several outputs, if any
         self.input_shape = input_shape
         self.exprs = iter(group.exprs)
         self.skipped: set[str] = set()  # attributes no call has (a repeat of 0 everywhere)
@@ -369,7 +407,9 @@ class ClassWriter:
                 pending[i] = pending.get(i, 0) + 1
         var = {0: "x"}
         live = {"x"}
-        out = ["    def forward(self, x: torch.Tensor) -> torch.Tensor:"]
+        kind = returns(self.graph, self.names[id(self.group)]) if self.model and \
+            self.graph is not None else "torch.Tensor"
+        out = [f"    def forward(self, x: torch.Tensor) -> {kind}:"]
         # A shortcut of the block's own input starts the forward, torchvision's
         # `identity = x`; a projection (`if self.shortcut is not None: ...`) stays in place.
         early: set[int] = set()
@@ -411,7 +451,11 @@ class ClassWriter:
             var[k] = target
             comment = f"# {shape_text(shapes[k - 1])}" if self.model and shapes[k - 1] else ""
             out += self.statement(kind, name, detail, args, target, comment, k in early)
-        out.append(f"        return {var[rows[-1][2][0]]}")
+        if self.model and self.graph is not None and self.graph.outputs:
+            out += return_lines(self.graph, self.names[id(self.group)],
+                                [var[i] for i in rows[-1][2]])
+        else:
+            out.append(f"        return {var[rows[-1][2][0]]}")
         return out
 
     @staticmethod
