@@ -46,7 +46,7 @@ class TensorRef(Node):
 class Tag(Node):
     """`X as skip`: X, whose output tensor is named `skip` for `@skip` to read later."""
 
-    operand: "Expr"
+    operand: Expr
     name: str
     name_span: Span
 

@@ -186,8 +186,8 @@ def outputs_class(graph, class_name: str) -> list[str]:
         return []
     main = graph.outputs[0][0]
     return [f"class {outputs_name(class_name)}(NamedTuple):",
-            f'    """The outputs in training mode; in eval mode the model returns `{main}` '
-            'alone."""', "",
+            (f'    """The outputs in training mode; in eval mode the model returns `{main}` '
+             'alone."""'), "",
             *(f"    {name}: torch.Tensor" for name, _ in graph.outputs), "", ""]
 
 

@@ -57,7 +57,7 @@ class Scope:
     parent: "Scope | None" = None
     frame: Frame | None = None  # set on the scope a def call (or the network) starts
 
-    def find_frame(self) -> "Frame | None":
+    def find_frame(self) -> Frame | None:
         scope = self
         while scope is not None:
             if scope.frame is not None:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, note, settings, strategies as st
+from hypothesis import given, note, settings
+from hypothesis import strategies as st
 
 import cnndsl
 from cnndsl.api import check_spec
@@ -22,8 +23,8 @@ from cnndsl.errors import CnnNameError
 
 
 def torchvision_centre(size: int, keep: int) -> int:
-    """torchvision's center_crop offset: int(round((size - keep) / 2.0))."""
-    return int(round((size - keep) / 2.0))
+    """torchvision's center_crop offset, int(round((size - keep) / 2.0)): halves to even."""
+    return round((size - keep) / 2.0)
 
 
 @st.composite
