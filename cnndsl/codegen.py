@@ -74,8 +74,16 @@ def shape_text(shape) -> str:
     return "x".join(map(str, shape.as_list()))
 
 
-def allocate_registers(plan: lowering.Plan) -> dict[int, str]:
-    """Variable names for values: x, x1, x2 ..., reused once a value is dead (less memory)."""
+def allocate_registers(plan: lowering.Plan, labels: dict[int, str] | None = None
+                       ) -> dict[int, str]:
+    """Variable names for values: x, x1, x2 ..., reused once a value is dead (less memory);
+    a named tensor (`labels`: node id -> its `as` name) keeps a variable of its own name."""
+    named: dict[int, str] = {}
+    for v, label in (labels or {}).items():
+        name = lowering.safe_identifier(label, "t")
+        if v != plan.input and name not in _RESERVED_VARIABLES and \
+                not re.fullmatch(r"x\d*", name) and name not in named.values():
+            named[v] = name
     uses: dict[int, int] = {}
     for step in plan.steps:
         for u in set(step.inputs):
@@ -87,9 +95,13 @@ def allocate_registers(plan: lowering.Plan) -> dict[int, str]:
         released = []
         for u in dict.fromkeys(step.inputs):
             uses[u] -= 1
-            if uses[u] == 0 and u not in plan.returned:
+            if uses[u] == 0 and u not in plan.returned and u not in named:
                 released.append(reg[u])
         # The lowest register this step frees, else the lowest free one: the trunk stays x.
+        if step.node in named:
+            free.extend(released)
+            reg[step.node] = named[step.node]
+            continue
         if released or free:
             target = min(released or free, key=_register_index)
             (released if released else free).remove(target)
@@ -126,6 +138,9 @@ def forward_line(step: lowering.Step, reg: dict[int, str], new_block: bool) -> s
     return f"{reg[step.node]} = {code}  # {note}-> {shape_text(step.shape)}{where}"
 
 
+# Names a forward's variable must not take: the method's own and the globals it calls.
+_RESERVED_VARIABLES = frozenset({"self", "x", "torch", "nn", "identity", "super"})
+
 # The file's other global names: the class must not shadow them. A spec saved as
 # PositionBias.cnn, or --class-name torch, would otherwise rebind what the code calls.
 _GLOBALS = frozenset({"torch", "nn", "model", "y"})
@@ -160,7 +175,7 @@ def to_flat_source(graph, *, logits: bool = False, class_name: str = "Net") -> s
     for step in plan.steps:
         if step.op == "module":
             lines.append(f"        self.{step.name} = {module_call(step)}")
-    reg = allocate_registers(plan)
+    reg = allocate_registers(plan, graph.tensor_names)
     lines += ["", f"    def forward(self, x: torch.Tensor) -> {returns(graph, class_name)}:"]
     previous = 0
     for step in plan.steps:
@@ -407,6 +422,7 @@ class ClassWriter:
                 pending[i] = pending.get(i, 0) + 1
         var = {0: "x"}
         live = {"x"}
+        labelled: set[str] = set()
         kind = returns(self.graph, self.names[id(self.group)]) if self.model and \
             self.graph is not None else "torch.Tensor"
         out = [f"    def forward(self, x: torch.Tensor) -> {kind}:"]
@@ -435,15 +451,19 @@ class ClassWriter:
                 var[k] = args[0]
                 live.add(args[0])
                 continue
+            label = self.label(k)
             if kind == "shortcut":
                 target = var[k] if k in early else self.fresh("identity", live)
+            elif label is not None:  # a named tensor (`X as skip`) keeps its name
+                target = self.fresh(label, live | set(var.values()))
+                labelled.add(target)
             elif kind == "branch":
                 target = self.fresh(name, live)
             elif ins and ins[0] in dying and re.fullmatch(r"x|out\d*", args[0]):
                 target = args[0]  # the trunk stays in its variable: out += identity
             elif "x" not in live:
                 target = "x"
-            elif ins and ins[0] in dying:
+            elif ins and ins[0] in dying and args[0] not in labelled:
                 target = args[0]
             else:
                 target = self.fresh("out", live)
@@ -457,6 +477,15 @@ class ClassWriter:
         else:
             out.append(f"        return {var[rows[-1][2][0]]}")
         return out
+
+    def label(self, k: int) -> str | None:
+        """Row k's tensor name, as a variable name that cannot hide a name forward uses."""
+        labels = self.group.template.labels
+        name = labels[k - 1] if k - 1 < len(labels) else None
+        if name is None:
+            return None
+        name = lowering.safe_identifier(name, "t")
+        return None if name in _RESERVED_VARIABLES else name
 
     @staticmethod
     def fresh(base: str, live: set) -> str:

@@ -148,6 +148,7 @@ class Expander(Evaluator):
         if isinstance(expr, ast.Tag):
             tail = self.build(expr.operand, scope, tail, within)
             self.name_tensor(expr, tail, scope)
+            self.graph.tensor_names.setdefault(tail, expr.name)
             return tail
         if isinstance(expr, ast.Call):
             return self.build_call(expr, scope, tail, within)

@@ -111,6 +111,9 @@ class Body:
     attrs: list[tuple[str, object]]
     units: tuple  # (kind, name, local inputs, detail): equal for instances of one class
     shapes: list  # each unit's output shape (the model's shape comments)
+    # each unit's output's tensor name (`X as skip`), if every instance gives it: the forward's
+    # variable for it
+    labels: tuple = ()
 
 
 @dataclass(eq=False)
@@ -189,7 +192,8 @@ def unify_bodies(a: Body, b: Body) -> Body:
             [n for n, _ in a.attrs] != [n for n, _ in b.attrs]:
         raise Mismatch
     attrs = [(n, unify(x, y)) for (n, x), (_, y) in zip(a.attrs, b.attrs)]
-    return Body(a.sequential, attrs, a.units, a.shapes)
+    labels = a.labels if a.labels == b.labels else ()
+    return Body(a.sequential, attrs, a.units, a.shapes, labels)
 
 
 def walk(template, tree, out: list) -> None:
@@ -516,7 +520,10 @@ class Builder:
                  if u.ctor is not None or u.kind == "shortcut"]
         shapes = [self.graph[u.output].shape if isinstance(u.output, int) else None
                   for u in units]
-        return Body(sequential, attrs, tuple(rows), shapes)
+        names = self.graph.tensor_names
+        labels = tuple(names.get(u.output) if isinstance(u.output, int) else None
+                       for u in units)
+        return Body(sequential, attrs, tuple(rows), shapes, labels)
 
     def assign(self, name: str | None, inst: Instance) -> None:
         groups = self.by_name.setdefault(name, [])
