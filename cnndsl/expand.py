@@ -149,6 +149,7 @@ class Expander(Evaluator):
             tail = self.build(expr.operand, scope, tail, within)
             self.name_tensor(expr, tail, scope)
             self.graph.tensor_names.setdefault(tail, expr.name)
+            self.graph.tensor_sites.append((expr.name_span, tail))
             return tail
         if isinstance(expr, ast.Call):
             return self.build_call(expr, scope, tail, within)

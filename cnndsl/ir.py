@@ -174,6 +174,7 @@ class Graph:
         # several outputs (`outputs(...)`): (name, node id) each, the main one (output) first
         self.outputs: list[tuple[str, int]] = []
         self.tensor_names: dict[int, str] = {}  # node id -> its first `as` name (generated code)
+        self.tensor_sites: list[tuple[Span, int]] = []  # (an `as name`'s name, the node named)
         self._users: dict[int, list[int]] = {}  # producer -> consumers, once per edge
         self._order: list[Node] | None = None
         self._next_id = 0
