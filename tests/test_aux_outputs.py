@@ -91,3 +91,52 @@ def test_googlenet_aux_outputs_equal_torchvisions_in_training_mode():
         e, g = theirs(x), ours(x)
     assert isinstance(g, torch.Tensor)
     assert (g - e).abs().max().item() <= 1e-5 * e.abs().max().item()
+
+
+def _reordered(theirs, ours, heads: list[str]) -> dict:
+    """torchvision's tensors in our modules' order: its auxiliary heads (`heads`, prefixes of
+    its state_dict keys, in the order `outputs(...)` names them) after everything else."""
+    state = theirs.state_dict()
+    order = [k for k in state if not k.startswith(tuple(heads))]
+    for head in heads:
+        order += [k for k in state if k.startswith(head)]
+    assert len(order) == len(ours.state_dict())
+    return {k: state[k] for k in order}
+
+
+def _training_outputs(theirs, ours, size: int):
+    """Both models in training mode (batch norm on the batch's statistics) with their Dropout
+    modules in eval mode, on one input."""
+    for model in (theirs, ours):
+        model.train()
+        for m in model.modules():
+            if isinstance(m, torch.nn.Dropout):
+                m.eval()
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        return theirs(x), ours(x)
+
+
+def test_inception_v3_aux_parameters_are_torchvisions():
+    theirs = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False)
+    expected = sum(p.numel() for p in theirs.parameters())
+    weights = torchvision.models.Inception_V3_Weights.DEFAULT.meta["num_params"]
+    assert check_spec("zoo:inception_v3", aux=1).totals["params"] == expected == weights
+
+
+@pytest.mark.long
+def test_inception_v3_aux_outputs_equal_torchvisions_in_training_mode():
+    """At 299x299: the auxiliary head's 5x5/3 pool and 5x5 convolution need Mixed_6e's
+    17x17 map."""
+    torch.manual_seed(0)
+    theirs = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False)
+    ours = cnndsl.compile("zoo:inception_v3", aux=1, logits=True, seed=0)
+    report = cnndsl.transfer_weights(_reordered(theirs, ours, ["AuxLogits."]), ours,
+                                     source_name="torchvision")
+    assert report.values == sum(v.numel() for v in theirs.state_dict().values())
+    expected, got = _training_outputs(theirs, ours, 299)
+    assert type(expected).__name__ == "InceptionOutputs"
+    assert got._fields == expected._fields == ("logits", "aux_logits")
+    for g, e in zip(got, expected):
+        assert g.shape == e.shape == (2, 1000)
+        assert (g - e).abs().max().item() <= 1e-4 * e.abs().max().item()
