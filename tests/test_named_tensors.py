@@ -223,3 +223,19 @@ def test_unknown_name_suggests_a_near_one():
     with pytest.raises(CnnNameError) as info:
         check_spec("input 8x8x3\nCONV(4, 1) as skip - concat(@skp, identity)")
     assert "did you mean `@skip`?" in info.value.help
+
+
+def test_the_language_server_finds_a_named_tensors_definition_and_uses():
+    from cnndsl import lsp, lsp_hover
+
+    text = ("input 8x8x3\nCONV(4, 1) as skip - MAXPOOL(2) - UPSAMPLE(size=@skip)\n"
+            "  - concat(@skip, identity)\n")
+    analysis = lsp.analyze(text, "u.cnn")
+    assert not analysis.diagnostics
+    at = (2, text.split("\n")[2].index("@skip") + 1)
+    assert lsp.definition(analysis, *at) == [(1, 14, 1, 18)]
+    first = text.split("\n")[1].index("@skip")
+    assert lsp.references(analysis, *at) == [(1, 14, 1, 18), (1, first, 1, first + 5),
+                                             (2, 11, 2, 16)]
+    hover, _ = lsp_hover.hover(analysis, *at)
+    assert hover == "**tensor** `@skip` in the network: 8x8x4"
