@@ -520,6 +520,12 @@ class Evaluator:
     def name_tensor(self, tag: ast.Tag, node: int, scope: Scope) -> None:
         frame = scope.find_frame()
         first = frame.tensors.get(tag.name)
+        if first is not None and first[1] == tag.name_span:
+            raise CnnNameError(f"the tensor name `{tag.name}` is given again by a second copy "
+                               "of the same layers", tag.name_span,
+                               help="a repeat (or a variable used twice) gives the name once "
+                               "per copy: put the named part in a def, whose every call has "
+                               "names of its own")
         if first is not None:
             raise CnnNameError(f"the tensor name `{tag.name}` is given twice", tag.name_span,
                                notes=[f"first given at {first[1]}"],

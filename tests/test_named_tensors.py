@@ -199,7 +199,8 @@ def test_a_name_is_one_tensor_not_a_copy_of_its_layers():
     ("CONV(4, 1) - concat(@b, identity)", "no tensor is named `b`"),
     ("def f = concat(@a, identity)\nCONV(4, 1) as a - f",
      "`@a` is named in the network, outside every def, not in def `f`"),
-    ("(CONV(4, 1) as a) * 2", "the tensor name `a` is given twice"),
+    ("(CONV(4, 1) as a) * 2", "the tensor name `a` is given again by a second copy"),
+    ("CONV(4, 1) as a - CONV(4, 1) as a", "the tensor name `a` is given twice"),
     ("CONV(4, 1) as a - CONV(2, 1) - @a", "the output of this CONV is never used"),
     ("FC(10) as v - CONV(4, 1) - UPSAMPLE(size=@v)", "`@v` is a vector of 10 values"),
     ("CONV(4, 1) as a - concat(CONV(4, 3, pad=1) - MAXPOOL(2), @a)", "CONCAT"),
@@ -239,3 +240,18 @@ def test_the_language_server_finds_a_named_tensors_definition_and_uses():
                                              (2, 11, 2, 16)]
     hover, _ = lsp_hover.hover(analysis, *at)
     assert hover == "**tensor** `@skip` in the network: 8x8x4"
+
+
+def test_a_named_tensor_as_a_gates_branch_and_a_chains_start():
+    """`gate(@w - SIGMOID)` scales the current tensor by factors read off an earlier one;
+    `@w - ...` starts a branch from it. Computed by hand from the compiled model's layers."""
+    text = ("input 6x5x2\nCONV(3, 1) as w - CONV(3, 3, pad=1) - gate(@w - SIGMOID)\n"
+            "  - add(identity, @w - CONV(3, 1))\n")
+    model = cnndsl.compile(text=text, seed=0, flat=True).eval()
+    conv1, conv2, conv3 = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    x = torch.randn(2, 2, 6, 5)
+    with torch.no_grad():
+        w = conv1(x)
+        expected = conv2(w) * torch.sigmoid(w) + conv3(w)
+        assert torch.allclose(model(x), expected, atol=1e-6)
+    assert check_spec(text).uses(next(n for n in check_spec(text) if n.n_params)) == 3
