@@ -430,9 +430,9 @@ class Expander(Evaluator):
             if node.id not in seen and not graph.users(node):
                 raise CnnArgumentError(
                     f"the output of this {node.written or node.kind.name} is never used",
-                    node.span, help="a chain goes on from its last layer: `@name` starts a "
-                    "branch only as a merge's operand (concat(@skip, identity)), or at the "
-                    "start of a chain")
+                    node.span, help="every layer must lead to the output: `@name` in a "
+                    "chain starts again from that tensor and drops what came before it; to "
+                    "use both, merge them (`concat(@skip, identity)`)")
 
     # -- shapes while building: `in.c` ---------------------------------------------------
     def shape_of(self, node: int | None, span: Span) -> Shape:
