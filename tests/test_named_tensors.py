@@ -164,6 +164,7 @@ def copy_weights(model, graph, hand: Hand) -> None:
             module.bias.copy_(b)
 
 
+@pytest.mark.slow  # hypothesis against hand-built torch, as tests/test_differential.py
 @settings(max_examples=25, deadline=None)
 @given(cases(), st.booleans())
 def test_named_tensor_skips_agree_with_hand_built_torch(case, flat):
