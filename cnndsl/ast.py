@@ -36,6 +36,22 @@ class InputRef(Node):
 
 
 @dataclass(frozen=True, eq=False, slots=True)
+class TensorRef(Node):
+    """`@skip`: the tensor an earlier `X as skip` named, read again (one node, another use)."""
+
+    name: str  # without the `@`
+
+
+@dataclass(frozen=True, eq=False, slots=True)
+class Tag(Node):
+    """`X as skip`: X, whose output tensor is named `skip` for `@skip` to read later."""
+
+    operand: Expr
+    name: str
+    name_span: Span
+
+
+@dataclass(frozen=True, eq=False, slots=True)
 class InShape(Node):
     """`in.c`, `in.h`, `in.w`: the channels, height or width of the block's input."""
 
@@ -103,7 +119,7 @@ class Group(Node):
 
 
 Expr = (Num | Dims | Name | InputRef | InShape | Compare | Call | Chain | Product | Neg | Optional
-        | Group)
+        | Group | TensorRef | Tag)
 
 
 # -- statements ----------------------------------------------------------------------------
@@ -190,7 +206,7 @@ def _nested_in(node) -> tuple:
         return (node.value,)
     if isinstance(node, Compare):
         return (node.left, node.right)
-    if isinstance(node, (Neg, Optional)):
+    if isinstance(node, (Neg, Optional, Tag)):
         return (node.operand,)
     if isinstance(node, Group):
         return (node.inner,)

@@ -74,8 +74,16 @@ def shape_text(shape) -> str:
     return "x".join(map(str, shape.as_list()))
 
 
-def allocate_registers(plan: lowering.Plan) -> dict[int, str]:
-    """Variable names for values: x, x1, x2 ..., reused once a value is dead (less memory)."""
+def allocate_registers(plan: lowering.Plan, labels: dict[int, str] | None = None
+                       ) -> dict[int, str]:
+    """Variable names for values: x, x1, x2 ..., reused once a value is dead (less memory);
+    a named tensor (`labels`: node id -> its `as` name) keeps a variable of its own name."""
+    named: dict[int, str] = {}
+    for v, label in (labels or {}).items():
+        name = lowering.safe_identifier(label, "t")
+        if v != plan.input and name not in _RESERVED_VARIABLES and \
+                not re.fullmatch(r"x\d*", name) and name not in named.values():
+            named[v] = name
     uses: dict[int, int] = {}
     for step in plan.steps:
         for u in set(step.inputs):
@@ -87,9 +95,13 @@ def allocate_registers(plan: lowering.Plan) -> dict[int, str]:
         released = []
         for u in dict.fromkeys(step.inputs):
             uses[u] -= 1
-            if uses[u] == 0 and u != plan.output:
+            if uses[u] == 0 and u not in plan.returned and u not in named:
                 released.append(reg[u])
         # The lowest register this step frees, else the lowest free one: the trunk stays x.
+        if step.node in named:
+            free.extend(released)
+            reg[step.node] = named[step.node]
+            continue
         if released or free:
             target = min(released or free, key=_register_index)
             (released if released else free).remove(target)
@@ -97,7 +109,7 @@ def allocate_registers(plan: lowering.Plan) -> dict[int, str]:
             target, count = f"x{count}", count + 1
         free.extend(released)
         reg[step.node] = target
-        if uses.get(step.node, 0) == 0 and step.node != plan.output:
+        if uses.get(step.node, 0) == 0 and step.node not in plan.returned:
             free.append(target)
     return reg
 
@@ -126,6 +138,9 @@ def forward_line(step: lowering.Step, reg: dict[int, str], new_block: bool) -> s
     return f"{reg[step.node]} = {code}  # {note}-> {shape_text(step.shape)}{where}"
 
 
+# Names a forward's variable must not take: the method's own and the globals it calls.
+_RESERVED_VARIABLES = frozenset({"self", "x", "torch", "nn", "identity", "super"})
+
 # The file's other global names: the class must not shadow them. A spec saved as
 # PositionBias.cnn, or --class-name torch, would otherwise rebind what the code calls.
 _GLOBALS = frozenset({"torch", "nn", "model", "y"})
@@ -153,25 +168,59 @@ def to_flat_source(graph, *, logits: bool = False, class_name: str = "Net") -> s
     lines = header(graph, class_name, plan.input_shape, graph[plan.output].shape)
     for name in custom:
         lines += [custom_class_source(name), "", ""]
+    lines += outputs_class(graph, class_name)
     lines += [f"class {class_name}(nn.Module):",
               f'    """The network; forward takes N x {shape_text(plan.input_shape)} tensors."""', "",
               "    def __init__(self) -> None:", "        super().__init__()"]
     for step in plan.steps:
         if step.op == "module":
             lines.append(f"        self.{step.name} = {module_call(step)}")
-    reg = allocate_registers(plan)
-    lines += ["", "    def forward(self, x: torch.Tensor) -> torch.Tensor:"]
+    reg = allocate_registers(plan, graph.tensor_names)
+    lines += ["", f"    def forward(self, x: torch.Tensor) -> {returns(graph, class_name)}:"]
     previous = 0
     for step in plan.steps:
         lines.append(f"        {forward_line(step, reg, step.block_id != previous)}")
         previous = step.block_id
-    lines += [f"        return {reg[plan.output]}", "", "",
+    lines += [*return_lines(graph, class_name, [reg[v] for v in plan.returned]), "", "",
               'if __name__ == "__main__":',
               f"    model = {class_name}().eval()",
               "    with torch.no_grad():",
               f"        y = model(torch.randn(1, {', '.join(map(str, plan.input_shape.as_list()))}))",
               f'    print("{class_name}:", tuple(y.shape))', ""]
     return "\n".join(lines)
+
+
+def outputs_name(class_name: str) -> str:
+    return f"{class_name}Outputs"
+
+
+def outputs_class(graph, class_name: str) -> list[str]:
+    """Several outputs: the named tuple the model returns in training mode (torchvision's
+    GoogLeNetOutputs, InceptionOutputs)."""
+    if not graph.outputs:
+        return []
+    main = graph.outputs[0][0]
+    return [f"class {outputs_name(class_name)}(NamedTuple):",
+            (f'    """The outputs in training mode; in eval mode the model returns `{main}` '
+             'alone."""'), "",
+            *(f"    {name}: torch.Tensor" for name, _ in graph.outputs), "", ""]
+
+
+def returns(graph, class_name: str) -> str:
+    """The forward's return annotation."""
+    return f"torch.Tensor | {outputs_name(class_name)}" if graph.outputs else "torch.Tensor"
+
+
+def return_lines(graph, class_name: str, values: list[str], indent: int = 8) -> list[str]:
+    """`return x`; with several outputs, all of them (a named tuple) in training mode and the
+    main one in eval mode, as torchvision's GoogLeNet and Inception v3 return theirs."""
+    pad = " " * indent
+    if not graph.outputs:
+        return [f"{pad}return {values[0]}"]
+    fields = [f"{name}={v}" for (name, _), v in zip(graph.outputs, values)]
+    return [f"{pad}if self.training:",
+            *call_lines("return ", Call(outputs_name(class_name), fields), indent + 4),
+            f"{pad}return {values[0]}"]
 
 
 def header(graph, class_name: str, input_shape, output_shape, *,
@@ -191,7 +240,8 @@ def header(graph, class_name: str, input_shape, output_shape, *,
     while text and not text[-1].strip():
         text.pop()
     lines += [f"    {docstring_text(line)}" if line.strip() else "" for line in text]
-    return lines + ['"""', "", "import torch", "from torch import nn", "", ""]
+    typing = ["from typing import NamedTuple", ""] if graph.outputs else []
+    return lines + ['"""', "", *typing, "import torch", "from torch import nn", "", ""]
 
 
 def main_block(class_name: str, input_shape) -> list[str]:
@@ -217,7 +267,9 @@ def to_source(graph, *, logits: bool = False, class_name: str = "Net",
         lines += [custom_class_source(name), "", ""]
     for group in mp.groups:
         lines += ClassWriter(group, names).lines() + ["", ""]
-    lines += ClassWriter(mp.model, names, model=True, input_shape=mp.input_shape).lines()
+    lines += outputs_class(graph, class_name)
+    lines += ClassWriter(mp.model, names, model=True, input_shape=mp.input_shape,
+                         graph=graph).lines()
     lines += ["", ""] + main_block(class_name, mp.input_shape)
     return "\n".join(lines)
 
@@ -257,8 +309,9 @@ class ClassWriter:
     forward from the template's data flow."""
 
     def __init__(self, group: structure.Group, names: dict, *, model: bool = False,
-                 input_shape=None):
+                 input_shape=None, graph=None):
         self.group, self.names, self.model = group, names, model
+        self.graph = graph  # the model's: its several outputs, if any
         self.input_shape = input_shape
         self.exprs = iter(group.exprs)
         self.skipped: set[str] = set()  # attributes no call has (a repeat of 0 everywhere)
@@ -369,7 +422,10 @@ class ClassWriter:
                 pending[i] = pending.get(i, 0) + 1
         var = {0: "x"}
         live = {"x"}
-        out = ["    def forward(self, x: torch.Tensor) -> torch.Tensor:"]
+        labelled: set[str] = set()
+        kind = returns(self.graph, self.names[id(self.group)]) if self.model and \
+            self.graph is not None else "torch.Tensor"
+        out = [f"    def forward(self, x: torch.Tensor) -> {kind}:"]
         # A shortcut of the block's own input starts the forward, torchvision's
         # `identity = x`; a projection (`if self.shortcut is not None: ...`) stays in place.
         early: set[int] = set()
@@ -395,15 +451,19 @@ class ClassWriter:
                 var[k] = args[0]
                 live.add(args[0])
                 continue
+            label = self.label(k)
             if kind == "shortcut":
                 target = var[k] if k in early else self.fresh("identity", live)
+            elif label is not None:  # a named tensor (`X as skip`) keeps its name
+                target = self.fresh(label, live | set(var.values()))
+                labelled.add(target)
             elif kind == "branch":
                 target = self.fresh(name, live)
             elif ins and ins[0] in dying and re.fullmatch(r"x|out\d*", args[0]):
                 target = args[0]  # the trunk stays in its variable: out += identity
             elif "x" not in live:
                 target = "x"
-            elif ins and ins[0] in dying:
+            elif ins and ins[0] in dying and args[0] not in labelled:
                 target = args[0]
             else:
                 target = self.fresh("out", live)
@@ -411,8 +471,21 @@ class ClassWriter:
             var[k] = target
             comment = f"# {shape_text(shapes[k - 1])}" if self.model and shapes[k - 1] else ""
             out += self.statement(kind, name, detail, args, target, comment, k in early)
-        out.append(f"        return {var[rows[-1][2][0]]}")
+        if self.model and self.graph is not None and self.graph.outputs:
+            out += return_lines(self.graph, self.names[id(self.group)],
+                                [var[i] for i in rows[-1][2]])
+        else:
+            out.append(f"        return {var[rows[-1][2][0]]}")
         return out
+
+    def label(self, k: int) -> str | None:
+        """Row k's tensor name, as a variable name that cannot hide a name forward uses."""
+        labels = self.group.template.labels
+        name = labels[k - 1] if k - 1 < len(labels) else None
+        if name is None:
+            return None
+        name = lowering.safe_identifier(name, "t")
+        return None if name in _RESERVED_VARIABLES else name
 
     @staticmethod
     def fresh(base: str, live: set) -> str:

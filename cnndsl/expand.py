@@ -53,6 +53,9 @@ class Expander(Evaluator):
         # check that the network's shapes agree with them.
         self.shapes: dict[int, Shape] = {}
         self.context: Context | None = None
+        # `outputs(name=branch, ...)`: (name, node, span) per output, the main one first
+        self.outputs: list[tuple[str, int, Span]] = []
+        self.outputs_call: ast.Call | None = None
 
     # -- statements ----------------------------------------------------------------------
     def collect(self) -> None:
@@ -140,6 +143,14 @@ class Expander(Evaluator):
             return tail
         if isinstance(expr, ast.Name):
             return self.build_name(expr, scope, tail, within)
+        if isinstance(expr, ast.TensorRef):
+            return self.tensor(expr, scope)
+        if isinstance(expr, ast.Tag):
+            tail = self.build(expr.operand, scope, tail, within)
+            self.name_tensor(expr, tail, scope)
+            self.graph.tensor_names.setdefault(tail, expr.name)
+            self.graph.tensor_sites.append((expr.name_span, tail))
+            return tail
         if isinstance(expr, ast.Call):
             return self.build_call(expr, scope, tail, within)
         if isinstance(expr, ast.Num):
@@ -319,6 +330,8 @@ class Expander(Evaluator):
             return self.build_residual(call, scope, tail, within, fid)
         if name == "gate":
             return self.build_gate(call, scope, tail, within, fid)
+        if name == "outputs":
+            return self.build_outputs(call, scope, tail, within, fid)
         if call.kwargs:
             raise CnnArgumentError(f"{name} takes branches only, no keywords",
                                    call.kwargs[0].span)
@@ -372,6 +385,54 @@ class Expander(Evaluator):
                                    help="the branch computes the factors that scale its input")
         return self.add_node(layers.merge_kind("gate"), {}, call.span, within,
                              [ir.Edge(tail, ir.BODY), ir.Edge(branch, ir.GATE)])
+
+    def build_outputs(self, call: ast.Call, scope: Scope, tail: int, within: ir.Scope,
+                      fid: int) -> int:
+        """`outputs(logits=identity, aux=@x - head)`: the network's outputs, each a branch
+        from here (or from a named tensor), the first the main one. It ends the network."""
+        if self.outputs_call is not None:
+            raise CnnArgumentError("the network has two `outputs(...)`", call.span,
+                                   notes=[f"the first is at {self.outputs_call.span}"],
+                                   help="give every output in one outputs(...)")
+        if call.args:
+            raise CnnArgumentError("outputs(...) names each output: name=branch",
+                                   call.args[0].span,
+                                   help="outputs(logits=identity, aux=@a4 - aux_head): the "
+                                   "first is the main output")
+        if len(call.kwargs) < 2:
+            raise CnnArgumentError("outputs needs at least two outputs", call.span,
+                                   help="outputs(logits=identity, aux=@a4 - aux_head)")
+        self.outputs_call = call
+        seen: dict[str, ast.Keyword] = {}
+        count = len(call.kwargs)
+        for i, kw in enumerate(call.kwargs):
+            if kw.name in seen:
+                raise CnnArgumentError(f"outputs: `{kw.name}` is given twice", kw.span)
+            if kw.name.startswith("_") or kw.name in ("training",):
+                raise CnnArgumentError(f"outputs: `{kw.name}` cannot name an output", kw.span,
+                                       help="start the name with a letter")
+            seen[kw.name] = kw
+            inner = within.child("branch", "outputs", fid, i, count, span=kw.span)
+            node = self.build(kw.value, scope, tail, inner)
+            self.outputs.append((kw.name, node, kw.span))
+        return self.outputs[0][1]
+
+    def check_used(self, outputs: list[int]) -> None:
+        """Every layer feeds an output: `CONV - @skip` would compute CONV for nothing."""
+        graph, seen = self.graph, set(outputs)
+        stack = list(outputs)
+        while stack:
+            for edge in graph[stack.pop()].inputs:
+                if edge.node not in seen:
+                    seen.add(edge.node)
+                    stack.append(edge.node)
+        for node in graph.nodes.values():
+            if node.id not in seen and not graph.users(node):
+                raise CnnArgumentError(
+                    f"the output of this {node.written or node.kind.name} is never used",
+                    node.span, help="every layer must lead to the output: `@name` in a "
+                    "chain starts again from that tensor and drops what came before it; to "
+                    "use both, merge them (`concat(@skip, identity)`)")
 
     # -- shapes while building: `in.c` ---------------------------------------------------
     def shape_of(self, node: int | None, span: Span) -> Shape:
@@ -436,6 +497,12 @@ class Expander(Evaluator):
         if out == graph.input:
             raise CnnSyntaxError("the network has no layers", self.network.span,
                                  help="check the repeat counts and optional layers")
+        if self.outputs:
+            if out != self.outputs[0][1]:
+                raise CnnArgumentError("outputs(...) must end the network", self.outputs_call.span,
+                                       help="write the layers after it into its first output")
+            graph.outputs = [(name, node) for name, node, _ in self.outputs]
+        self.check_used([node for _, node, _ in self.outputs] or [out])
         graph.output = out
         graph.settings = {name: self.setting(name) for name in SETTINGS}
         graph.unused_defines = unused_defines(self.program, self.options.defines)

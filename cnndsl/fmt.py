@@ -74,8 +74,8 @@ class Formatter:
                 return len(e.args) in (2, 3) and all(self.is_layer(a) for a in e.args[1:])
             if e.name in self.defs and e.name not in self.params:
                 return self.gives_layers(e.name)  # def ch(c) = c / 2 is a number
-        if isinstance(e, (ast.Call, ast.InputRef, ast.Optional)):
-            return True  # value mode rejects all three
+        if isinstance(e, (ast.Call, ast.InputRef, ast.Optional, ast.Tag)):
+            return True  # value mode rejects all four
         if isinstance(e, ast.Group):
             return self.is_layer(e.inner)
         if isinstance(e, ast.Product):
@@ -171,6 +171,10 @@ class Formatter:
             return "-" + self.flat(e.operand)
         if isinstance(e, ast.Optional):
             return self.flat(e.operand) + "?"
+        if isinstance(e, ast.TensorRef):
+            return f"@{e.name}"
+        if isinstance(e, ast.Tag):
+            return f"{self.flat(e.operand)} as {e.name}"
         if isinstance(e, ast.Group):
             return e.bracket + self.flat(e.inner) + _CLOSE[e.bracket]
         raise TypeError(f"cannot format {type(e).__name__}")
@@ -218,6 +222,9 @@ class Formatter:
         elif isinstance(e, ast.Optional):
             self.put(e.operand)
             self.emit("?", e)
+        elif isinstance(e, ast.Tag):
+            self.put(e.operand)
+            self.emit(f" as {e.name}", e)
         elif isinstance(e, ast.Neg):
             self.emit("-", e)
             self.put(e.operand)

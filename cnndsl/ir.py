@@ -171,6 +171,10 @@ class Graph:
         self.root = Scope("root", "", 0)
         self.input: int | None = None  # the INPUT node's id
         self.output: int | None = None  # the node whose value the network returns
+        # several outputs (`outputs(...)`): (name, node id) each, the main one (output) first
+        self.outputs: list[tuple[str, int]] = []
+        self.tensor_names: dict[int, str] = {}  # node id -> its first `as` name (generated code)
+        self.tensor_sites: list[tuple[Span, int]] = []  # (an `as name`'s name, the node named)
         self._users: dict[int, list[int]] = {}  # producer -> consumers, once per edge
         self._order: list[Node] | None = None
         self._next_id = 0
@@ -214,6 +218,7 @@ class Graph:
             self._users[new.id] += [v] * sum(e.node == new.id for e in node.inputs)
         if self.output == producer.id:
             self.output = new.id
+        self.outputs = [(name, new.id if v == producer.id else v) for name, v in self.outputs]
         return new
 
     def insert_before(self, consumer: Node, position: int, kind: LayerKind, bound: dict,
@@ -321,7 +326,7 @@ class Graph:
     def facts(self) -> dict:
         return {"source": self.source, "input_dims": self.input_dims,
                 "input_span": self.input_span, "network_span": self.network_span,
-                "output": self.output, "settings": self.settings,
+                "output": self.output, "outputs": self.outputs, "settings": self.settings,
                 "unused_defines": self.unused_defines, "optional_sites": self.optional_sites,
                 "context": self.context, "totals": self.totals}
 

@@ -52,6 +52,13 @@ class Plan:
     input_shape: Shape
     output: int  # the node whose value the model returns
     steps: tuple[Step, ...]
+    # several outputs (`outputs(...)`): (name, node) each, `output` first; empty: just one
+    outputs: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def returned(self) -> tuple[int, ...]:
+        """Every node the model returns (in training mode)."""
+        return tuple(v for _, v in self.outputs) or (self.output,)
 
 
 def safe_identifier(text: str, default: str = "x") -> str:
@@ -147,5 +154,6 @@ def plan(graph, *, logits: bool = False) -> Plan:
         if step.function == "add" and _may_accumulate(graph, steps, step, start):
             step = replace(step, accumulate=True)
         steps[node.id] = step
+    outputs = tuple((name, output if v == graph.output else v) for name, v in graph.outputs)
     return Plan(input=start, input_shape=graph.input_node.shape, output=output,
-                steps=tuple(steps.values()))
+                steps=tuple(steps.values()), outputs=outputs)

@@ -135,6 +135,14 @@ def block_hover(analysis: Analysis, scopes: list[Scope]) -> str:
 def variable_hover(analysis: Analysis, target) -> str:
     """A variable's value: a global's (or the `# cnndsl:` comment's), a def parameter's in
     each call."""
+    if target.kind == "tensor":
+        where = f"in `{target.owner}`" if target.owner else "in the network"
+        named = target.defined_at
+        shapes = _tensor_shapes(analysis, named) if named is not None else []
+        shown = ", ".join(dict.fromkeys(str(s) for s in shapes))
+        return (f"**tensor** `@{target.name}` {where}" + (f": {shown}" if shown else "") +
+                ("" if named else " (not named anywhere: write `LAYER as "
+                 f"{target.name}`)"))
     if target.kind == "parameter":
         values = [s.args.get(target.name) for s in analysis.scope_nodes()
                   if s.kind == "block" and s.name == target.owner]
@@ -149,6 +157,16 @@ def variable_hover(analysis: Analysis, target) -> str:
     if value is None:
         return f"**variable** `{target.name}`: no value{where}"
     return f"**variable** `{target.name}` = {_shown(value)}{where}"
+
+
+def _tensor_shapes(analysis: Analysis, named) -> list:
+    """The shapes of the tensors the `as name` written at `named` names (one per network or
+    def call it is in)."""
+    graph = analysis.graph
+    if graph is None:
+        return []
+    return [graph[v].shape for span, v in graph.tensor_sites
+            if span == named and graph[v].shape is not None]
 
 
 def _shown(value) -> str:

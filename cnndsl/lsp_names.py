@@ -17,14 +17,16 @@ class Occurrence:
 
     span: Span  # the name itself
     name: str
-    owner: str | None  # the def whose parameter it may be
+    owner: str | None  # the def whose parameter it may be; a tensor's: the def it is in
     defines: bool
+    tensor: bool = False  # a named tensor: `X as name` defines it, `@name` uses it
 
 
 @dataclass(frozen=True)
 class Target:
-    """What a name refers to: kind is `def`, `variable`, `parameter` or `define` (a variable
-    only the `# cnndsl:` comment or the settings give)."""
+    """What a name refers to: kind is `def`, `variable`, `parameter`, `define` (a variable
+    only the `# cnndsl:` comment or the settings give) or `tensor` (`X as name`, whose owner
+    is the def it is named in, None outside defs)."""
 
     kind: str
     name: str
@@ -52,7 +54,20 @@ def occurrences(program: ast.Program) -> list[Occurrence]:
             found += _uses(stmt.value, None, set())
         else:
             found += _uses(stmt, None, set())
+        found += _tensors(stmt, stmt.name if isinstance(stmt, ast.Def) else None)
     return found
+
+
+def _tensors(stmt, frame: str | None) -> list[Occurrence]:
+    """Named tensors: `X as name` defines one, `@name` reads it (within one def body, or
+    outside every def)."""
+    out = []
+    for node in ast.walk(stmt):
+        if isinstance(node, ast.Tag):
+            out.append(Occurrence(node.name_span, node.name, frame, True, tensor=True))
+        elif isinstance(node, ast.TensorRef):
+            out.append(Occurrence(node.span, node.name, frame, False, tensor=True))
+    return out
 
 
 def _uses(expr, owner: str | None, params: set[str]) -> list[Occurrence]:
@@ -69,6 +84,9 @@ def _uses(expr, owner: str | None, params: set[str]) -> list[Occurrence]:
 
 
 def _target(program: ast.Program, occ: Occurrence, defines: dict, tops: dict) -> Target | None:
+    if occ.tensor:
+        return Target("tensor", occ.name, occ.owner, occ.span,
+                      tops.get(("@", occ.owner, occ.name)))
     if occ.owner is not None:
         return Target("parameter", occ.name, occ.owner, occ.span, tops.get((occ.owner, occ.name)))
     stmt = tops.get((None, occ.name))
@@ -88,7 +106,9 @@ def _tops(program: ast.Program) -> dict:
         if isinstance(stmt, (ast.Def, ast.Assign)):
             tops.setdefault((None, stmt.name), stmt)
     for occ in occurrences(program):
-        if occ.defines and occ.owner is not None:
+        if occ.defines and occ.tensor:
+            tops.setdefault(("@", occ.owner, occ.name), occ.span)
+        elif occ.defines and occ.owner is not None:
             tops.setdefault((occ.owner, occ.name), occ.span)
     return tops
 

@@ -21,7 +21,7 @@ _CLOSERS = {v: k for k, v in _OPENERS.items()}
 _TEXT = {"LPAR": "(", "RPAR": ")", "LSQB": "[", "RSQB": "]", "LBRACE": "{", "RBRACE": "}"}
 # A newline after one of these, or before one of these, continues the expression.
 _CONTINUE_AFTER = {"MINUS", "PLUS", "STAR", "SLASH", "_ARROW", "_COMMA", "_EQ", "_COLON", "DEF",
-                   "CMP", "AND", "OR"}
+                   "CMP", "AND", "OR", "AS"}
 _CONTINUE_BEFORE = {"MINUS", "PLUS", "STAR", "SLASH", "_ARROW", "_COMMA", "QMARK"}
 
 
@@ -289,7 +289,7 @@ _FRIENDLY = {
     "_COMMA": "`,`", "_EQ": "`=`", "_COLON": "`:`", "QMARK": "`?`", "_SEMI": "`;`",
     "LPAR": "`(`", "RPAR": "`)`", "LSQB": "`[`", "RSQB": "`]`", "LBRACE": "`{`",
     "RBRACE": "`}`", "_NL": "a new line", "$END": "the end of the spec", "INPUT_WORD": "`input`",
-    "DEF": "`def`", "CMP": "a comparison", "AND": "`and`", "OR": "`or`", "IN_SHAPE": "`in.c`", "OPERAND": "a layer, a block or a number", "PAPER_TOKEN": "a layer",
+    "DEF": "`def`", "CMP": "a comparison", "AND": "`and`", "OR": "`or`", "AS": "`as`", "TENSOR_REF": "`@name`", "IN_SHAPE": "`in.c`", "OPERAND": "a layer, a block or a number", "PAPER_TOKEN": "a layer",
 }
 
 
@@ -297,7 +297,7 @@ def _expected(names) -> str:
     names = set(names)
     if {"NAME", "INT"} <= names:  # an operand is missing: don't list every token that starts one
         names = (names - {"NAME", "INT", "FLOAT", "SHAPE", "INPUT_WORD", "PAPER_TOKEN", "LSQB",
-                          "LBRACE", "MINUS", "IN_SHAPE"}) | {"OPERAND"}
+                          "LBRACE", "MINUS", "IN_SHAPE", "TENSOR_REF"}) | {"OPERAND"}
     words = sorted({_FRIENDLY.get(n, n) for n in names})
     return ", ".join(words[:-1]) + (" or " if len(words) > 1 else "") + words[-1] if words else ""
 
@@ -330,8 +330,13 @@ def _unexpected_token(source: Source, exc) -> CnnSyntaxError:
     if tok.type == "_NL":
         return CnnSyntaxError("unexpected end of line", span,
                               help=f"expected {_expected(expected)}")
+    if tok.type == "AS" and "AS" not in expected:
+        return CnnSyntaxError("`as` is a reserved word: `X as name` names the tensor X makes",
+                              span, help="choose another name (`as` reads `CONV(64, 3) as "
+                              "skip`, and `@skip` reads that tensor again)")
     after_operand = expected & {"MINUS", "_ARROW"} and tok.type in {
-        "NAME", "INT", "FLOAT", "PAPER_TOKEN", "INPUT_WORD", "IN_SHAPE", "LPAR", "LSQB", "LBRACE"}
+        "NAME", "INT", "FLOAT", "PAPER_TOKEN", "INPUT_WORD", "IN_SHAPE", "LPAR", "LSQB", "LBRACE",
+        "TENSOR_REF"}
     if after_operand:
         return CnnSyntaxError(f"missing separator before `{tok}`", span,
                               help="join layers with `-` (or `->`, `+`, `,`), e.g. `CONV - RELU`")
@@ -470,6 +475,14 @@ def _make_transformer():
 
         def input_ref(self, children):
             return ast.InputRef(self._tok(children[0]))
+
+        def tensor_ref(self, children):
+            return ast.TensorRef(self._tok(children[0]), sys.intern(str(children[0])[1:]))
+
+        def tag(self, children):
+            operand, _, name = children
+            return self._flat(ast.Tag(self._span(operand, name), operand, str(name),
+                                      self._tok(name)), (operand,))
 
         def in_shape(self, children):
             return ast.InShape(self._tok(children[0]), str(children[0])[3:])

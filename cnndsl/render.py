@@ -255,8 +255,14 @@ def _build_diagram(graph: Graph, expand: bool, rankdir: str, title: str | None,
             starts = [shown[0], *(v for _, v in wraps)]
             for a, b in itertools.pairwise(starts):
                 column.edge(f"n{a}", f"n{b}", style="invis")
-    out = graph.output
-    _emit_output(dot, graph, folded.of(out if expand else stand_in(graph, out, exits)), ends)
+    if graph.outputs:  # several outputs: one end per output, labelled with its name
+        for k, (name, out) in enumerate(graph.outputs):
+            drawn = folded.of(out if expand else stand_in(graph, out, exits))
+            _emit_output(dot, graph, drawn, ends, name=name,
+                         key=f"output{k}" if k else "output", shape=graph[out].shape)
+    else:
+        out = graph.output
+        _emit_output(dot, graph, folded.of(out if expand else stand_in(graph, out, exits)), ends)
     return dot
 
 
@@ -350,11 +356,12 @@ def _drawn_edges(graph, shown, exits, shortcuts, expand,
     return edges
 
 
-def _emit_output(dot, graph, drawn_last: int, ends: dict) -> None:
-    shape = graph.output_node.shape
-    dot.node("output", f"<<b>output</b><br/>{shape}>", shape="house", fillcolor="#d5d8dc",
-             **ends)
-    dot.edge(f"n{drawn_last}", "output", label=f" {shape} ")
+def _emit_output(dot, graph, drawn_last: int, ends: dict, *, name: str = "output",
+                 key: str = "output", shape=None) -> None:
+    shape = shape or graph.output_node.shape
+    dot.node(key, f"<<b>{html.escape(name)}</b><br/>{shape}>", shape="house",
+             fillcolor="#d5d8dc", **ends)
+    dot.edge(f"n{drawn_last}", key, label=f" {shape} ")
 
 
 def render_bytes(dot, fmt: str) -> bytes:

@@ -111,6 +111,9 @@ class Body:
     attrs: list[tuple[str, object]]
     units: tuple  # (kind, name, local inputs, detail): equal for instances of one class
     shapes: list  # each unit's output shape (the model's shape comments)
+    # each unit's output's tensor name (`X as skip`), if every instance gives it: the forward's
+    # variable for it
+    labels: tuple = ()
 
 
 @dataclass(eq=False)
@@ -189,7 +192,8 @@ def unify_bodies(a: Body, b: Body) -> Body:
             [n for n, _ in a.attrs] != [n for n, _ in b.attrs]:
         raise Mismatch
     attrs = [(n, unify(x, y)) for (n, x), (_, y) in zip(a.attrs, b.attrs)]
-    return Body(a.sequential, attrs, a.units, a.shapes)
+    labels = a.labels if a.labels == b.labels else ()
+    return Body(a.sequential, attrs, a.units, a.shapes, labels)
 
 
 def walk(template, tree, out: list) -> None:
@@ -265,6 +269,9 @@ class Builder:
         self.graph = graph
         self.steps = {s.node: s for s in plan.steps}
         self.output = plan.output
+        self.returned_list = list(plan.returned)
+        self.returned = set(plan.returned)
+        self.output_names = [name for name, _ in plan.outputs]
         self.groups: list[Group] = []
         self.by_name: dict[str | None, list[Group]] = {}
         self.ranks = itertools.count()
@@ -277,14 +284,22 @@ class Builder:
         return v
 
     def io(self, holder: ScopeItems) -> tuple[int, int]:
+        found = self.io_of(holder)
+        if found is None:
+            raise ValueError(f"scope {holder.scope!r} does not have one input and one output")
+        return found
+
+    def io_of(self, holder: ScopeItems) -> tuple[int, int] | None:
+        """A scope's one input and one output; None where named tensors (`@skip`) make it
+        read or give more than one: its layers then go into the enclosing forward."""
         nodes = holder.nodes()
         inside = {n.id for n in nodes}
         inputs = {self.resolve(e.node) for n in nodes for e in n.inputs if e.node not in inside}
         outs = [n.id for n in nodes
-                if n.id in (self.output, self.graph.output)
+                if n.id in (self.output, self.graph.output) or n.id in self.returned
                 or any(u.id not in inside for u in self.graph.users(n))]
-        if len(inputs) != 1 or not outs:
-            raise ValueError(f"scope {holder.scope!r} does not have one input and one output")
+        if len(inputs) != 1 or len({self.resolve(v) for v in outs}) != 1:
+            return None
         return inputs.pop(), self.resolve(outs[-1])
 
     def items_of(self, holder: ScopeItems) -> list:
@@ -310,6 +325,8 @@ class Builder:
                 if item.id == self.graph.input or item.id not in self.steps:
                     continue
                 units.append(self.node_unit(item))
+            elif item.items and item.scope.kind != "repeat" and self.io_of(item) is None:
+                units.extend(self.units_of(item, prev))  # a skip in or out: inline
             elif item.scope.kind == "block":
                 if item.items:
                     units.append(self.block_unit(item))
@@ -325,7 +342,11 @@ class Builder:
                         items[i].scope.kind == "repeat" and items[i].scope.id == item.scope.id:
                     iterations.append(items[i])
                     i += 1
-                units.append(self.repeat_unit(iterations, prev))
+                if any(it.items and self.io_of(it) is None for it in iterations):
+                    for it in iterations:  # a skip in or out of an iteration: inline
+                        units.extend(self.units_of(it, prev))
+                else:
+                    units.append(self.repeat_unit(iterations, prev))
             elif item.scope.name == "residual" and item.scope.index == 0:
                 units.extend(self.units_of(item, prev))
             elif item.items:
@@ -334,6 +355,9 @@ class Builder:
                 if item.scope.name == "residual":
                     units.append(Unit("shortcut", "shortcut", Opt(ctor, Value(True, "project")),
                                       [inp], out))
+                elif item.scope.name == "outputs":  # an output's head, named after it
+                    units.append(Unit("branch", self.output_names[item.scope.index], ctor,
+                                      [inp], out, numbered=False))
                 else:  # a merge's branches: branch1, branch2, ...; a one-branch merge's
                     # branch is named after it (`gate(...)`: gate)
                     base = item.scope.name if item.scope.count == 1 else \
@@ -478,7 +502,9 @@ class Builder:
             ins = tuple(local[v] for v in unit.inputs)
             local[unit.output] = k
             rows.append((unit.kind, unit.name, ins, unit.detail()))
-        rows.append(("return", "", (local[out],), ()))
+        returned = [self.resolve(v) for v in self.returned_list] \
+            if model and self.output_names else [out]
+        rows.append(("return", "", tuple(local[v] for v in returned), ()))
         chained = all(u.inputs == [([inp] + [w.output for w in units])[k]]
                       for k, u in enumerate(units))
         # A chain of blocks and repeats is nn.Sequential with numbered elements (`stage2.0`);
@@ -494,7 +520,10 @@ class Builder:
                  if u.ctor is not None or u.kind == "shortcut"]
         shapes = [self.graph[u.output].shape if isinstance(u.output, int) else None
                   for u in units]
-        return Body(sequential, attrs, tuple(rows), shapes)
+        names = self.graph.tensor_names
+        labels = tuple(names.get(u.output) if isinstance(u.output, int) else None
+                       for u in units)
+        return Body(sequential, attrs, tuple(rows), shapes, labels)
 
     def assign(self, name: str | None, inst: Instance) -> None:
         groups = self.by_name.setdefault(name, [])

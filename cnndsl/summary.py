@@ -47,6 +47,8 @@ class Summary:
     batch: int
     totals: dict
     groups: Group | None = None  # the rows as the spec's blocks and repeats (scope tree)
+    # several outputs (`outputs(...)`): (name, layer name, shape) each, the main one first
+    outputs: list[tuple[str, str, Shape]] = field(default_factory=list)
 
 
 @dataclass
@@ -103,8 +105,9 @@ def _summarize(graph: Graph, batch: int) -> Summary:
     totals = {"layers": len(rows) - 1, "params": params, "buffers": buffers, "macs": macs,
               "flops": 2 * macs, "connections": sum(r.connections for r in rows),
               "activations": activations, "memory_bytes": memory}
+    outputs = [(name, graph[v].name, graph[v].shape) for name, v in graph.outputs]
     return Summary(graph.source.name, rows, ctx.input, out, batch, totals,
-                   group_rows(graph.scope_tree(), by_id))
+                   group_rows(graph.scope_tree(), by_id), outputs)
 
 
 # -- grouping ---------------------------------------------------------------------------------
@@ -244,8 +247,10 @@ def table_cells(row: DisplayRow) -> list[str]:
 def totals_lines(s: Summary) -> list[str]:
     t, mem = s.totals, s.totals["memory_bytes"]
     b = f"batch {s.batch}"
+    outputs = "outputs " + ", ".join(f"{name} {shape} ({layer})" for name, layer, shape
+                                     in s.outputs) if s.outputs else f"output {s.output}"
     return [
-        f"input {s.input} ({s.input.numel:,} values) -> output {s.output}; "
+        f"input {s.input} ({s.input.numel:,} values) -> {outputs}; "
         f"{count_of(t['layers'], 'layer')}",
         f"parameters: {t['params']:,} trainable ({human(t['params'])}); "
         f"{t['buffers']:,} buffers (BN running mean and variance, not trained)",
@@ -319,6 +324,8 @@ def to_json(s: Summary) -> dict:
         "output": s.output.as_list(),
         "input_hwc": str(s.input),
         "output_hwc": str(s.output),
+        "outputs": [{"name": name, "layer": layer, "output": shape.as_list(),
+                     "output_hwc": str(shape)} for name, layer, shape in s.outputs],
         "batch": s.batch,
         "total_layers": s.totals["layers"],
         "total_params": s.totals["params"],

@@ -110,7 +110,13 @@ def to_flat_module(graph, *, logits: bool = False, class_name: str = "Net") -> f
             raise AssertionError(step.op)
         out.meta["cnndsl_node"] = step.node
         values[step.node] = out
-    g.output(values[plan.output])
+    if plan.outputs:
+        modules["outputs"] = torch_modules.Outputs(f"{class_name}Outputs",
+                                                   tuple(n for n, _ in plan.outputs))
+        g.output(g.create_node("call_module", "outputs",
+                               tuple(values[v] for v in plan.returned), name="outputs"))
+    else:
+        g.output(values[plan.output])
     g.lint()
     return fx.GraphModule(modules, g, class_name=class_name)
 

@@ -92,3 +92,23 @@ class StochasticDepth(nn.Module):
         if survival > 0.0:
             noise.div_(survival)
         return x * noise
+
+
+class Outputs(nn.Module):
+    """A network's several outputs: all of them as a named tuple in training mode, the first
+    (the main one) alone in eval mode, as torchvision's GoogLeNet and Inception v3 return."""
+
+    def __init__(self, class_name: str, names: tuple[str, ...]) -> None:
+        super().__init__()
+        from collections import namedtuple
+
+        self.names = tuple(names)
+        self.tuple_type = namedtuple(class_name, self.names)
+
+    def extra_repr(self) -> str:
+        return ", ".join(self.names)
+
+    def forward(self, *outputs: torch.Tensor):
+        if self.training:
+            return self.tuple_type(*outputs)
+        return outputs[0]

@@ -16,7 +16,7 @@ from .limits import MAX_DEPTH, MAX_LEVELS, MAX_NUMBER
 
 # The language's builtins: residual(...), identity, the merges the registry declares (add,
 # concat, gate) and the conditional if(condition, then, else).
-BUILTINS = ("residual", *layers.merge_builtins(), "identity", "id", "if")
+BUILTINS = ("residual", *layers.merge_builtins(), "identity", "id", "if", "outputs")
 SETTINGS = ("classes", "width", "max_width", "fc_width", "rounding", "activation")
 # The scope key of the node a block starts from (`in.c` reads its shape); no name can be it.
 IN = "in."
@@ -44,9 +44,26 @@ class Thunk:
 
 
 @dataclass
+class Frame:
+    """The tensors `X as name` has named in one network or one def call, for `@name`."""
+
+    owner: str | None  # the def's name; None: the network (and its variables)
+    tensors: dict[str, tuple[int, Span]]  # name -> (node id, where it was named)
+
+
+@dataclass
 class Scope:
     names: dict[str, Any]
     parent: "Scope | None" = None
+    frame: Frame | None = None  # set on the scope a def call (or the network) starts
+
+    def find_frame(self) -> Frame | None:
+        scope = self
+        while scope is not None:
+            if scope.frame is not None:
+                return scope.frame
+            scope = scope.parent
+        return None
 
     def find(self, name: str):
         scope = self
@@ -74,7 +91,7 @@ class Evaluator:
 
     def __init__(self, program: ast.Program):
         self.program = program
-        self.globals = Scope({})
+        self.globals = Scope({}, frame=Frame(None, {}))
         self.var_cache: dict[str, Any] = {}
         # Bindings being evaluated: (id, name, definitions and variables so far, levels so
         # far, the chain for the recursion check), for the limits (limits.MAX_DEPTH,
@@ -294,6 +311,8 @@ class Evaluator:
             return self.name_value(expr, scope, symbols)
         if isinstance(expr, ast.InShape):
             return self.input_shape(expr, scope)
+        if isinstance(expr, ast.TensorRef):
+            return self.tensor_size(expr, scope)
         if isinstance(expr, ast.Compare):
             left = self.number(expr.left, scope)
             if expr.op in ("and", "or"):  # the right side only where it decides
@@ -343,7 +362,7 @@ class Evaluator:
         local: dict[str, Any] = {}
         # The block's own input (call_def sets it; a number def reads its caller's): the
         # parameters' defaults and the body both see it, and nothing else of the call.
-        around = Scope({IN: scope.find(IN)}, self.globals)
+        around = Scope({IN: scope.find(IN)}, self.globals, Frame(d.name, {}))
         for p, a in zip(d.params, args):
             local[p.name] = Thunk(a, scope, self.chain())
         for kw in kwargs:
@@ -466,6 +485,75 @@ class Evaluator:
                                    "and has no height or width", expr.span,
                                    help="in.c is its size")
         return getattr(shape, axis)
+
+    # -- named tensors: `X as name`, `@name` ---------------------------------------------
+    def tensor(self, ref: ast.TensorRef, scope: Scope) -> int:
+        """The node `@name` reads: named earlier in the same network or def call."""
+        frame = scope.find_frame()
+        found = frame.tensors.get(ref.name) if frame is not None else None
+        if found is not None:
+            return found[0]
+        owner = frame.owner if frame is not None else None
+        here = f"def `{owner}`" if owner else "the network"
+        tags = self.tags().get(ref.name, [])
+        mine = [tag for tag, where in tags if where == owner]
+        if mine:
+            raise CnnNameError(f"`@{ref.name}` is read before it is named", ref.span,
+                               notes=[f"`as {ref.name}` names it at {mine[0].name_span}"],
+                               help="a tensor can be read only after the layers that make "
+                               "it: move `@" + ref.name + "` after them")
+        if tags:
+            tag, where = tags[0]
+            there = f"def `{where}`" if where else "the network, outside every def"
+            raise CnnNameError(
+                f"`@{ref.name}` is named in {there}, not in {here}", ref.span,
+                notes=[f"`as {ref.name}` names it at {tag.name_span}"],
+                help="a def's body reads only the tensors it names itself (each call makes "
+                "its own); write the skip where both ends are, or name the tensor in this body")
+        known = sorted(frame.tensors) if frame is not None else []
+        hint = did_you_mean(ref.name, known)
+        raise CnnNameError(f"no tensor is named `{ref.name}`", ref.span,
+                           help=(f"did you mean `@{hint}`? " if hint else "") +
+                           f"name one first with `LAYER as {ref.name}`, then read it with "
+                           f"`@{ref.name}`")
+
+    def name_tensor(self, tag: ast.Tag, node: int, scope: Scope) -> None:
+        frame = scope.find_frame()
+        first = frame.tensors.get(tag.name)
+        if first is not None and first[1] == tag.name_span:
+            raise CnnNameError(f"the tensor name `{tag.name}` is given again by a second copy "
+                               "of the same layers", tag.name_span,
+                               help="a repeat (or a variable used twice) gives the name once "
+                               "per copy: put the named part in a def, whose every call has "
+                               "names of its own")
+        if first is not None:
+            raise CnnNameError(f"the tensor name `{tag.name}` is given twice", tag.name_span,
+                               notes=[f"first given at {first[1]}"],
+                               help="each name is given once per network or def call; a "
+                               "repeat gives it once per copy: name the copies apart, or put "
+                               "the named part in a def")
+        frame.tensors[tag.name] = (node, tag.name_span)
+
+    def tags(self) -> dict[str, list]:
+        """Every `as name` in the spec, with the def it is written in (None: outside defs)."""
+        if getattr(self, "_tags", None) is None:
+            found: dict[str, list] = {}
+            for stmt in self.program.statements:
+                owner = stmt.name if isinstance(stmt, ast.Def) else None
+                for node in ast.walk(stmt):
+                    if isinstance(node, ast.Tag):
+                        found.setdefault(node.name, []).append((node, owner))
+            self._tags = found
+        return self._tags
+
+    def tensor_size(self, ref: ast.TensorRef, scope: Scope):
+        """`UPSAMPLE(size=@x)`, `CROP(@x)`: the named tensor's height and width."""
+        shape = self.shape_of(self.tensor(ref, scope), ref.span)
+        if not shape.is_volume:
+            raise CnnArgumentError(f"`@{ref.name}` is a vector of {shape.c} values and has no "
+                                   "height or width", ref.span,
+                                   help="a size is read from a volume (H x W x C)")
+        return (shape.h, shape.w)
 
     def shape_of(self, node: int | None, span: Span):
         """The output shape of a node of the graph being built (the expander knows it)."""

@@ -359,3 +359,12 @@ def test_blank_lines_are_found_without_copying_the_text_before_each_statement():
     _CountingText.copied = 0
     assert formatter.run() == text
     assert _CountingText.copied < 10 * len(text)  # ~1,000 times the text copying prefixes
+
+
+def test_named_tensors_and_outputs_round_trip():
+    """Issue 19: `X as name`, `@name` and outputs(...) keep their meaning and their spelling."""
+    text = ("input 8x8x3\ndef head = GAP - FC(5)\n"
+            "CONV(4, 3, pad=1) as a - RELU - (CONV(4, 1) * 2 as b) - CONV(8, 2, s=2) - head\n"
+            "  - outputs(main=identity, aux=@a - head, aux2=@b - CROP(@a) - CONV(2, 1) - head)\n")
+    assert format_text(text) == text
+    assert_round_trip(text)

@@ -62,6 +62,11 @@ def grammar() -> dict:
             "in-shape": {"match": r"\bin\.[A-Za-z_][A-Za-z0-9_]*",
                          "name": "variable.language.in.cnn"},
             "logic": {"match": r"\b(?:and|or)\b", "name": "keyword.operator.logical.cnn"},
+            # `X as skip` names a tensor, `@skip` reads it again (docs/language.md)
+            "tensor-name": {"match": rf"\b(as)\s+({NAME})", "captures": {
+                "1": {"name": "keyword.other.as.cnn"},
+                "2": {"name": "variable.other.tensor.cnn"}}},
+            "tensor-ref": {"match": rf"@{NAME}", "name": "variable.other.tensor.cnn"},
             "operator": {"match": r"->|→|==|!=|<=|>=|[-+*/?=,;:<>]",
                          "name": "keyword.operator.cnn"},
             "bracket": {"match": r"[()\[\]{}]", "name": "punctuation.section.brackets.cnn"},
@@ -74,7 +79,8 @@ def grammar() -> dict:
 # The order TextMate tries them in at each position (the earliest match wins, then the first).
 # A keyword argument before the layers: `bias=false` names CONV's argument, not BIAS.
 RULES = ("directive", "comment", "def", "in-shape", "input", "paper-token", "function",
-         "keyword-argument", "layer", "builtin", "logic", "word", "shape", "number", "operator",
+         "keyword-argument", "layer", "builtin", "logic", "tensor-name", "tensor-ref", "word",
+         "shape", "number", "operator",
          "bracket", "name", "invalid")
 
 
