@@ -16,6 +16,7 @@ from itertools import pairwise
 import pytest
 import torch
 import torchvision
+from test_torchvision_oracle import assert_transfer_gives_their_outputs, with_running_statistics
 from torch import nn
 
 import cnndsl
@@ -107,19 +108,11 @@ def torchvision_state(name: str, theirs: nn.Module) -> dict:
 
 
 def check_outputs(name: str, size: int) -> None:
-    from test_torchvision_oracle import with_running_statistics
-
     torch.manual_seed(0)
     theirs = with_running_statistics(builder(name)).eval()
     ours = cnndsl.compile(f"zoo:{name}", input=f"{size}x{size}x3", seed=0).eval()
-    report = cnndsl.transfer_weights(torchvision_state(name, theirs), ours,
-                                     source_name="torchvision")
-    assert report.values == sum(v.numel() for v in theirs.state_dict().values())
-    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        expected, got = theirs(x)["out"], ours(x)
-    assert got.shape == expected.shape == (2, 21, size, size)
-    assert (got - expected).abs().max().item() <= 1e-5 * expected.abs().max().item()
+    assert_transfer_gives_their_outputs(theirs, ours, torchvision_state(name, theirs), size,
+                                        (2, 21, size, size), output=lambda y: y["out"])
 
 
 @pytest.mark.slow
@@ -224,21 +217,15 @@ def test_unet_parameters_are_the_references(name, padded):
 
 
 def check_unet(name: str, padded: bool, size: int, base: int = 64) -> None:
-    from test_torchvision_oracle import with_running_statistics
-
     torch.manual_seed(0)
     channels = 3 if padded else 1
     reference = ReferenceUNet(channels, padded=padded, base=base)
     reference = with_running_statistics(reference).eval()
     ours = cnndsl.compile(f"zoo:{name}", input=f"{size}x{size}x{channels}", seed=0,
                           base=base).eval()
-    report = cnndsl.transfer_weights(reference.state_in_spec_order(), ours)
-    assert report.values == sum(v.numel() for v in reference.state_dict().values())
-    x = torch.randn(1, channels, size, size, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        expected, got = reference(x), ours(x)
-    assert got.shape == expected.shape
-    assert (got - expected).abs().max().item() <= 1e-5 * expected.abs().max().item()
+    out = size if padded else size - 184  # the valid convolutions take 184 rows off
+    assert_transfer_gives_their_outputs(reference, ours, reference.state_in_spec_order(), size,
+                                        (2, 2, out, out), channels=channels)
 
 
 @pytest.mark.slow
