@@ -115,24 +115,18 @@ def check_outputs(name: str, size: int) -> None:
                                         (2, 21, size, size), output=lambda y: y["out"])
 
 
+# 64x64 for every builder; 72x72 where the maps are 9x9 (ResNet) and 5x5 (MobileNet), so that
+# the last resize is by a factor that is not a whole number (72/5)
+OUTPUT_CHECKS = [(name, 64) for name in REPRESENTATIVES] + [
+    pytest.param(name, size, marks=pytest.mark.long) for name, size in
+    [*((n, 64) for n in BUILDERS if n not in REPRESENTATIVES), ("fcn_resnet50", 72),
+     ("lraspp_mobilenet_v3_large", 72)]]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", REPRESENTATIVES)
-def test_outputs_equal_torchvisions(name):
-    check_outputs(name, 64)
-
-
-@pytest.mark.long
-@pytest.mark.parametrize("name", [n for n in BUILDERS if n not in REPRESENTATIVES])
-def test_outputs_equal_torchvisions_every_builder(name):
-    check_outputs(name, 64)
-
-
-@pytest.mark.long
-@pytest.mark.parametrize("name", ["fcn_resnet50", "lraspp_mobilenet_v3_large"])
-def test_outputs_equal_torchvisions_at_an_odd_size(name):
-    """72x72: the maps are 9x9 (ResNet) and 5x5 (MobileNet) and the final resize is by a
-    factor that is not a whole number (72/5)."""
-    check_outputs(name, 72)
+@pytest.mark.parametrize("name, size", OUTPUT_CHECKS)
+def test_outputs_equal_torchvisions(name, size):
+    check_outputs(name, size)
 
 
 # -- U-Net ------------------------------------------------------------------------------------
