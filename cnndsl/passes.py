@@ -156,7 +156,7 @@ def _receptive_field(graph: Graph, node: Node, params, ins) -> None:
 # The most outputs one period of a field may span; past it (an upsampling to millions of
 # positions, a join of periods whose least common multiple is that large) the field is
 # summed up as its widest, from a sample of that many outputs.
-MAX_PERIOD = 4096
+MAX_PERIOD = 1024
 
 
 class Windows(NamedTuple):
