@@ -154,19 +154,22 @@ def _receptive_field(graph: Graph, node: Node, params, ins) -> None:
 
 
 # The most outputs one period of a field may span; past it (an upsampling to millions of
-# positions, a join of periods whose least common multiple is that large) the field is
-# summed up as its widest, from a sample of that many outputs.
-MAX_PERIOD = 1024
+# positions, resizes by ratios whose periods multiply past it) the field is summed up as its
+# widest, from a sample of that many outputs.
+MAX_PERIOD = 4096
 
 
 class Windows(NamedTuple):
     """The input positions (first, last) each output position's field spans on one axis:
     output q + n*period spans spans[q] moved by n*shift input positions (None: it reads
-    none, the bias alone of a dilated transposed convolution)."""
+    none, the bias alone of a dilated transposed convolution). Spans only move on from one
+    output to the next; `exact` is False once a field has been summed up as its widest."""
 
     period: int
     shift: int
     spans: tuple
+    gaps: bool = False  # some outputs read no input
+    exact: bool = True
 
     @staticmethod
     def pixel() -> Windows:
@@ -187,8 +190,11 @@ class Windows(NamedTuple):
         return max((b - a + 1 for a, b in filter(None, self.spans)), default=1)
 
     def over(self, first: int, last: int):
-        """The span of outputs first to last together: one period from each end is enough,
-        as every later period lies further on (shift >= 0)."""
+        """The span of outputs first to last together: the first's start and the last's end,
+        or where some outputs read nothing, one period from each end (every later period
+        lies further on: shift >= 0)."""
+        if not self.gaps:
+            return self.at(first)[0], self.at(last)[1]
         lows = [s[0] for s in map(self.at, range(first, min(last, first + self.period - 1) + 1))
                 if s]
         highs = [s[1] for s in map(self.at, range(max(first, last - self.period + 1), last + 1))
@@ -201,15 +207,16 @@ class Windows(NamedTuple):
         a, b = (step, 1) if isinstance(step, int) else (step.numerator, step.denominator)
         if self.period == 1 == b and self.spans[0]:  # a window sliding by whole positions
             (lo, hi), (first, last) = self.spans[0], first_last(0)
-            return Windows(1, self.shift * a, ((lo + first * self.shift, hi + last * self.shift),))
+            return Windows(1, self.shift * a, ((lo + first * self.shift, hi + last * self.shift),),
+                           exact=self.exact)
         g = math.gcd(a, self.period)
         period, shift = b * (self.period // g), self.shift * (a // g)
         spans = []
         for i in range(min(period, MAX_PERIOD)):
             reads = first_last(i)
             spans.append(None if reads is None else self.over(*reads))
-        return Windows(period, shift, tuple(spans)) if period <= MAX_PERIOD else \
-            Windows.widest_of(spans, Fraction(shift, period))
+        return Windows(period, shift, tuple(spans), None in spans, self.exact) \
+            if period <= MAX_PERIOD else Windows.widest_of(spans, Fraction(shift, period))
 
     @staticmethod
     def union(sources: list[Windows]) -> Windows:
@@ -227,7 +234,8 @@ class Windows(NamedTuple):
             found = [s for s in (w.at(i) for w in sources) if s]
             spans.append((min(s[0] for s in found), max(s[1] for s in found)) if found
                          else None)
-        return Windows(period, jump.numerator * period // jump.denominator, tuple(spans)) \
+        return Windows(period, jump.numerator * period // jump.denominator, tuple(spans),
+                       None in spans, all(w.exact for w in sources)) \
             if period <= MAX_PERIOD else Windows.widest_of(spans, jump)
 
     @staticmethod
@@ -236,7 +244,7 @@ class Windows(NamedTuple):
         rounded up to whole positions."""
         first = next((s for s in spans if s), (0, 0))
         width = width or max((b - a + 1 for a, b in filter(None, spans)), default=1)
-        return Windows(1, math.ceil(jump), ((first[0], first[0] + width - 1),))
+        return Windows(1, math.ceil(jump), ((first[0], first[0] + width - 1),), exact=False)
 
 
 def _whole(x):

@@ -426,3 +426,91 @@ def test_the_paper_unets_receptive_field_is_what_autograd_measures():
     graph = cnndsl.build_graph(text)
     assert graph.nodes[graph.graph["output"]]["rf"] == (204, 204)
     assert measured_rf(text, rows=16) == 204
+
+
+# Random chains of windows, transposed convolutions and upsamplings, some beside a crop of
+# their input (U-Net's skip): each output's field, as the pass places it on the input, is
+# the rows autograd finds it depends on, wherever it lies inside the input (at the edges
+# PyTorch clamps what the pass, as the lecture's formula, counts as padding). 25 examples in
+# `make test`; `--hypothesis-profile=long` has no say here.
+STAGES = [
+    "CONV(2, {k}, s={s}, pad={p}, d={d})", "AVGPOOL({k}, s={s})",
+    "DECONV(2, {k}, s={s}, pad={p})", "UPSAMPLE({s}, mode={mode})",
+    "UPSAMPLE({s}, mode=bilinear, align_corners=true)", "CONV(2, {k}, pad=same, d={d})",
+]
+
+
+def random_chain(draw, st, depth: int) -> str:
+    stages = []
+    for _ in range(draw(st.integers(1, 3))):
+        template = draw(st.sampled_from(STAGES))
+        k, s = draw(st.integers(1, 4)), draw(st.integers(1, 3))
+        stages.append(template.format(k=k, s=s, p=draw(st.integers(0, (k - 1) // 2)),
+                                      d=draw(st.integers(1, 2)),
+                                      mode=draw(st.sampled_from(["nearest", "bilinear"]))))
+        if depth and draw(st.booleans()):
+            stages.append(f"skip({random_chain(draw, st, depth - 1)})")
+    return " - ".join(stages)
+
+
+@pytest.mark.slow
+def test_random_fields_are_where_autograd_finds_them():
+    from hypothesis import HealthCheck, assume, given, settings
+    from hypothesis import strategies as st
+
+    @st.composite
+    def specs(draw):
+        return draw(st.sampled_from([17, 24, 31])), random_chain(draw, st, 1)
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(specs())
+    def check(case):
+        n, chain = case
+        text = f"input {n}x{n}x2\nrounding = floor\n{chain}"
+        # the crop beside a branch is as large as the branch's output: work it out first
+        while "skip(" in text:
+            start = text.rindex("skip(")
+            depth, end = 0, start + 4
+            for end in range(start + 4, len(text)):
+                depth += {"(": 1, ")": -1}.get(text[end], 0)
+                if depth == 0:
+                    break
+            branch = text[start + 5:end]
+            try:
+                before, after = (check_spec(text[:start] + end) for end in ("RELU", branch))
+            except CnnDslError:
+                assume(False)
+            # beside each other, inputs that move at different rates are joined by the
+            # widest (DeepLab's image pooling), not position by position
+            assume(before[before.output].jump == after[after.output].jump)
+            before, after = before.totals["output"], after.totals["output"]
+            assume(before.h >= after.h)
+            text = text[:start] + f"concat(CROP({after.h}), {branch})" + text[end + 1:]
+        try:
+            graph = check_spec(text)
+        except CnnDslError:
+            assume(False)
+        out = graph.totals["output"]
+        assume(out.is_volume and 1 <= out.h <= 120)
+        model = cnndsl.compile(text, seed=0).eval()
+        with torch.no_grad():
+            for p in model.parameters():
+                p.copy_(p.abs() + 0.1)
+        x = torch.rand(1, 2, n, n, requires_grad=True)
+        y = model(x)
+        rows = torch.zeros(out.h, *y.shape)
+        for i in range(out.h):
+            rows[i, :, :, i] = 1
+        (grads,) = torch.autograd.grad(y, x, grad_outputs=rows, is_grads_batched=True)
+        windows = graph[graph.output].windows[0]
+        assume(windows.exact)  # not summed up past 4,096 outputs a period
+        for i in range(out.h):
+            # an interpolation whose source falls on an input in exact arithmetic can land
+            # a rounding error past it in float, with a weight of 1e-7 on the next input
+            weight = grads[i].abs().sum(dim=(0, 1, 3))
+            found = (weight > 1e-5 * weight.max()).nonzero().flatten()
+            span = windows.at(i)
+            if span is not None and span[0] >= 0 and span[1] < n:
+                assert (int(found.min()), int(found.max())) == span, (text, i)
+
+    check()
