@@ -146,6 +146,7 @@ class Node:
     macs: int = 0
     rf: tuple[int, int] = (1, 1)  # receptive field on the input, per axis
     jump: tuple[int, int] = (1, 1)  # distance on the input between neighbouring outputs
+    windows: tuple = ()  # per axis, where each output's field lies (passes.Windows)
     name: str = ""  # unique, readable: conv1, relu2, add1
 
     @property

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
+from typing import NamedTuple
 
 from . import expand, layers
 from .errors import CnnShapeError
@@ -132,26 +133,118 @@ def _infer_node(graph: Graph, node: Node, ctx, heads, counts) -> None:
 
 
 def _receptive_field(graph: Graph, node: Node, params, ins) -> None:
-    """r_out = r_in + (k - 1) * d * j_in, j_out = j_in * s, per axis; merges take the max."""
+    """Where each output's field lies on the input, per axis (Windows), and its widest:
+    r_out = r_in + (k - 1) * d * j_in, j_out = j_in * s, for the layers that slide a window;
+    upsampling layers read inputs a fraction of a pixel apart, so their outputs' fields
+    differ from one to the next, and merges join fields that need not be centred alike
+    (U-Net's skips): both are followed output by output, over a period of outputs."""
     preds = graph.inputs(node)
     if not preds:
-        node.rf, node.jump = (1, 1), (1, 1)
-        return
-    if len(preds) == 1:  # a chain: no merge to take the max over
-        rf, jump = preds[0].rf, preds[0].jump
+        windows = [Windows.pixel(), Windows.pixel()]
     else:
-        rf = tuple(max(u.rf[i] for u in preds) for i in range(2))
-        jump = tuple(max(u.jump[i] for u in preds) for i in range(2))
-    window = node.kind.window(params, ins)
-    if window is not None:
-        (kh, kw), (sh, sw), (dh, dw) = window
-        # An upsampling layer's stride is a fraction (1/2 for a factor 2): the jump is then a
-        # fraction of an input pixel, and a window on it covers a whole number of input
-        # pixels rounded up.
-        rf = (math.ceil(rf[0] + (kh - 1) * dh * jump[0]),
-              math.ceil(rf[1] + (kw - 1) * dw * jump[1]))
-        jump = (_whole(jump[0] * sh), _whole(jump[1] * sw))
-    node.rf, node.jump = rf, jump
+        windows = []
+        for axis in (0, 1):
+            source = preds[0].windows[axis] if len(preds) == 1 else \
+                Windows.union([u.windows[axis] for u in preds])
+            reads = node.kind.reads(params, ins, node.shape, axis)
+            windows.append(source if reads is None else source.read(*reads))
+    node.windows = tuple(windows)
+    node.rf = (windows[0].widest(), windows[1].widest())
+    node.jump = (_whole(windows[0].jump), _whole(windows[1].jump))
+
+
+# The most outputs one period of a field may span; past it (an upsampling to millions of
+# positions, resizes by ratios whose periods multiply past it) the field is summed up as its
+# widest, from a sample of that many outputs.
+MAX_PERIOD = 4096
+
+
+class Windows(NamedTuple):
+    """The input positions (first, last) each output position's field spans on one axis:
+    output q + n*period spans spans[q] moved by n*shift input positions (None: it reads
+    none, the bias alone of a dilated transposed convolution). Spans only move on from one
+    output to the next; `exact` is False once a field has been summed up as its widest."""
+
+    period: int
+    shift: int
+    spans: tuple
+    gaps: bool = False  # some outputs read no input
+    exact: bool = True
+
+    @staticmethod
+    def pixel() -> Windows:
+        return Windows(1, 1, ((0, 0),))
+
+    @property
+    def jump(self) -> Fraction | int:
+        return self.shift if self.period == 1 else Fraction(self.shift, self.period)
+
+    def at(self, i: int):
+        n, q = divmod(i, self.period)
+        span = self.spans[q]
+        return None if span is None else (span[0] + n * self.shift, span[1] + n * self.shift)
+
+    def widest(self) -> int:
+        if self.period == 1 and self.spans[0]:
+            return self.spans[0][1] - self.spans[0][0] + 1
+        return max((b - a + 1 for a, b in filter(None, self.spans)), default=1)
+
+    def over(self, first: int, last: int):
+        """The span of outputs first to last together: the first's start and the last's end,
+        or where some outputs read nothing, one period from each end (every later period
+        lies further on: shift >= 0)."""
+        if not self.gaps:
+            return self.at(first)[0], self.at(last)[1]
+        lows = [s[0] for s in map(self.at, range(first, min(last, first + self.period - 1) + 1))
+                if s]
+        highs = [s[1] for s in map(self.at, range(max(first, last - self.period + 1), last + 1))
+                 if s]
+        return (min(lows), max(highs)) if lows and highs else None
+
+    def read(self, step: Fraction | int, first_last) -> Windows:
+        """The fields of a layer whose output i reads this node's outputs first_last(i) and
+        output i + b those of output i moved by a, for step = a/b (or a whole a)."""
+        a, b = (step, 1) if isinstance(step, int) else (step.numerator, step.denominator)
+        if self.period == 1 == b and self.spans[0]:  # a window sliding by whole positions
+            (lo, hi), (first, last) = self.spans[0], first_last(0)
+            return Windows(1, self.shift * a, ((lo + first * self.shift, hi + last * self.shift),),
+                           exact=self.exact)
+        g = math.gcd(a, self.period)
+        period, shift = b * (self.period // g), self.shift * (a // g)
+        spans = []
+        for i in range(min(period, MAX_PERIOD)):
+            reads = first_last(i)
+            spans.append(None if reads is None else self.over(*reads))
+        return Windows(period, shift, tuple(spans), None in spans, self.exact) \
+            if period <= MAX_PERIOD else Windows.widest_of(spans, Fraction(shift, period))
+
+    @staticmethod
+    def union(sources: list[Windows]) -> Windows:
+        """A merge: output i's field is the union of its inputs' output i fields."""
+        jump = sources[0].jump
+        if any(w.jump != jump for w in sources):
+            # inputs that move at different rates (DeepLab's image pooling beside its
+            # convolutions): the widest input, moving at the fastest rate
+            return Windows.widest_of([max(sources, key=Windows.widest).spans[0]],
+                                     max(w.jump for w in sources),
+                                     max(w.widest() for w in sources))
+        period = math.lcm(*(w.period for w in sources))
+        spans = []
+        for i in range(min(period, MAX_PERIOD)):
+            found = [s for s in (w.at(i) for w in sources) if s]
+            spans.append((min(s[0] for s in found), max(s[1] for s in found)) if found
+                         else None)
+        return Windows(period, jump.numerator * period // jump.denominator, tuple(spans),
+                       None in spans, all(w.exact for w in sources)) \
+            if period <= MAX_PERIOD else Windows.widest_of(spans, jump)
+
+    @staticmethod
+    def widest_of(spans: list, jump: Fraction, width: int | None = None) -> Windows:
+        """A field summed up as its widest, from its first output on, moving by the jump
+        rounded up to whole positions."""
+        first = next((s for s in spans if s), (0, 0))
+        width = width or max((b - a + 1 for a, b in filter(None, spans)), default=1)
+        return Windows(1, math.ceil(jump), ((first[0], first[0] + width - 1),), exact=False)
 
 
 def _whole(x):

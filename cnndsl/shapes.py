@@ -46,7 +46,7 @@ def _fmt(x: float) -> str:
 
 
 def _formula(n, k, s, p, d) -> str:
-    kk = k if d == 1 else f"{d}*({k} - 1) + 1"
+    kk = k if d == 1 else f"({d}*({k} - 1) + 1)"  # the dilated window, subtracted whole
     return f"({n} - {kk} + 2*{p})/{s} + 1"
 
 

@@ -1,11 +1,13 @@
-"""Write docs/zoo.md's table of torchvision's CNN builders (issue 13) from the specs.
+"""Write docs/zoo.md's tables of torchvision's builders from the specs: the CNN classifiers
+(issue 13) and the segmentation models (issue 19).
 
-    python scripts/zoo_table.py          # rewrite the table between its markers
-    python scripts/zoo_table.py --check  # exit 1 if the table is out of date
+    python scripts/zoo_table.py          # rewrite the tables between their markers
+    python scripts/zoo_table.py --check  # exit 1 if a table is out of date
 
 Each builder's row: its family spec, input, layers, parameters (equal to torchvision's
-`num_params`, tests/test_zoo_torchvision.py), MACs at the weights' crop size (torchvision's
-`_ops`), the family spec's lines, and how its outputs are verified.
+`num_params`, tests/test_zoo_torchvision.py and tests/test_zoo_segmentation.py), MACs at the
+weights' crop size (torchvision's `_ops`; the segmentation models' at their 520x520 resize
+size), the family spec's lines, and how its outputs are verified.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 DOC = ROOT / "docs" / "zoo.md"
-BEGIN, END = "<!-- torchvision-table: begin -->", "<!-- torchvision-table: end -->"
+TABLES = ("torchvision-table", "segmentation-table")
 
 
 def rows() -> list[str]:
@@ -46,11 +48,34 @@ def rows() -> list[str]:
     return out
 
 
+def segmentation_rows() -> list[str]:
+    from test_zoo_segmentation import FAMILIES, REPRESENTATIVES, RESIZE
+
+    from cnndsl.api import check_spec
+
+    out = [("| spec | family spec | input | layers | parameters | output | MACs at 520 "
+            "| spec lines | verified against torchvision |"), "|---|---|---|---|---|---|---|---|---|"]
+    for family, names in FAMILIES.items():
+        lines = len((ROOT / "specs" / f"{family}.cnn").read_text().splitlines())
+        for name in [family, *names]:
+            graph = check_spec(f"zoo:{name}", input=f"{RESIZE}x{RESIZE}x3")
+            how = ("the family's default member" if name == family else
+                   "parameters, MACs; outputs in `make test`" if name in REPRESENTATIVES else
+                   "parameters, MACs in `make test`; outputs in `make test-long`")
+            out.append(f"| `{name}` | `{family}` | {RESIZE}x{RESIZE}x3 | "
+                       f"{graph.totals['layers']} | {graph.totals['params']:,} | "
+                       f"{graph.totals['output']} | {graph.totals['macs'] / 1e9:.3f}G | "
+                       f"{lines} | {how} |")
+    return out
+
+
 def main() -> int:
-    text = DOC.read_text(encoding="utf-8")
-    head, _, rest = text.partition(BEGIN)
-    _, _, tail = rest.partition(END)
-    new = head + BEGIN + "\n" + "\n".join(rows()) + "\n" + END + tail
+    text = new = DOC.read_text(encoding="utf-8")
+    for marker, make in zip(TABLES, (rows, segmentation_rows)):
+        begin, end = f"<!-- {marker}: begin -->", f"<!-- {marker}: end -->"
+        head, _, rest = new.partition(begin)
+        _, _, tail = rest.partition(end)
+        new = head + begin + "\n" + "\n".join(make()) + "\n" + end + tail
     if "--check" in sys.argv:
         return 0 if new == text else 1
     DOC.write_text(new, encoding="utf-8")

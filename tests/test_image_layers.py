@@ -340,9 +340,10 @@ def test_the_autoencoder_is_the_plain_pytorch_one(code):
 
 # -- receptive fields through upsampling ---------------------------------------------------------
 
-def measured_rf(text: str) -> int:
+def measured_rf(text: str, rows: int | None = None) -> int:
     """The most input rows one output value depends on, measured with autograd on the
-    compiled network (positive weights, no ReLU, so no dependency cancels out)."""
+    compiled network (positive weights, no ReLU, so no dependency cancels out), over its
+    first `rows` rows of outputs (all by default)."""
     model = cnndsl.compile(text, seed=0).eval()
     with torch.no_grad():
         for p in model.parameters():
@@ -354,8 +355,8 @@ def measured_rf(text: str) -> int:
     widest = 0
     # every row of outputs: the rows an output reads do not depend on its column (each
     # axis has its own window), so a whole row's sum reads what each of its values reads
-    for i in range(y.shape[2]):
-        (grad,) = torch.autograd.grad(y[0, 0, i].sum(), x, retain_graph=True)
+    for i in range(y.shape[2] if rows is None else rows):
+        (grad,) = torch.autograd.grad(y[0, :, i].sum(), x, retain_graph=True)
         rows = grad[0].abs().sum(dim=(0, 2)).nonzero().flatten()
         if rows.numel():  # a dilated transposed convolution leaves some outputs a bias
             widest = max(widest, int(rows.max() - rows.min()) + 1)
@@ -370,9 +371,146 @@ def measured_rf(text: str) -> int:
     "UPSAMPLE(2) - CONV(1, 2)", "UPSAMPLE(3) - CONV(1, 3)",
     "UPSAMPLE(2, mode=bilinear) - CONV(1, 3)", "PIXELSHUFFLE(2) - CONV(1, 3)",
     "AVGPOOL(2) - DECONV(1, 2, s=2) - CONV(1, 3)", "CONV(1, 3) - PIXELUNSHUFFLE(2) - CONV(1, 3)",
+    # joins of fields that are not centred alike: a crop beside an up-convolution (U-Net's
+    # skip), an upsampling beside the identity, padding on one side
+    "concat(CROP(8), AVGPOOL(2) - CONV(4, 3) - DECONV(4, 2, s=2))",
+    "concat(CROP(10), AVGPOOL(2) - CONV(4, 2) - UPSAMPLE(2) - CONV(4, 1))",
+    "add(identity, AVGPOOL(2) - UPSAMPLE(2, mode=bilinear))",
+    "add(identity, AVGPOOL(3) - UPSAMPLE(3, mode=bilinear))",
+    "add(identity, AVGPOOL(2) - UPSAMPLE(2, mode=bicubic))",
+    "add(identity, AVGPOOL(3) - UPSAMPLE(size=12, mode=bilinear, align_corners=true))",
+    "add(identity, AVGPOOL(2) - DECONV(4, 3, s=2, pad=1, op=1))",
+    "add(identity, AVGPOOL(2) - AVGPOOL(3, s=1, pad=1) - UPSAMPLE(2) - CONV(4, 3, pad=1))",
+    "add(PAD(top=1, bottom=1) - AVGPOOL(3x1, s=1), identity)",
+    "ADAPTIVEAVGPOOL(5) - UPSAMPLE(size=12, mode=bilinear)",
 ])
 def test_receptive_fields_through_upsampling_are_what_autograd_measures(layers):
     text = f"input 12x12x4\n{layers}"
     graph = cnndsl.build_graph(text)
     rf = graph.nodes[graph.graph["output"]]["rf"]
     assert rf[0] == measured_rf(text), rf
+
+
+UNET_FOR_FIELDS = """input {n}x{n}x1
+def double(c) = CONV(c, 3) - CONV(c, 3)
+def level(c, margin, inner) = double(c)
+  - concat(CROP(in.h - margin), AVGPOOL(2) - inner - DECONV(c, 2, s=2)) - double(c)
+"""
+
+
+@pytest.mark.slow
+def test_a_valid_unets_receptive_field_is_what_autograd_measures():
+    """Three levels of the paper's U-Net (ReLU left out and the pooling averaged, so that
+    every dependency shows): its outputs' fields differ with the position modulo 8, the deep
+    path's do not sit centred on the skips', and the widest spans 100 input rows where the
+    joined fields' sizes alone (the rule that serves a classifier's branches) give 96."""
+    text = UNET_FOR_FIELDS.format(n=124) + "level(1, 84, level(1, 36, level(1, 12, double(1))))"
+    graph = cnndsl.build_graph(text)
+    assert graph.nodes[graph.graph["output"]]["rf"] == (100, 100)
+    assert measured_rf(text, rows=8) == 100  # a period of outputs: every position
+
+
+def test_the_paper_unets_receptive_field():
+    graph = cnndsl.build_graph("zoo:unet")
+    assert graph.nodes[graph.graph["output"]]["rf"] == (204, 204)
+
+
+@pytest.mark.long
+def test_the_paper_unets_receptive_field_is_what_autograd_measures():
+    """All four levels at 220x220 (36x36 out) and width 1: the widest field over a period
+    of 16 outputs spans 204 rows, as the summary says of zoo:unet."""
+    from cnndsl import modelzoo
+
+    text = (modelzoo.read("unet").replace("- RELU", "").replace("MAXPOOL", "AVGPOOL")
+            .replace("input 572x572x1", "input 220x220x1").replace("base = 64", "base = 1"))
+    graph = cnndsl.build_graph(text)
+    assert graph.nodes[graph.graph["output"]]["rf"] == (204, 204)
+    assert measured_rf(text, rows=16) == 204
+
+
+# Random chains of windows, transposed convolutions and upsamplings, some beside a crop of
+# their input (U-Net's skip): each output's field, as the pass places it on the input, is
+# the rows autograd finds it depends on, wherever it lies inside the input (at the edges
+# PyTorch clamps what the pass, as the lecture's formula, counts as padding). 25 examples in
+# `make test`; `--hypothesis-profile=long` has no say here.
+STAGES = [
+    "CONV(2, {k}, s={s}, pad={p}, d={d})", "AVGPOOL({k}, s={s})",
+    "DECONV(2, {k}, s={s}, pad={p})", "UPSAMPLE({s}, mode={mode})",
+    "UPSAMPLE({s}, mode=bilinear, align_corners=true)", "CONV(2, {k}, pad=same, d={d})",
+]
+
+
+def random_chain(draw, st, depth: int) -> str:
+    stages = []
+    for _ in range(draw(st.integers(1, 3))):
+        template = draw(st.sampled_from(STAGES))
+        k, s = draw(st.integers(1, 4)), draw(st.integers(1, 3))
+        stages.append(template.format(k=k, s=s, p=draw(st.integers(0, (k - 1) // 2)),
+                                      d=draw(st.integers(1, 2)),
+                                      mode=draw(st.sampled_from(["nearest", "bilinear"]))))
+        if depth and draw(st.booleans()):
+            stages.append(f"skip({random_chain(draw, st, depth - 1)})")
+    return " - ".join(stages)
+
+
+@pytest.mark.slow
+def test_random_fields_are_where_autograd_finds_them():
+    from hypothesis import HealthCheck, assume, given, settings
+    from hypothesis import strategies as st
+
+    @st.composite
+    def specs(draw):
+        return draw(st.sampled_from([17, 24, 31])), random_chain(draw, st, 1)
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(specs())
+    def check(case):
+        n, chain = case
+        text = f"input {n}x{n}x2\nrounding = floor\n{chain}"
+        # the crop beside a branch is as large as the branch's output: work it out first
+        while "skip(" in text:
+            start = text.rindex("skip(")
+            depth, end = 0, start + 4
+            for end in range(start + 4, len(text)):
+                depth += {"(": 1, ")": -1}.get(text[end], 0)
+                if depth == 0:
+                    break
+            branch = text[start + 5:end]
+            try:
+                before, after = (check_spec(text[:start] + end) for end in ("RELU", branch))
+            except CnnDslError:
+                assume(False)
+            # beside each other, inputs that move at different rates are joined by the
+            # widest (DeepLab's image pooling), not position by position
+            assume(before[before.output].jump == after[after.output].jump)
+            before, after = before.totals["output"], after.totals["output"]
+            assume(before.h >= after.h)
+            text = text[:start] + f"concat(CROP({after.h}), {branch})" + text[end + 1:]
+        try:
+            graph = check_spec(text)
+        except CnnDslError:
+            assume(False)
+        out = graph.totals["output"]
+        assume(out.is_volume and 1 <= out.h <= 120)
+        model = cnndsl.compile(text, seed=0).eval()
+        with torch.no_grad():
+            for p in model.parameters():
+                p.copy_(p.abs() + 0.1)
+        x = torch.rand(1, 2, n, n, requires_grad=True)
+        y = model(x)
+        rows = torch.zeros(out.h, *y.shape)
+        for i in range(out.h):
+            rows[i, :, :, i] = 1
+        (grads,) = torch.autograd.grad(y, x, grad_outputs=rows, is_grads_batched=True)
+        windows = graph[graph.output].windows[0]
+        assume(windows.exact)  # not summed up past 4,096 outputs a period
+        for i in range(out.h):
+            # an interpolation whose source falls on an input in exact arithmetic can land
+            # a rounding error past it in float, with a weight of 1e-7 on the next input
+            weight = grads[i].abs().sum(dim=(0, 1, 3))
+            found = (weight > 1e-5 * weight.max()).nonzero().flatten()
+            span = windows.at(i)
+            if span is not None and span[0] >= 0 and span[1] < n:
+                assert (int(found.min()), int(found.max())) == span, (text, i)
+
+    check()

@@ -118,6 +118,20 @@ def with_running_statistics(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
+def assert_transfer_gives_their_outputs(theirs, ours, state, size, shape, channels=3,
+                                        output=lambda y: y):
+    """cnndsl.transfer_weights copies `state` (theirs, in the order our modules hold it) onto
+    ours, whose outputs (`shape`) on a random batch of two then equal theirs (`output` picks
+    them from what their model returns) within 1e-5 of their scale."""
+    report = cnndsl.transfer_weights(state, ours, source_name="torchvision")
+    assert report.values == sum(v.numel() for v in theirs.state_dict().values())
+    x = torch.randn(2, channels, size, size, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected, got = output(theirs(x)), ours(x)
+    assert got.shape == expected.shape == shape
+    assert (got - expected).abs().max().item() <= 1e-5 * expected.abs().max().item()
+
+
 def test_transfer_weights_by_structure_gives_torchvisions_outputs(pair):
     """cnndsl.transfer_weights pairs modules by order and shape: torchvision's state_dict
     (random weights, non-trivial running statistics) goes onto the compiled spec and the

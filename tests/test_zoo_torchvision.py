@@ -118,20 +118,14 @@ def torchvision_state(theirs: torch.nn.Module, ours: torch.nn.Module) -> dict:
 
 
 def check_outputs(name: str, size: int) -> None:
-    from test_torchvision_oracle import with_running_statistics
+    from test_torchvision_oracle import assert_transfer_gives_their_outputs, with_running_statistics
 
     torch.manual_seed(0)
     theirs = torchvision.models.get_model(name, weights=None, **CONSTRUCTOR.get(name, {}))
     theirs = with_running_statistics(theirs.eval()).eval()
     ours = cnndsl.compile(f"zoo:{name}", input=f"{size}x{size}x3", logits=True, seed=0).eval()
-    report = cnndsl.transfer_weights(torchvision_state(theirs, ours), ours,
-                                     source_name="torchvision")
-    assert report.values == sum(v.numel() for v in theirs.state_dict().values())
-    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        expected, got = theirs(x), ours(x)
-    assert got.shape == expected.shape == (2, 1000)
-    assert (got - expected).abs().max().item() <= 1e-5 * expected.abs().max().item()
+    assert_transfer_gives_their_outputs(theirs, ours, torchvision_state(theirs, ours), size,
+                                        (2, 1000))
 
 
 @pytest.mark.slow

@@ -195,6 +195,15 @@ class LayerKind:
         and a fractional stride (Fraction(1, 2) for a factor 2)."""
         return None
 
+    def reads(self, p: dict, ins: list[Shape], out: Shape, axis: int):
+        """Which input positions each output position reads on one axis (0 rows, 1
+        columns), for the receptive field: (step, first_last), where first_last(i) gives the
+        first and last input position output i reads (None where it reads none), counting
+        the padding as positions before the first and past the last, and output i + b reads
+        what output i reads moved by a, for step = Fraction(a, b) (or a whole number a).
+        None: output i reads
+        input position i alone (pointwise layers)."""
+
     def count_params(self, p: dict, ins: list[Shape], out: Shape) -> tuple[int, int]:
         """(trainable parameters, non-trainable buffers)."""
         return 0, 0

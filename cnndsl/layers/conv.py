@@ -56,6 +56,12 @@ def window_out(kind: str, p: dict, shape: Shape, site: Site, pool: bool = False)
             for axis, (n, k, s, pad, d) in zip(("height", "width"), per_axis)]
 
 
+def strided_reads(k: int, s: int, pad: int, d: int = 1):
+    """A window of k taps d apart, s apart from one output to the next, from -pad: the
+    receptive field's reads (LayerKind.reads)."""
+    return s, lambda i: (i * s - pad, i * s - pad + (k - 1) * d)
+
+
 def explain_window(p: dict, shape: Shape, out: Shape) -> str:
     """`size (32 - 5 + 2*2)/1 + 1 = 32`, once for a square window on a square input, else
     per axis."""
@@ -129,6 +135,10 @@ class Conv(LayerKind):
 
     def window(self, p, ins):
         return p["kernel"], p["stride"], p["dilation"]
+
+    def reads(self, p, ins, out, axis):
+        return strided_reads(p["kernel"][axis], p["stride"][axis], p["pad"][axis],
+                             p["dilation"][axis])
 
     def count_params(self, p, ins, out):
         kh, kw = p["kernel"]

@@ -2,6 +2,8 @@
 valid-convolution U-Net's crop before its skip concatenation, and padding on its own."""
 from __future__ import annotations
 
+from fractions import Fraction
+
 from ..errors import CnnArgumentError, CnnShapeError
 from ..limits import MAX_AXIS
 from ..shapes import Shape
@@ -47,6 +49,10 @@ class CenterCrop(LayerKind):
             parts.append(f"{axis} {first} to {first + size - 1} of {n} ({n} - {size} = "
                          f"{n - size} taken off, {first} before and {n - size - first} after)")
         return ["; ".join(parts) + "; no parameters"]
+
+    def reads(self, p, ins, out, axis):
+        first = crop_offsets((ins[0].h, ins[0].w)[axis], (out.h, out.w)[axis])
+        return Fraction(1), lambda i: (i + first, i + first)
 
     def recipe(self, p, ins, out):
         shape = ins[0]
@@ -132,6 +138,11 @@ class Pad(LayerKind):
         return [(f"height {s['top']} + {shape.h} + {s['bottom']} = {out.h}; width "
                 f"{s['left']} + {shape.w} + {s['right']} = {out.w}; filled with {fill}; "
                 "no parameters")]
+
+    def reads(self, p, ins, out, axis):
+        # the added rows read none, as a convolution's padding: positions before the first
+        before = p["sides"]["left" if axis else "top"]
+        return Fraction(1), lambda i: (i - before, i - before)
 
     def recipe(self, p, ins, out):
         s = p["sides"]

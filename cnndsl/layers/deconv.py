@@ -110,6 +110,15 @@ class TransposedConv(LayerKind):
             gaps.append(d // g)
         return tuple(taps), tuple(Fraction(1, s) for s in p["stride"]), tuple(gaps)
 
+    def reads(self, p, ins, out, axis):
+        """Output i meets tap t of input j where i = j*s - pad + t*d."""
+        k, s, pad, d = (p[name][axis] for name in ("kernel", "stride", "pad", "dilation"))
+
+        def first_last(i):
+            found = [(i + pad - t * d) // s for t in range(k) if (i + pad - t * d) % s == 0]
+            return (min(found), max(found)) if found else None
+        return Fraction(1, s), first_last
+
     def count_params(self, p, ins, out):
         kh, kw = p["kernel"]
         weights = ins[0].c * (p["filters"] // p["groups"]) * kh * kw

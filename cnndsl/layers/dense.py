@@ -1,6 +1,8 @@
 """Fully connected layers and the layers that reshape or regularise: FC, FLATTEN, DROPOUT."""
 from __future__ import annotations
 
+from fractions import Fraction
+
 from ..errors import CnnShapeError
 from ..shapes import Shape
 from .base import LayerKind, Param, Recipe, check_input_size, register
@@ -55,6 +57,12 @@ class FullyConnected(LayerKind):
     def window(self, p, ins):
         if ins[0].is_volume:
             return (ins[0].h, ins[0].w), (1, 1), (1, 1)
+        return None
+
+    def reads(self, p, ins, out, axis):
+        if ins[0].is_volume:  # every position, as global pooling
+            n = (ins[0].h, ins[0].w)[axis]
+            return Fraction(1), lambda i: (i, i + n - 1)
         return None
 
     def count_params(self, p, ins, out):

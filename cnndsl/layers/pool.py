@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 from ..errors import CnnArgumentError, CnnShapeError
 from ..limits import MAX_AXIS
 from ..shapes import Shape
 from .base import LayerKind, Param, Recipe, pair_str, register, volume_in
-from .conv import explain_window, resolve_window, window_out
+from .conv import explain_window, resolve_window, strided_reads, window_out
 
 
 @register
@@ -45,6 +46,9 @@ class MaxPool(LayerKind):
 
     def window(self, p, ins):
         return p["kernel"], p["stride"], (1, 1)
+
+    def reads(self, p, ins, out, axis):
+        return strided_reads(p["kernel"][axis], p["stride"][axis], p["pad"][axis])
 
     def explain(self, p, ins, out, n_params):
         return [explain_window(p, ins[0], out) + "; no parameters, each channel on its own"]
@@ -85,6 +89,9 @@ class GlobalAvgPool(LayerKind):
     def window(self, p, ins):
         return (ins[0].h, ins[0].w), (1, 1), (1, 1)
 
+    def reads(self, p, ins, out, axis):
+        return strided_reads((ins[0].h, ins[0].w)[axis], 1, 0)
+
     def explain(self, p, ins, out, n_params):
         s = ins[0]
         return [f"each of the {s.c} {s.h}x{s.w} maps averaged to one value; no parameters"]
@@ -117,6 +124,11 @@ class AdaptiveAvgPool(LayerKind):
     def window(self, p, ins):
         (h, w), (oh, ow) = (ins[0].h, ins[0].w), p["size"]
         return (_widest(h, oh), _widest(w, ow)), (max(1, h // oh), max(1, w // ow)), (1, 1)
+
+    def reads(self, p, ins, out, axis):
+        # PyTorch's window i: from floor(i*n/o) up to ceil((i+1)*n/o), not included
+        n, o = (ins[0].h, ins[0].w)[axis], p["size"][axis]
+        return Fraction(n, o), lambda i: (i * n // o, -(-(i + 1) * n // o) - 1)
 
     def recipe(self, p, ins, out):
         return Recipe("AdaptiveAvgPool2d", dict(output_size=p["size"]))

@@ -40,6 +40,10 @@ class PixelShuffle(LayerKind):
         # each output is one input value; neighbouring outputs are 1/r input pixels apart
         return (1, 1), (Fraction(1, p["factor"]),) * 2, (1, 1)
 
+    def reads(self, p, ins, out, axis):
+        r = p["factor"]
+        return Fraction(1, r), lambda i: (i // r, i // r)
+
     def explain(self, p, ins, out, n_params):
         s, r = ins[0], p["factor"]
         return [(f"size {s.h}*{r} x {s.w}*{r} = {out.h}x{out.w}; channels {s.c}/({r}*{r}) = "
@@ -71,6 +75,10 @@ class PixelUnshuffle(PixelShuffle):
         # each output position gathers an r x r block of the input, across its channels
         r = p["factor"]
         return (r, r), (r, r), (1, 1)
+
+    def reads(self, p, ins, out, axis):
+        r = p["factor"]
+        return Fraction(r), lambda i: (i * r, i * r + r - 1)
 
     def infer(self, p, ins, ctx, site):
         shape = volume_in(self.name, ins[0], site)

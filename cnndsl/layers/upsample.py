@@ -2,6 +2,7 @@
 bilinear or bicubic interpolation, as PyTorch's nn.Upsample / F.interpolate."""
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 from ..errors import CnnArgumentError, did_you_mean
@@ -110,6 +111,27 @@ class Upsample(LayerKind):
         reads = {"nearest": 1, "bilinear": 2, "bicubic": 4}[p["mode"]]
         steps = tuple(Fraction(n, o) for n, o in zip((ins[0].h, ins[0].w), self.out_hw(p, ins)))
         return (reads, reads), steps, (1, 1)
+
+    def reads(self, p, ins, out, axis):
+        """F.interpolate's source index for output i (its edge clamping left out, as a
+        convolution's padding): nearest floor(i*n/o); bilinear and bicubic from (i + 1/2)*n/o
+        - 1/2, or i*(n - 1)/(o - 1) with align_corners, and the 1 or 3 next inputs unless
+        the source falls on an input, whose weight is then the only one not 0."""
+        n, o = (ins[0].h, ins[0].w)[axis], (out.h, out.w)[axis]
+        scale = Fraction(n - 1, o - 1) if p["align_corners"] else Fraction(n, o)
+        if p["align_corners"] and o == 1:
+            scale = Fraction(0)
+        if p["mode"] == "nearest":
+            return scale, lambda i: (i * scale.numerator // scale.denominator,) * 2
+
+        def first_last(i):
+            source = i * scale if p["align_corners"] else (i + Fraction(1, 2)) * scale - \
+                Fraction(1, 2)
+            j = math.floor(source)
+            if source == j:
+                return j, j
+            return (j, j + 1) if p["mode"] == "bilinear" else (j - 1, j + 2)
+        return scale, first_last
 
     def inputs_per_neuron(self, p, ins, out, n_params):
         return {"nearest": 1, "bilinear": 4, "bicubic": 16}[p["mode"]]
