@@ -282,6 +282,9 @@ def build_network(entries: list[Entry], input_key, input_shape: Shape, output_ke
     index = {input_key: 0}
     for entry in entries:
         inputs = [index[key] for key in entry.inputs]
+        if entry.form.module == "mul" and len(inputs) == 2 and \
+                ops[inputs[0]].shape.numel < ops[inputs[1]].shape.numel:
+            inputs.reverse()  # gate: the input first, the branch's weights second
         kind, args, resolved, out = find_kind(entry.form, [ops[i].shape for i in inputs], ctx,
                                               entry.path, source)
         ops.append(Op(len(ops), kind, args, resolved, inputs, out, entry.path, entry.owners))
