@@ -131,7 +131,7 @@ class _Rewrites:
             value = getattr(value, part)
         return value
 
-    def rewrite(self, node, modules):  # noqa: C901 (one case per spelling)
+    def rewrite(self, node, modules):  # one case per spelling
         import torch
         import torch.fx
         import torch.nn.functional as F
@@ -164,11 +164,11 @@ class _Rewrites:
                     self.shuffles[node.args[0]][2] == 1:
                 source, groups, _ = self.shuffles[node.args[0]]
                 return ("entry", Form("ChannelShuffle", {"groups": groups}), [source])
-        if (method and target == "transpose") or target is torch.transpose:
-            if node.args[0] in self.shuffles and tuple(node.args[1:3]) == (1, 2):
-                source, groups, _ = self.shuffles[node.args[0]]
-                self.shuffles[node] = (source, groups, 1)
-                return ("skip",)
+        if ((method and target == "transpose") or target is torch.transpose) and \
+                node.args[0] in self.shuffles and tuple(node.args[1:3]) == (1, 2):
+            source, groups, _ = self.shuffles[node.args[0]]
+            self.shuffles[node] = (source, groups, 1)
+            return ("skip",)
         if (method and target == "permute") or target is torch.permute:
             dims = node.args[1:] if method else node.args[1]
             if len(dims) == 1 and isinstance(dims[0], (list, tuple)):
