@@ -280,13 +280,20 @@ def build_network(entries: list[Entry], input_key, input_shape: Shape, output_ke
     ctx = Context(input=input_shape, rounding="floor")
     ops = [Op(0, layers.input_kind(), {}, {}, [], input_shape, "input")]
     index = {input_key: 0}
+    found: dict = {}
     for entry in entries:
         inputs = [index[key] for key in entry.inputs]
         if entry.form.module == "mul" and len(inputs) == 2 and \
                 ops[inputs[0]].shape.numel < ops[inputs[1]].shape.numel:
             inputs.reverse()  # gate: the input first, the branch's weights second
-        kind, args, resolved, out = find_kind(entry.form, [ops[i].shape for i in inputs], ctx,
-                                              entry.path, source)
+        shapes = [ops[i].shape for i in inputs]
+        # deep models repeat a few forms thousands of times: each is looked up once
+        key = (entry.form.module, repr(sorted(entry.form.kwargs.items())),
+               repr(sorted(entry.form.defaults.items())), tuple(shapes))
+        if key not in found:
+            found[key] = find_kind(entry.form, shapes, ctx, entry.path, source)
+        kind, args, resolved, out = found[key]
+        args, resolved = dict(args), dict(resolved)
         ops.append(Op(len(ops), kind, args, resolved, inputs, out, entry.path, entry.owners))
         index[entry.key] = len(ops) - 1
     net = Network(_used(ops, index[output_key]), ctx, source)
