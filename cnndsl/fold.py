@@ -346,7 +346,7 @@ def fold(net: Network) -> tuple[list[Family], list]:
         new = []
         for unit in level:
             unit.items = _settled(unit.items)
-            key = (unit.cls, tuple(map(shape_key, unit.items)))
+            key = (height, unit.cls, tuple(map(shape_key, unit.items)))
             family = families.get(key)
             if family is None:
                 family = families[key] = Family(key, unit.cls)
