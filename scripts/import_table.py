@@ -156,8 +156,13 @@ def export_torchvision(name: str, folder: Path) -> Path:
     return path
 
 
-def rows(names=None) -> list[dict]:
-    found = [torchvision_row(n) for n in TORCHVISION if not names or n in names]
+def rows(names=None, progress=False) -> list[dict]:
+    found = []
+    for name in TORCHVISION:
+        if not names or name in names:
+            found.append(torchvision_row(name))
+            if progress:
+                print(table(found[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory() as folder:
         for name in ZOO_ONNX:
             if not names or f"zoo:{name}.onnx" in names:
@@ -186,7 +191,7 @@ def table(found: list[dict]) -> str:
 def main(argv) -> int:
     write = "--write" in argv
     names = [a for a in argv if not a.startswith("--")]
-    text = table(rows(names))
+    text = table(rows(names, progress=True))
     print(text)
     if write:
         page = ROOT / "docs" / "import.md"
