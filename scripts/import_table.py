@@ -108,7 +108,7 @@ def torchvision_row(name: str) -> dict:
     return row
 
 
-def onnx_row(path: Path, label: str, zoo: str | None) -> dict:
+def onnx_row(path: Path, label: str, zoo: str | None, size: int = 224) -> dict:
     import numpy as np
     import torch
 
@@ -125,7 +125,7 @@ def onnx_row(path: Path, label: str, zoo: str | None) -> dict:
     for name, array in state_dict_order(path):
         weights[name] = torch.from_numpy(np.array(array))
     cnndsl.transfer_weights(weights, ours, source_name=label)
-    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(1))
     expected = torch.from_numpy(np.asarray(run_onnx(path, x.numpy())))
     with torch.no_grad():
         error = compare(expected, ours(x))

@@ -177,6 +177,24 @@ def test_a_product_of_two_computed_maps_is_located():
     assert "gate(...)" in info.value.render()
 
 
+def test_a_gated_model_exported_by_torch_onnx_round_trips(tmp_path):
+    import warnings
+
+    import import_models
+
+    torch.manual_seed(0)
+    model = import_models.Gated().eval()
+    path = tmp_path / "gated.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.randn(1, 3, 32, 32),), str(path), dynamo=False)
+    row = import_table.onnx_row(path, "gated", None, size=32)
+    assert "gate(GAP - CONV(2, 1) - RELU - CONV(8, 1) - HARDSIGMOID)" in row["text"]
+    assert "CONV(8, 3, pad=1) - SILU" in row["text"] and "HARDSWISH" in row["text"]
+    assert row["params"] == row["original"] == count(model)
+    assert row["error"] <= 1e-5
+
+
 @pytest.mark.long
 def test_the_whole_table():
     found = import_table.rows()
