@@ -2,8 +2,9 @@
 parameter count and (after transfer_weights from the original) its outputs compared.
 
     python scripts/import_table.py            # every model, prints the markdown table
-    python scripts/import_table.py --write    # ... and puts it into docs/import.md
-    python scripts/import_table.py resnet18   # some models only
+    python scripts/import_table.py --write    # ... and puts each row into docs/import.md
+    python scripts/import_table.py resnet18 zoo:resnet18.onnx vgg11_bn.onnx --write
+                                              # some rows only (the others stay)
 """
 from __future__ import annotations
 
@@ -156,22 +157,27 @@ def export_torchvision(name: str, folder: Path) -> Path:
     return path
 
 
-def rows(names=None, progress=False) -> list[dict]:
+def rows(names=None, done=None) -> list[dict]:
+    """The rows of the named sources (all without names); `done(row)` is called on each."""
     found = []
     for name in TORCHVISION:
         if not names or name in names:
             found.append(torchvision_row(name))
-            if progress:
-                print(table(found[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
+            if done:
+                done(found[-1])
     with tempfile.TemporaryDirectory() as folder:
         for name in ZOO_ONNX:
             if not names or f"zoo:{name}.onnx" in names:
                 found.append(onnx_row(export_zoo(name, Path(folder)),
                                       f"`cnndsl compile zoo:{name}` .onnx", name))
+                if done:
+                    done(found[-1])
         for name in TORCH_ONNX:
             if not names or f"{name}.onnx" in names:
                 found.append(onnx_row(export_torchvision(name, Path(folder)),
                                       f"torch.onnx.export {name} .onnx", name))
+                if done:
+                    done(found[-1])
     return found
 
 
@@ -188,17 +194,36 @@ def table(found: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def write(lines: list[str]) -> None:
+    """Put table rows into docs/import.md: a row replaces the one of the same source, the
+    others stay, in the order of the sources here (torchvision, then the ONNX files)."""
+    page = ROOT / "docs" / "import.md"
+    old = page.read_text()
+    head, _, rest = old.partition(BEGIN)
+    current, _, tail = rest.partition(END)
+    header = table([]).splitlines()
+    rows_by_source = {line.split(" | ")[0]: line for line in current.strip().splitlines()[2:]}
+    rows_by_source.update({line.split(" | ")[0]: line for line in lines})
+    order = [f"| torchvision:{n}" for n in TORCHVISION] + \
+        [f"| `cnndsl compile zoo:{n}` .onnx" for n in ZOO_ONNX] + \
+        [f"| torch.onnx.export {n} .onnx" for n in TORCH_ONNX]
+    body = [rows_by_source.pop(key) for key in order if key in rows_by_source]
+    body += list(rows_by_source.values())
+    page.write_text(f"{head}{BEGIN}\n" + "\n".join(header + body) + f"\n{END}{tail}")
+
+
 def main(argv) -> int:
-    write = "--write" in argv
+    """--write puts each row into docs/import.md as soon as it is measured."""
     names = [a for a in argv if not a.startswith("--")]
-    text = table(rows(names, progress=True))
-    print(text)
-    if write:
-        page = ROOT / "docs" / "import.md"
-        old = page.read_text()
-        head, _, rest = old.partition(BEGIN)
-        _, _, tail = rest.partition(END)
-        page.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}")
+    lines = []
+
+    def done(row):
+        lines.append(table([row]).splitlines()[-1])
+        print(lines[-1], flush=True)
+        if "--write" in argv:
+            write(lines[-1:])
+
+    rows(names, done=done)
     return 0
 
 

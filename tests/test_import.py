@@ -198,7 +198,8 @@ def test_a_gated_model_exported_by_torch_onnx_round_trips(tmp_path):
 @pytest.mark.long
 def test_the_whole_table():
     found = import_table.rows()
-    assert len(found) == len(import_table.TORCHVISION) + 5
+    assert len(found) == len(import_table.TORCHVISION) + len(import_table.ZOO_ONNX) + len(
+        import_table.TORCH_ONNX)
     for row in found:
         assert row["params"] == row["original"], row["source"]
         assert row["error"] <= 1e-5, row["source"]
