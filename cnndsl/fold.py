@@ -506,7 +506,7 @@ class Renderer:
         if isinstance(item, Repeat):
             count = next(self.exprs)
             inner = self.chain(item.items)
-            simple = len(item.items) == 1 and not isinstance(item.items[0], (Merge, Repeat))
+            simple = len(item.items) == 1 and not isinstance(item.items[0], Repeat)
             return f"{inner} * {count}" if simple else f"({inner}) * {count}"
         if isinstance(item, Call):
             args = []
