@@ -162,8 +162,10 @@ def _merge(net: Network, op: Op, branches: list, entry: Op):
     builtin = op.kind.merge_builtin
     if builtin == "gate":
         if branches[0]:
-            raise CnnImportError("a product of two computed tensors has no .cnn form (gate(...) "
-                                 "multiplies its input by a branch)", f"{net.source}: {op.path}")
+            raise CnnImportError("torch.mul of two computed maps has no .cnn form",
+                                 f"{net.source}: {op.path}",
+                                 help="gate(...) multiplies its input by what a branch of it "
+                                      "computes (one weight per channel, or a map of its size)")
         return Merge("gate", [branches[1]], op)
     if builtin != layers.merge_kind("residual").merge_builtin or len(branches) != 2:
         return Merge(builtin, branches, op)

@@ -173,7 +173,8 @@ def test_a_product_of_two_computed_maps_is_located():
 
     with pytest.raises(CnnImportError) as info:
         import_spec("import_models:Product", input=(8, 8, 3))
-    assert "import_models:Product: mul" in info.value.render()
+    assert "import_models:Product: mul: error: torch.mul of two computed maps" in \
+        info.value.render()
     assert "gate(...)" in info.value.render()
 
 
