@@ -88,7 +88,11 @@ def network(model, input_shape: Shape, source: str) -> Network:
             state.last.add(node)  # an op on channels-last values gives channels-last
         state.owners[node] = owners
         entries.append(Entry(node, form, tuple(inputs), path, owners))
-    return build_network(entries, placeholder, input_shape, output, source)
+    net = build_network(entries, placeholder, input_shape, output, source)
+    if state.dropped_paths:
+        net.notes.append(f"stochastic depth ({state.dropped_paths} blocks) left out: identity "
+                         "at inference")
+    return net
 
 
 class _Rewrites:
@@ -108,6 +112,7 @@ class _Rewrites:
         self.shuffles: dict = {}  # partial shuffle -> (input, groups, step)
         self.cats: dict = {}  # tuple of inputs -> the concatenation of them
         self.owners: dict = {}
+        self.dropped_paths = 0  # stochastic depth calls left out
 
     def key(self, node):
         while node in self.alias:
@@ -217,6 +222,7 @@ class _Rewrites:
                     pool = torch.nn.AdaptiveAvgPool2d(1)
                 return ("entry", module_form(pool), [tensors[0]])
         if getattr(target, "__name__", "") == "stochastic_depth":
+            self.dropped_paths += 1
             return ("alias", node.args[0])  # identity in eval
         if target is torch.cat or target == "cat":
             items = node.args[0] if isinstance(node.args[0], (list, tuple)) else [node.args[0]]

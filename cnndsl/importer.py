@@ -129,6 +129,9 @@ def write_spec(net: Network, source: str) -> Imported:
     if that does not either, it is a bug in cnndsl)."""
     expected = _parameters(net)
     last = net.ops[-1]
+    while len(last.inputs) == 1 and not last.kind.weighted and last.index and \
+            net.ops[last.inputs[0]].shape == last.shape:
+        last = net.ops[last.inputs[0]]  # FC(classes) - SOFTMAX: the FC gives the classes
     classes_at = None
     if not last.shape.is_volume:
         key = next((k for k, v in last.args.items() if v == last.shape.c), None)
