@@ -37,8 +37,9 @@ _NAMES = (
 NO_AUX = {"aux_logits": False, "init_weights": False}
 TORCHVISION = {name: NO_AUX if name in ("googlenet", "inception_v3") else {}
                for name in _NAMES}
-ZOO_ONNX = ("resnet18", "googlenet", "mobilenet_v2", "efficientnet_b0")  # exported by `cnndsl compile -o x.onnx`
-TORCH_ONNX = ("resnet34", "vgg11_bn", "mobilenet_v3_small", "efficientnet_b0")  # torch.onnx.export
+# exported by `cnndsl compile -o x.onnx`, and by torch.onnx.export
+ZOO_ONNX = ("resnet18", "googlenet", "mobilenet_v2", "efficientnet_b0")
+TORCH_ONNX = ("resnet34", "vgg11_bn", "mobilenet_v3_small", "efficientnet_b0")
 BEGIN, END = "<!-- import-table -->", "<!-- /import-table -->"
 
 
