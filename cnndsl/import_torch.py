@@ -7,7 +7,7 @@ import operator
 import traceback
 from pathlib import Path
 
-from .import_graph import CnnImportError, Entry, Form, Network, build_network
+from .import_graph import CnnImportError, Entry, Form, Network, build_network, paused_gc
 from .shapes import Shape
 
 
@@ -42,6 +42,11 @@ def _user_frame(exc: BaseException) -> str:
 
 def network(model, input_shape: Shape, source: str) -> Network:
     """The imported network of a torch module (traced in eval mode)."""
+    with paused_gc():
+        return _network(model, input_shape, source)
+
+
+def _network(model, input_shape: Shape, source: str) -> Network:
     import torch
 
     gm = trace(model, source)
