@@ -160,11 +160,22 @@ def _ops(items) -> list[Op]:
 
 def _merge(net: Network, op: Op, branches: list, entry: Op):
     builtin = op.kind.merge_builtin
+    if builtin == "gate":
+        if branches[0]:
+            raise CnnImportError("torch.mul of two computed maps has no .cnn form",
+                                 f"{net.source}: {op.path}",
+                                 help="gate(...) multiplies its input by what a branch of it "
+                                      "computes (one weight per channel, or a map of its size)")
+        return Merge("gate", [branches[1]], op)
     if builtin != layers.merge_kind("residual").merge_builtin or len(branches) != 2:
         return Merge(builtin, branches, op)
     if not branches[0] or not branches[1]:
         return Merge("residual", [branches[0] or branches[1]], op)
     body, short = sorted(branches, key=lambda b: -len(_ops(b)))
+    if _ops(short)[0].index < _ops(body)[0].index:
+        # computed before the body (RegNet's `proj(x) + f(x)`): residual(...) would build it
+        # after, so its weights would come in another order
+        return Merge("add", [short, body], op)
     if _is_projection(net, op, body, short, entry):
         return Merge("residual", [body], op)
     return Merge("residual", [body, short], op)
@@ -331,12 +342,13 @@ def fold(net: Network) -> tuple[list[Family], list]:
     _units_in(items, found)
     families: dict[tuple, Family] = {}
     ordered: list[Family] = []
-    for height in sorted({_height(u) for u in found}):
-        level = [u for u in found if _height(u) == height]
+    heights = {id(u): _height(u) for u in found}  # before settling lowers them
+    for height in sorted(set(heights.values())):
+        level = [u for u in found if heights[id(u)] == height]
         new = []
         for unit in level:
             unit.items = _settled(unit.items)
-            key = (unit.cls, tuple(map(shape_key, unit.items)))
+            key = (height, unit.cls, tuple(map(shape_key, unit.items)))
             family = families.get(key)
             if family is None:
                 family = families[key] = Family(key, unit.cls)
@@ -465,7 +477,7 @@ def literal(value) -> str:
     if isinstance(value, tuple):
         return "x".join(map(str, value))
     if isinstance(value, float):
-        return repr(value)
+        return repr(float(f"{value:.12g}"))  # 1 - 0.9997 is 0.0003
     return str(value)
 
 
@@ -496,7 +508,7 @@ class Renderer:
         if isinstance(item, Repeat):
             count = next(self.exprs)
             inner = self.chain(item.items)
-            simple = len(item.items) == 1 and not isinstance(item.items[0], (Merge, Repeat))
+            simple = len(item.items) == 1 and not isinstance(item.items[0], Repeat)
             return f"{inner} * {count}" if simple else f"({inner}) * {count}"
         if isinstance(item, Call):
             args = []

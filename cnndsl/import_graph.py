@@ -11,6 +11,8 @@ the registry is imported without touching this module. No torch here.
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 import math
 from dataclasses import dataclass, field
 
@@ -21,6 +23,20 @@ from .layers.base import REQUIRED
 from .shapes import Shape
 
 MISSING = object()
+
+
+@contextlib.contextmanager
+def paused_gc():
+    """The cyclic garbage collector off while a network is read or written: the many small
+    objects an import makes (ops, forms, shapes) are not garbage, and collecting them as they
+    pile up took nearly half of a 5,000-layer import (bench/import.py)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 # Constructor arguments that change no value: the language leaves them to the backend.
 IGNORED = frozenset({"inplace"})
 
@@ -280,10 +296,20 @@ def build_network(entries: list[Entry], input_key, input_shape: Shape, output_ke
     ctx = Context(input=input_shape, rounding="floor")
     ops = [Op(0, layers.input_kind(), {}, {}, [], input_shape, "input")]
     index = {input_key: 0}
+    found: dict = {}
     for entry in entries:
         inputs = [index[key] for key in entry.inputs]
-        kind, args, resolved, out = find_kind(entry.form, [ops[i].shape for i in inputs], ctx,
-                                              entry.path, source)
+        if entry.form.module == "mul" and len(inputs) == 2 and \
+                ops[inputs[0]].shape.numel < ops[inputs[1]].shape.numel:
+            inputs.reverse()  # gate: the input first, the branch's weights second
+        shapes = [ops[i].shape for i in inputs]
+        # deep models repeat a few forms thousands of times: each is looked up once
+        key = (entry.form.module, repr(sorted(entry.form.kwargs.items())),
+               repr(sorted(entry.form.defaults.items())), tuple(shapes))
+        if key not in found:
+            found[key] = find_kind(entry.form, shapes, ctx, entry.path, source)
+        kind, args, resolved, out = found[key]
+        args, resolved = dict(args), dict(resolved)
         ops.append(Op(len(ops), kind, args, resolved, inputs, out, entry.path, entry.owners))
         index[entry.key] = len(ops) - 1
     net = Network(_used(ops, index[output_key]), ctx, source)

@@ -53,6 +53,7 @@ def network(path: Path, source: str, input=None) -> Network:
     else:
         raise UsageError(f"{source}: the input's size is not fixed; give it with --input HxWxC")
     alias: dict[str, str] = {}
+    producers: dict = {}  # output name -> the node that computes it
     entries = []
     for node in graph.node:
         if node.op_type == "Constant" or node.output[0] in consts:
@@ -63,10 +64,22 @@ def network(path: Path, source: str, input=None) -> Network:
             alias[node.output[0]] = data[0]
             continue
         path_, owners = _scope(node.name)
-        form = _form(node, consts, f"{source}: {node.name or node.op_type}")
+        if node.op_type == "Mul" and len(data) == 2 and _is_silu(data, producers):
+            form = Form("SiLU")  # x * sigmoid(x), as torch.onnx writes nn.SiLU
+            data = [d for d in data if producers[d].op_type != "Sigmoid" or
+                    producers[d].input[0] not in data][:1]
+        else:
+            form = _form(node, consts, f"{source}: {node.name or node.op_type}")
+        producers[node.output[0]] = node
         entries.append(Entry(node.output[0], form, tuple(data), path_ or node.op_type, owners))
     output = alias.get(graph.output[0].name, graph.output[0].name)
     return build_network(entries, inputs[0].name, shape, output, source)
+
+
+def _is_silu(data: list, producers: dict) -> bool:
+    a, b = data
+    return any(producers.get(y) is not None and producers[y].op_type == "Sigmoid" and
+               producers[y].input[0] == x for x, y in ((a, b), (b, a)))
 
 
 def _is_eval_dropout(node, consts) -> bool:
@@ -147,7 +160,11 @@ def _form(node, consts: dict, where: str) -> Form:
                                           "beta": a.get("beta", 0.75), "k": a.get("bias", 1.0)})
     if op == "Softmax" and a.get("axis", -1) in (1, -1):
         return Form("Softmax", {"dim": 1})
-    simple = {"Relu": "ReLU", "Sigmoid": "Sigmoid", "Tanh": "Tanh", "Add": "add"}
+    if op == "HardSigmoid" and abs(a.get("alpha", 0.2) - 1 / 6) < 1e-6 and \
+            a.get("beta", 0.5) == 0.5:
+        return Form("Hardsigmoid")  # torch's: relu6(x + 3) / 6
+    simple = {"Relu": "ReLU", "Sigmoid": "Sigmoid", "Tanh": "Tanh", "Add": "add",
+              "Mul": "mul", "HardSwish": "Hardswish"}
     if op in simple:
         return Form(simple[op])
     if op == "Concat":

@@ -7,7 +7,7 @@ import operator
 import traceback
 from pathlib import Path
 
-from .import_graph import CnnImportError, Entry, Form, Network, build_network
+from .import_graph import CnnImportError, Entry, Form, Network, build_network, paused_gc
 from .shapes import Shape
 
 
@@ -42,11 +42,17 @@ def _user_frame(exc: BaseException) -> str:
 
 def network(model, input_shape: Shape, source: str) -> Network:
     """The imported network of a torch module (traced in eval mode)."""
+    with paused_gc():
+        return _network(model, input_shape, source)
+
+
+def _network(model, input_shape: Shape, source: str) -> Network:
     import torch
 
     gm = trace(model, source)
     modules = dict(model.named_modules())  # the traced copy keeps the leaves only
     entries, placeholder, output = [], None, None
+    state = _Rewrites(gm)
     for node in gm.graph.nodes:
         if node.op == "placeholder":
             if placeholder is not None:
@@ -59,15 +65,182 @@ def network(model, input_shape: Shape, source: str) -> Network:
             if not isinstance(output, torch.fx.Node):
                 raise CnnImportError("a network with more than one output has no .cnn form",
                                      source, help="trace a module that returns one tensor")
+            output = state.key(output)
             continue
-        if node.op == "get_attr" or _is_size(node):
+        if node.op == "get_attr" or _is_size(node) or state.numeric(node):
+            state.numbers.add(node)
             continue
-        form, inputs = _form(node, modules, gm, source)
         owners = _owners(node, modules)
         path = node.target if node.op == "call_module" else \
             ".".join(filter(None, [owners[-1][0] if owners else "", node.name]))
+        found = state.rewrite(node, modules)
+        if found is None:
+            form, inputs = _form(node, modules, gm, source)
+            inputs = [state.key(i) for i in inputs]
+        elif found[0] == "alias":
+            state.alias[node] = state.key(found[1])
+            if found[1] in state.last and len(found) == 2:
+                state.last.add(node)  # a no-op keeps the layout
+            continue
+        elif found[0] == "skip":
+            continue
+        else:
+            form, inputs = found[1], found[2]
+            inputs = [state.key(i) for i in inputs]
+            if len(found) > 3:
+                owners = state.owners.get(inputs[-1], owners)
+        if any(a in state.last for a in _tensor_args(node)):
+            state.last.add(node)  # an op on channels-last values gives channels-last
+        state.owners[node] = owners
         entries.append(Entry(node, form, tuple(inputs), path, owners))
-    return build_network(entries, placeholder, input_shape, output, source)
+    net = build_network(entries, placeholder, input_shape, output, source)
+    if state.dropped_paths:
+        net.notes.append(f"stochastic depth ({state.dropped_paths} blocks) left out: identity "
+                         "at inference")
+    return net
+
+
+class _Rewrites:
+    """What a trace spells in several calls, read as the one layer it is: a channel split
+    (`x.chunk(2, dim=1)` and its items), a channel shuffle (view, transpose, view), layers
+    applied channels-last between two permutes (ConvNeXt's LayerNorm and Linear), a
+    concatenation of every earlier output (DenseNet's), a learned scale (a parameter times
+    a tensor), a mean over the map (a global average pool) and stochastic depth (identity
+    in eval)."""
+
+    def __init__(self, gm):
+        self.gm = gm
+        self.alias: dict = {}  # node -> the node whose value it is (a view, a no-op)
+        self.last: set = set()  # nodes holding their value channels-last (N, H, W, C)
+        self.numbers: set = set()  # sizes and arithmetic on them; parameters
+        self.chunks: dict = {}  # chunk node -> (input, parts)
+        self.shuffles: dict = {}  # partial shuffle -> (input, groups, step)
+        self.cats: dict = {}  # tuple of inputs -> the concatenation of them
+        self.owners: dict = {}
+        self.dropped_paths = 0  # stochastic depth calls left out
+
+    def key(self, node):
+        while node in self.alias:
+            node = self.alias[node]
+        return node
+
+    def numeric(self, node) -> bool:
+        import torch.fx
+
+        if node.op != "call_function" or node.target not in (
+                operator.getitem, operator.floordiv, operator.mul, operator.add,
+                operator.sub, operator.truediv):
+            return False
+        nodes = [a for a in node.args if isinstance(a, torch.fx.Node)]
+        return bool(nodes) and all(a in self.numbers for a in nodes)
+
+    def param(self, node):
+        target = node.target
+        value = self.gm
+        for part in target.split("."):
+            value = getattr(value, part)
+        return value
+
+    def rewrite(self, node, modules):  # one case per spelling
+        import torch
+        import torch.fx
+        import torch.nn.functional as F
+
+        target = node.target
+        tensors = [a for a in _tensor_args(node) if a not in self.numbers]
+        first = tensors[0] if tensors else None  # the layout is the node's, not its key's
+        method = node.op == "call_method"
+        if method and target == "contiguous":
+            if node.args[0] in self.shuffles:
+                self.shuffles[node] = self.shuffles[node.args[0]]
+                return ("skip",)
+            return ("alias", node.args[0])
+        if (method and target == "chunk") or target is torch.chunk:
+            dim = node.kwargs.get("dim", node.args[2] if len(node.args) > 2 else 0)
+            if dim == 1:
+                self.chunks[node] = (node.args[0], node.args[1])
+                return ("skip",)
+        if target is operator.getitem and node.args[0] in self.chunks:
+            source, parts = self.chunks[node.args[0]]
+            index = node.args[1]
+            return ("entry", Form("ChannelSplit", {"parts": parts, "index": index},
+                                  {"part": index + 1}), [source])
+        if method and target in ("view", "reshape"):
+            shape = node.args[1:]
+            if len(shape) == 5 and isinstance(shape[1], int):
+                self.shuffles[node] = (node.args[0], shape[1], 0)
+                return ("skip",)
+            if len(shape) == 4 and node.args[0] in self.shuffles and \
+                    self.shuffles[node.args[0]][2] == 1:
+                source, groups, _ = self.shuffles[node.args[0]]
+                return ("entry", Form("ChannelShuffle", {"groups": groups}), [source])
+        if ((method and target == "transpose") or target is torch.transpose) and \
+                node.args[0] in self.shuffles and tuple(node.args[1:3]) == (1, 2):
+            source, groups, _ = self.shuffles[node.args[0]]
+            self.shuffles[node] = (source, groups, 1)
+            return ("skip",)
+        if (method and target == "permute") or target is torch.permute:
+            dims = node.args[1:] if method else node.args[1]
+            if len(dims) == 1 and isinstance(dims[0], (list, tuple)):
+                dims = dims[0]
+            if list(dims) == [0, 2, 3, 1] and first not in self.last:
+                self.last.add(node)
+                return ("alias", node.args[0], "channels-last")
+            if list(dims) == [0, 3, 1, 2] and first in self.last:
+                return ("alias", node.args[0], "channels-first")
+        if first is not None and first in self.last:
+            if node.op == "call_module":
+                module = modules.get(target)
+                if isinstance(module, torch.nn.LayerNorm):
+                    form = module_form(module)
+                    return ("entry", Form("LayerNorm2d", form.kwargs, form.defaults),
+                            [tensors[0]])
+                if isinstance(module, torch.nn.Linear):
+                    with torch.device("meta"):
+                        conv = torch.nn.Conv2d(module.in_features, module.out_features, 1,
+                                               bias=module.bias is not None)
+                    return ("entry", module_form(conv), [tensors[0]])
+            if target is F.layer_norm:
+                shape = node.kwargs.get("normalized_shape", node.args[1])
+                eps = node.kwargs.get("eps", node.args[4] if len(node.args) > 4 else 1e-5)
+                return ("entry", Form("LayerNorm2d", {"normalized_shape": tuple(shape),
+                                                      "eps": eps},
+                                      {"elementwise_affine": True, "bias": True}),
+                        [tensors[0]])
+        if target in (operator.mul, torch.mul, "mul", "__mul__") and len(node.args) == 2:
+            attrs = [a for a in _tensor_args(node) if a.op == "get_attr"]
+            if len(attrs) == 1 and len(tensors) == 1:
+                value = self.param(attrs[0])
+                if value.dim() == 3 and tuple(value.shape[1:]) == (1, 1):
+                    flat = value.detach().flatten()
+                    init = float(f"{float(flat[0]):.7g}") if bool((flat == flat[0]).all()) \
+                        else 1e-6  # its initial value, at float32's precision
+                    return ("entry", Form("LayerScale", {"channels": value.shape[0],
+                                                          "init": init, "volume": True}),
+                            [tensors[0]])
+            if len(tensors) == 2 and not attrs:
+                return ("entry", Form("mul"), tensors)
+        if (method and target == "mean") or target is torch.mean:
+            dims = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else None)
+            if isinstance(dims, (list, tuple)) and sorted(d % 4 for d in dims) == [2, 3]:
+                with torch.device("meta"):
+                    pool = torch.nn.AdaptiveAvgPool2d(1)
+                return ("entry", module_form(pool), [tensors[0]])
+        if getattr(target, "__name__", "") == "stochastic_depth":
+            self.dropped_paths += 1
+            return ("alias", node.args[0])  # identity in eval
+        if target is torch.cat or target == "cat":
+            items = node.args[0] if isinstance(node.args[0], (list, tuple)) else [node.args[0]]
+            items = tuple(self.key(i) for i in items)
+            dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
+            if len(items) == 1:
+                self.cats.setdefault(items, items[0])
+                return ("alias", items[0])
+            self.cats.setdefault(items, node)
+            if items[:-1] in self.cats:  # DenseNet: cat(earlier, new)
+                return ("entry", Form("cat", {"dim": dim}),
+                        [self.cats[items[:-1]], items[-1]], "owner")
+        return None
 
 
 def _is_size(node) -> bool:
@@ -188,6 +361,10 @@ def _as_module(cls, target, node):
         try:
             bound = inspect.signature(target).bind(*node.args, **node.kwargs)
             kwargs = dict(bound.arguments)
+            if "args" in kwargs:  # F.max_pool2d(*args, **kwargs): the module's order
+                names = [n for n in inspect.signature(cls.__init__).parameters if n != "self"]
+                kwargs = {**dict(zip(names, kwargs.pop("args")[1:])),
+                          **(kwargs.pop("kwargs", None) or {})}
         except (TypeError, ValueError):
             kwargs = dict(node.kwargs)
     elif len(node.args) > 1:  # x.flatten(1), x.softmax(1)

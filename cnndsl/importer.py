@@ -11,7 +11,7 @@ from . import fold
 from .errors import CnnDslError, UsageError, did_you_mean
 from .expand import Options, expand
 from .fmt import format_text
-from .import_graph import CnnImportError, Network
+from .import_graph import CnnImportError, Network, paused_gc
 from .limits import MAX_NUMBER, recursion_headroom
 from .parser import parse
 from .passes import check
@@ -127,8 +127,16 @@ def write_spec(net: Network, source: str) -> Imported:
     """The folded spec of an imported network, checked: it must build the network's
     parameters; if the folded form does not, the unfolded chain is written instead (and
     if that does not either, it is a bug in cnndsl)."""
+    with paused_gc():
+        return _write_spec(net, source)
+
+
+def _write_spec(net: Network, source: str) -> Imported:
     expected = _parameters(net)
     last = net.ops[-1]
+    while len(last.inputs) == 1 and not last.kind.weighted and last.index and \
+            net.ops[last.inputs[0]].shape == last.shape:
+        last = net.ops[last.inputs[0]]  # FC(classes) - SOFTMAX: the FC gives the classes
     classes_at = None
     if not last.shape.is_volume:
         key = next((k for k, v in last.args.items() if v == last.shape.c), None)

@@ -133,14 +133,76 @@ def test_the_table_script_on_a_subset():
     assert "| torchvision:resnet18 |" in import_table.table(found)
 
 
-@pytest.mark.slow
+# one builder per construct the import reads back, at 64x64 (torchvision's own numbers)
+CONSTRUCTS = {
+    "mobilenet_v3_small": ("gate(", "HARDSIGMOID", "HARDSWISH"),  # squeeze-and-excitation
+    "shufflenet_v2_x0_5": ("SPLIT(1)", "SPLIT(2)", "SHUFFLE"),  # x.chunk, channel_shuffle
+    "densenet121": ("concat(\n    identity,", "dense_layer * n"),  # torch.cat(features)
+    "regnet_y_400mf": ("add(", "gate(", "residual("),  # proj(x) + f(x), SE
+    "convnext_tiny": ("LAYERNORM(eps=1e-06)", "- LAYERSCALE,", "CONV(c, 1) - GELU"),
+}
+
+
+@pytest.mark.parametrize("name", CONSTRUCTS)
+def test_a_builder_with_each_construct_round_trips(name):
+    import torchvision
+
+    torch.manual_seed(0)
+    from cnndsl.import_torch import network
+    from cnndsl.importer import write_spec
+    from cnndsl.shapes import Shape
+
+    theirs = torchvision.models.get_model(name, weights=None).eval()
+    source = f"torchvision:{name}"  # what import_spec does, on the model built here
+    text = write_spec(network(theirs, Shape.volume(64, 64, 3), source), source).text
+    for needle in CONSTRUCTS[name]:
+        assert needle in text, needle
+    assert format_text(text) == text
+    assert len(text.splitlines()) <= 2 * import_table.zoo_lines(name)
+    ours = cnndsl.compile(text=text, seed=0).eval()
+    assert count(ours) == count(theirs)
+    cnndsl.transfer_weights(import_table.state_in_our_order(theirs, ours), ours)
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected, got = theirs(x), ours(x)
+    assert ((got - expected).abs().max() / expected.abs().max()).item() <= 1e-5
+
+
+def test_a_product_of_two_computed_maps_is_located():
+    from cnndsl.import_graph import CnnImportError
+
+    with pytest.raises(CnnImportError) as info:
+        import_spec("import_models:Product", input=(8, 8, 3))
+    assert "import_models:Product: mul: error: torch.mul of two computed maps" in \
+        info.value.render()
+    assert "gate(...)" in info.value.render()
+
+
+def test_a_gated_model_exported_by_torch_onnx_round_trips(tmp_path):
+    import warnings
+
+    import import_models
+
+    torch.manual_seed(0)
+    model = import_models.Gated().eval()
+    path = tmp_path / "gated.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.randn(1, 3, 32, 32),), str(path), dynamo=False)
+    row = import_table.onnx_row(path, "gated", None, size=32)
+    assert "gate(GAP - CONV(2, 1) - RELU - CONV(8, 1) - HARDSIGMOID)" in row["text"]
+    assert "CONV(8, 3, pad=1) - SILU" in row["text"] and "HARDSWISH" in row["text"]
+    assert row["params"] == row["original"] == count(model)
+    assert row["error"] <= 1e-5
+
+
+@pytest.mark.long
 def test_the_whole_table():
     found = import_table.rows()
-    assert len(found) == len(import_table.TORCHVISION) + 5
+    assert len(found) == len(import_table.TORCHVISION) + len(import_table.ZOO_ONNX) + len(
+        import_table.TORCH_ONNX)
     for row in found:
         assert row["params"] == row["original"], row["source"]
         assert row["error"] <= 1e-5, row["source"]
-        # ONNX files without module paths fold runs but get no defs yet (docs/import.md:
-        # `cnndsl compile zoo:googlenet -o x.onnx` imports as 60 lines, 2.4x the zoo's)
-        if row["zoo"] and row["source"].startswith("torchvision:"):
+        if row["zoo"]:
             assert len(row["text"].splitlines()) <= 2 * row["zoo"], row["source"]
