@@ -42,6 +42,7 @@ class Result:
     status: str  # "ok" | "skipped" | "failed"
     reason: str = ""  # why it was skipped or failed
     median_ms: float | None = None
+    min_ms: float | None = None  # the least disturbed call (a shared machine's load is bursty)
     throughput: float | None = None  # images per second
     speedup: float | None = None  # the reference's median / this median, same batch
     max_rel_diff: float | None = None  # max |out - eager| / max |eager|
@@ -75,11 +76,11 @@ def parse_runtimes(text: str) -> tuple[str, ...]:
     return tuple(n for n in RUNTIMES if n in wanted)
 
 
-def time_interleaved(calls: dict[str, Callable[[], object]], runs: int, warmup: int,
-                     sync: Callable[[], None] = lambda: None) -> dict[str, float]:
-    """Median milliseconds per call of each zero-argument callable, timed in rounds: every
-    round calls each once, in an order rotated by one per round, so that a change in the
-    machine's load (a shared machine) hits all of them alike."""
+def time_rounds(calls: dict[str, Callable[[], object]], runs: int, warmup: int,
+                sync: Callable[[], None] = lambda: None) -> dict[str, list[float]]:
+    """Milliseconds of each call of each zero-argument callable, timed in rounds: every round
+    calls each once, in an order rotated by one per round, so that a change in the machine's
+    load (a shared machine) hits all of them alike."""
     names = list(calls)
     for _ in range(warmup):
         for name in names:
@@ -93,7 +94,14 @@ def time_interleaved(calls: dict[str, Callable[[], object]], runs: int, warmup: 
             calls[name]()
             sync()
             times[name].append((time.perf_counter() - start) * 1000.0)
-    return {name: statistics.median(values) for name, values in times.items()}
+    return times
+
+
+def time_interleaved(calls: dict[str, Callable[[], object]], runs: int, warmup: int,
+                     sync: Callable[[], None] = lambda: None) -> dict[str, float]:
+    """The median milliseconds per call of each callable, timed in rounds (time_rounds)."""
+    return {name: statistics.median(values)
+            for name, values in time_rounds(calls, runs, warmup, sync).items()}
 
 
 def _sync(device: str) -> Callable[[], None]:
@@ -146,12 +154,13 @@ def run_bench(model, *, batches=(1,), runtimes=DEFAULT_RUNTIMES, device: str = "
                 except Exception as exc:  # noqa: BLE001
                     rows[name, b] = Result(name, b, "failed", _first_line(exc))
             say(f"batch {b}: timing {', '.join(checked)} interleaved, {runs} rounds")
-            medians = time_interleaved(
+            samples = time_rounds(
                 {name: (lambda runner=runners[name], x=x: runner(x)) for name in checked},
                 runs, warmup, _sync(device))
+        medians = {name: statistics.median(values) for name, values in samples.items()}
         reference = medians.get("torchvision", medians.get("eager"))
         for name, ms in medians.items():
-            rows[name, b] = Result(name, b, "ok", "", ms, 1000.0 * b / ms,
+            rows[name, b] = Result(name, b, "ok", "", ms, min(samples[name]), 1000.0 * b / ms,
                                    reference / ms if reference else None, checked[name])
     return [rows[name, b] for name in names for b in batches]
 
@@ -323,13 +332,14 @@ def run_train_bench(model, *, batches=(8,), runtimes=DEFAULT_TRAIN_RUNTIMES, dev
             except Exception as exc:  # noqa: BLE001 (a row that says why, never a traceback)
                 rows[name, b] = Result(name, b, "failed", _first_line(exc), mode="train")
         say(f"batch {b}: timing {', '.join(steps)} interleaved, {runs} rounds")
-        medians = time_interleaved({name: (lambda step=step, x=x, y=y: step(x, y))
-                                    for name, (step, _) in steps.items()},
-                                   runs, warmup, _sync(device))
+        samples = time_rounds({name: (lambda step=step, x=x, y=y: step(x, y))
+                               for name, (step, _) in steps.items()},
+                              runs, warmup, _sync(device))
+        medians = {name: statistics.median(values) for name, values in samples.items()}
         base_ms = next(iter(medians.values()), None)
         for name, ms in medians.items():
-            rows[name, b] = Result(name, b, "ok", "", ms, 1000.0 * b / ms, base_ms / ms,
-                                   steps[name][1], mode="train")
+            rows[name, b] = Result(name, b, "ok", "", ms, min(samples[name]), 1000.0 * b / ms,
+                                   base_ms / ms, steps[name][1], mode="train")
     return [rows[name, b] for name, _ in entries for b in batches]
 
 
@@ -448,7 +458,7 @@ def run_ddp_bench(spec, *, worlds=(1, 2), batch: int = 8, runs: int = 5, warmup:
                      for p, q in zip(r[2], ranks[0][2])), default=0.0)
         throughput = batch * world / seconds
         base = base or throughput
-        results.append(Result(f"ddp-{world}", batch * world, "ok", "", seconds * 1000.0,
+        results.append(Result(f"ddp-{world}", batch * world, "ok", "", seconds * 1000.0, None,
                               throughput, throughput / base, drift, mode="train"))
     return results
 
@@ -577,16 +587,19 @@ BUILDERS = {"torchvision": _torchvision, "eager": _eager, "optimize": _optimize,
 
 # -- reports --------------------------------------------------------------------------------
 
-COLUMNS = ("runtime", "batch", "median ms", "images/s", "speed-up", "max rel diff", "note")
+COLUMNS = ("runtime", "batch", "median ms", "min ms", "images/s", "speed-up", "max rel diff",
+           "note")
 
 
 def rows_of(results: list[Result]) -> list[tuple[str, ...]]:
     rows = []
     for r in results:
         if r.status != "ok":
-            rows.append((r.runtime, str(r.batch), "-", "-", "-", "-", f"{r.status}: {r.reason}"))
+            rows.append((r.runtime, str(r.batch), "-", "-", "-", "-", "-",
+                         f"{r.status}: {r.reason}"))
             continue
-        rows.append((r.runtime, str(r.batch), f"{r.median_ms:.2f}", f"{r.throughput:,.1f}",
+        least = "-" if r.min_ms is None else f"{r.min_ms:.2f}"
+        rows.append((r.runtime, str(r.batch), f"{r.median_ms:.2f}", least, f"{r.throughput:,.1f}",
                      f"{r.speedup:.2f}x" if r.speedup else "-", f"{r.max_rel_diff:.1e}", ""))
     return rows
 

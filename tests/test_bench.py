@@ -30,6 +30,7 @@ def test_each_runtime_equals_eager(spec, size):
         assert r.status == "ok", r
         assert r.max_rel_diff <= 1e-4, r
         assert r.median_ms > 0 and r.throughput == pytest.approx(1000 * r.batch / r.median_ms)
+        assert 0 < r.min_ms <= r.median_ms
     reference = "torchvision" if twin else "eager"
     base = {r.batch: r.median_ms for r in results if r.runtime == reference}
     for r in results:
@@ -45,13 +46,13 @@ def test_runtimes_are_timed_in_interleaved_rounds(monkeypatch):
                                      runs=3, warmup=1)
     assert order == list("abc" "abc" "bca" "cab") and set(medians) == set("abc")
     seen = []  # run_bench and run_train_bench time all their rows of a batch in one call
-    real = bench.time_interleaved
+    real = bench.time_rounds
 
     def spy(calls, *args):
         seen.append(list(calls))
         return real(calls, *args)
 
-    monkeypatch.setattr(bench, "time_interleaved", spy)
+    monkeypatch.setattr(bench, "time_rounds", spy)
     model = cnndsl.compile("zoo:resnet18", input="32x32x3", classes=10, seed=0, logits=True)
     bench.run_bench(model, batches=(1, 2), runtimes=("torchvision", "optimize"), runs=1,
                     warmup=0)
@@ -124,7 +125,7 @@ def test_cli_cuda_without_a_device_is_a_skip_line_per_runtime():
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     for name in ("torchvision", "eager", "bf16", "compile", "cudagraphs", "onnxruntime"):
         for b in (1, 8):
-            assert f"| {name} | {b} | - | - | - | - | skipped: no CUDA device here |" in r.stdout
+            assert f"| {name} | {b} | - | - | - | - | - | skipped: no CUDA device here |" in r.stdout
     r = cli("zoo:lenet5", "--device", "cuda", "--train", "--runs", "1", "--format", "json")
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     assert [(row["runtime"], row["status"]) for row in json.loads(r.stdout)] == [
