@@ -31,7 +31,7 @@ def test_two_ddp_processes_equal_one_process_on_the_concatenated_batch():
         assert (p.detach() - q).abs().max() <= 1e-5 * p.abs().max()
 
 
-@pytest.mark.slow
+@pytest.mark.long  # two more rounds of process start-up: make test-long
 def test_ddp_bench_rows():
     rows = bench.run_ddp_bench("zoo:lenet5", worlds=(1, 2), batch=4, runs=2, warmup=1)
     assert [(r.runtime, r.batch, r.status, r.mode) for r in rows] == [
