@@ -5,7 +5,8 @@ BatchNorm, activations and additions into the convolutions, keeps activations in
 layout and plans its memory once): 1.2x to 4.7x torchvision's eager models here
 (bench/RESULTS.md). This hands that path over with the module's interface: a tensor in, a
 tensor out, bound in place (IOBinding). Against a session a user builds by hand with
-onnxruntime's defaults it is a tie: the same export, the same graph optimisations.
+onnxruntime's defaults it ties at one thread (the same export, the same graph optimisations)
+and is ahead at two on a shared machine (its threads are not pinned to cores).
 """
 from __future__ import annotations
 
