@@ -30,8 +30,7 @@ test-long: install
 	$(PY) -m pytest -q -p no:cacheprovider --hypothesis-profile=long \
 		tests/test_robustness.py tests/test_random_specs.py tests/test_fmt.py \
 		tests/test_differential.py
-	$(PY) -m pytest -q -p no:cacheprovider --run-long -m long tests/test_zoo_torchvision.py \
-		tests/test_zoo_segmentation.py tests/test_image_layers.py
+	$(PY) -m pytest -q -p no:cacheprovider --run-long -m long tests
 
 # Keep the bundled specs in the canonical style (a test checks it).
 fmt:

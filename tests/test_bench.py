@@ -18,17 +18,56 @@ MODELS = [("zoo:lenet5", None), ("zoo:resnet18", "32x32x3"), ("zoo:mobilenet_v2"
 @pytest.mark.parametrize("spec, size", MODELS, ids=[m[0] for m in MODELS])
 def test_each_runtime_equals_eager(spec, size):
     model = cnndsl.compile(spec, input=size, seed=0, logits=True)
-    names = ("optimize", "onnxruntime", "onnxruntime-default")
+    names = ("torchvision", "optimize", "onnxruntime", "onnxruntime-default")
     results = bench.run_bench(model, batches=(1, 3), runtimes=names, runs=1, warmup=0)
     assert [(r.runtime, r.batch) for r in results] == [
-        (name, b) for name in ("eager", *names) for b in (1, 3)]
+        (name, b) for name in ("torchvision", "eager", *names[1:]) for b in (1, 3)]
+    twin = spec != "zoo:lenet5"  # resnet18 and mobilenet_v2 are torchvision's too
     for r in results:
+        if r.runtime == "torchvision" and not twin:
+            assert r.status == "skipped" and "no torchvision model" in r.reason
+            continue
         assert r.status == "ok", r
         assert r.max_rel_diff <= 1e-4, r
         assert r.median_ms > 0 and r.throughput == pytest.approx(1000 * r.batch / r.median_ms)
-    eager = {r.batch: r.median_ms for r in results if r.runtime == "eager"}
+        assert 0 < r.min_ms <= r.median_ms
+    reference = "torchvision" if twin else "eager"
+    base = {r.batch: r.median_ms for r in results if r.runtime == reference}
     for r in results:
-        assert r.speedup == pytest.approx(eager[r.batch] / r.median_ms)
+        if r.status == "ok":
+            assert r.speedup == pytest.approx(base[r.batch] / r.median_ms)
+
+
+def test_runtimes_are_timed_in_interleaved_rounds(monkeypatch):
+    """Every round calls each runtime once, the order rotated by one a round, so a burst of
+    load on a shared machine hits all runtimes alike."""
+    order = []
+    medians = bench.time_interleaved({n: (lambda n=n: order.append(n)) for n in "abc"},
+                                     runs=3, warmup=1)
+    assert order == list("abc" "abc" "bca" "cab") and set(medians) == set("abc")
+    seen = []  # run_bench and run_train_bench time all their rows of a batch in one call
+    real = bench.time_rounds
+
+    def spy(calls, *args):
+        seen.append(list(calls))
+        return real(calls, *args)
+
+    monkeypatch.setattr(bench, "time_rounds", spy)
+    model = cnndsl.compile("zoo:resnet18", input="32x32x3", classes=10, seed=0, logits=True)
+    bench.run_bench(model, batches=(1, 2), runtimes=("torchvision", "optimize"), runs=1,
+                    warmup=0)
+    bench.run_train_bench(model, batches=(2,), runs=1, warmup=0)
+    assert seen == [["torchvision", "eager", "optimize"]] * 2 + [["torchvision", "eager"]]
+
+
+def test_bf16_and_cuda_graphs_on_the_cpu():
+    """bf16 (channels_last, bfloat16 autocast) runs on the CPU too, to bfloat16's precision;
+    cudagraphs is a skip line without a CUDA device."""
+    model = cnndsl.compile("zoo:lenet5", seed=0, logits=True)
+    results = bench.run_bench(model, runtimes=("bf16", "cudagraphs"), runs=1, warmup=0)
+    _, bf16, graphs = results
+    assert bf16.status == "ok" and 0 < bf16.max_rel_diff <= 5e-2, bf16
+    assert graphs.status == "skipped" and "need a CUDA device" in graphs.reason
 
 
 @pytest.mark.slow
@@ -60,29 +99,44 @@ def test_a_runtime_that_is_not_installed_is_a_skip_line(monkeypatch):
 
 def cli(*args):
     return subprocess.run([sys.executable, "-m", "cnndsl", "bench", *args], capture_output=True,
-                          text=True, timeout=300)
+                          check=False, text=True, timeout=300)
 
 
-def test_cli_json_and_a_missing_cuda_device():
+def test_cli_json_and_the_progress_lines():
     r = cli("zoo:lenet5", "--batch", "1,2", "--runs", "1", "--runtimes", "optimize",
             "--format", "json")
     assert r.returncode == 0, r.stderr
     rows = json.loads(r.stdout)
     assert [(row["runtime"], row["batch"], row["status"]) for row in rows] == [
         ("eager", 1, "ok"), ("eager", 2, "ok"), ("optimize", 1, "ok"), ("optimize", 2, "ok")]
-    assert "bench: optimize: batch 2" in r.stderr  # the progress line
+    assert "bench: optimize: checking batch 2" in r.stderr  # the progress lines
+    assert "bench: batch 2: timing eager, optimize interleaved, 1 rounds" in r.stderr
+
+
+def test_cli_cuda_without_a_device_is_a_skip_line_per_runtime():
+    """--device cuda lists the GPU runtimes (eager fp32, bf16, torch.compile, CUDA graphs,
+    onnxruntime's CUDA provider); without a device each is a skip line, never a traceback."""
     import torch
 
-    if not torch.cuda.is_available():
-        r = cli("zoo:lenet5", "--device", "cuda", "--runs", "1", "--format", "markdown")
-        assert r.returncode == 0 and "Traceback" not in r.stderr
-        assert "| eager | 1 | - | - | - | - | skipped: no CUDA device here |" in r.stdout
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device: bench/RESULTS.md's GPU table is measured")
+    r = cli("zoo:resnet18", "--input", "32x32x3", "--device", "cuda", "--runs", "1",
+            "--batch", "1,8", "--format", "markdown")
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    for name in ("torchvision", "eager", "bf16", "compile", "cudagraphs", "onnxruntime"):
+        for b in (1, 8):
+            assert f"| {name} | {b} | - | - | - | - | - | skipped: no CUDA device here |" in r.stdout
+    r = cli("zoo:lenet5", "--device", "cuda", "--train", "--runs", "1", "--format", "json")
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert [(row["runtime"], row["status"]) for row in json.loads(r.stdout)] == [
+        ("eager", "skipped")]
 
 
 @pytest.mark.parametrize("args, message", [
     (["--batch", "0"], "--batch sizes must be positive"),
     (["--batch", "one"], "--batch takes sizes separated by commas"),
     (["--runtimes", "tensorrt"], "unknown runtime tensorrt"),
+    (["--ddp", "1,2", "--device", "cuda"], "--ddp runs on the CPU (gloo)"),
 ])
 def test_cli_usage_errors(args, message):
     r = cli("zoo:lenet5", *args)
