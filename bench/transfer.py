@@ -41,11 +41,12 @@ def main() -> int:
     for name in args.models.split(","):
         theirs = torchvision.models.get_model(name, weights=None)
         ours = cnndsl.compile(f"zoo:{name}", logits=True, seed=0)
-        pair, report = best(lambda: cnndsl.transfer_weights(theirs, ours, verify=False),
+        pair, report = best(lambda a=theirs, b=ours: cnndsl.transfer_weights(a, b, verify=False),
                             args.repeat)
-        full, report = best(lambda: cnndsl.transfer_weights(theirs, ours), args.repeat)
+        full, report = best(lambda a=theirs, b=ours: cnndsl.transfer_weights(a, b),
+                            args.repeat)
         state = theirs.state_dict()
-        order, _ = best(lambda: cnndsl.transfer_weights(state, ours), args.repeat)
+        order, _ = best(lambda a=state, b=ours: cnndsl.transfer_weights(a, b), args.repeat)
         print(f"| {name} | {len(report.transfers)} | {pair:.2f} s | {full:.2f} s | "
               f"{order:.2f} s | {report.pairing}; {report.check} |")
     return 0
