@@ -144,7 +144,7 @@ def transfer_weights(source, model, *, source_name: str = "the source", verify: 
                 raise WeightsMismatch(order_error)
             raise WeightsMismatch(
                 f"{source_name}'s modules have the model's shapes in creation order, but they "
-                "are connected differently: " + _first_difference(src, dst, source_name))
+                "are connected differently: " + _first_difference(src, dst, ours, source_name))
         if order is not None and _is_isomorphism(src, dst, _node_map(order, src, dst)):
             candidates, pairing = iter([order]), "creation order, which agrees with the data flow"
         else:
@@ -465,16 +465,19 @@ def _ambiguous(src: _Flow, theirs) -> list[str]:
             if counts[src.colors[node]] > 1 for i in mine]
 
 
-def _first_difference(src: _Flow, dst: _Flow, source_name: str) -> str:
-    """The first module, in the model's creation order, whose place has no counterpart."""
+def _first_difference(src: _Flow, dst: _Flow, ours, source_name: str) -> str:
+    """The model's first module, in creation order, whose place has no counterpart."""
     from collections import Counter
 
     theirs = Counter(src.colors[node] for node in src.members)
     for node in sorted(dst.members):
         if theirs[dst.colors[node]] == 0:
-            return (f"the model's module {node + 1} reads from and feeds modules that no module "
-                    f"of {source_name} with its shapes does")
-    return "the data flows differ"
+            reads = sorted(f"`{ours[p][0]}`" if p >= 0 else "the input"
+                           for p in dst.graph.predecessors(node))
+            return (f"the model's `{ours[node][0]}` ({_describe(_shapes(ours[node][1]))}, "
+                    f"reading {', '.join(reads) or 'nothing'}) has no module of {source_name} "
+                    "with its shapes in its place in the data flow; nothing was copied")
+    return "the data flows differ; nothing was copied"
 
 
 # --- the check against the outputs ---------------------------------------------------------

@@ -203,3 +203,19 @@ def test_regnet_written_naturally_takes_torchvisions_weights(block):
     assert pairs["trunk_output.block1.block1-0.proj.0"].startswith("stage1.0.shortcut")
     assert pairs["trunk_output.block1.block1-0.f.a.0"] == "stage1.0.f1.cbr1.conv1"
     assert difference(theirs, ours, (3, 64, 64)) <= 1e-5
+
+
+def test_equal_shapes_connected_differently_are_refused_by_name():
+    """Two 1x1 convolutions in a chain against the same two side by side: creation order
+    and shapes agree, the data flow does not."""
+    chain = nn.Sequential(nn.Conv2d(4, 4, 1), nn.Conv2d(4, 4, 1))
+    ours = cnndsl.compile("input 3x3x4\nadd(CONV(4, 1), CONV(4, 1))", seed=0)
+    before = state(ours)
+    with pytest.raises(WeightsMismatch) as info:
+        cnndsl.transfer_weights(chain, ours, source_name="the chain", verify=False)
+    message = str(info.value)
+    assert "the chain's modules have the model's shapes in creation order, but they are " \
+           "connected differently" in message
+    assert "the model's `branch1` (weight 4x4x1x1, bias 4, reading the input) has no " \
+           "module of the chain with its shapes in its place" in message
+    assert unchanged(ours, before)
