@@ -145,7 +145,7 @@ def transfer_weights(source, model, *, source_name: str = "the source", verify: 
             raise WeightsMismatch(
                 f"{source_name}'s modules have the model's shapes in creation order, but they "
                 "are connected differently: " + _first_difference(src, dst, ours, source_name))
-        if order is not None and _is_isomorphism(src, dst, _node_map(order, src, dst)):
+        if order is not None and sorted(order) == sorted(first):
             candidates, pairing = iter([order]), "creation order, which agrees with the data flow"
         else:
             candidates, pairing = iter([first]), "data flow"
@@ -208,6 +208,7 @@ def transfer_weights(source, model, *, source_name: str = "the source", verify: 
 MAX_TRIES = 64  # pairings tried against the outputs where the data flow leaves some open
 INPUT, OUTPUT = -1, -2  # the data-flow graphs' nodes besides the modules' indices
 CHECK_SIZE = 32  # the largest side the outputs are compared at, where the network allows
+TAIL = 3  # how many operations without weights after a module tell symmetric ones apart
 
 
 def _order_error(theirs, ours, source_name: str) -> str | None:
@@ -262,13 +263,15 @@ def _list(paths, limit: int = 6) -> str:
 class _Flow:
     """A model's data flow between its modules holding tensors (networkx.DiGraph): a node is
     the index of its first module (several, where one call holds the tensors of several),
-    `members` its modules' indices, `labels` the shapes they hold; `colors` are filled in by
-    _flow_pairing, the same numbering for both models."""
+    `members` its modules' indices, `labels` the shapes they hold, `tails` the operations
+    without weights up to TAIL steps after it; `colors` are filled in by _flow_pairing, the
+    same numbering for both models."""
 
     graph: object
     members: dict
     labels: dict
     colors: dict
+    tails: dict  # node -> the names of the operations without weights just after it
 
 
 def _flows(source, model, theirs, ours):
@@ -350,28 +353,56 @@ def _trace(module, groups) -> _Flow | str:
     labels = {INPUT: "input", OUTPUT: "output"}
     for node, mine in members.items():
         labels[node] = tuple(tuple(s for _, s in _shapes(groups[i][1])) for i in mine)
-    return _Flow(graph, members, labels, {})
+    modules = dict(traced.named_modules())
+    tails: dict[int, list[str]] = {}
+    for node, mine in owned.items():
+        tail = tails.setdefault(node_of[mine[0]], [])
+        reached, frontier_nodes = set(), list(node.users)
+        for _ in range(TAIL):
+            following = []
+            for user in frontier_nodes:
+                if user in reached or user in owned or user.op == "output":
+                    continue
+                reached.add(user)
+                tail.append(_op_name(user, modules))
+                following.extend(user.users)
+            frontier_nodes = following
+    return _Flow(graph, members, labels, {},
+                 {node: tuple(sorted(tail)) for node, tail in tails.items()})
 
 
-def _color(flow: _Flow, table: dict) -> None:
-    """Each node's class: its shapes with its ancestry (from the input) and its descendants
-    (to the output), numbered through `table`, which both models share, so that equal
-    classes have equal numbers."""
+def _op_name(node, modules) -> str:
+    """A parameter-free operation's name, the same for its module, function and method
+    spellings (nn.ReLU, F.relu, x.relu_(); nn.AdaptiveAvgPool2d, F.adaptive_avg_pool2d)."""
+    if node.op == "call_module":
+        name = type(modules[node.target]).__name__
+    elif node.op == "call_function":
+        name = getattr(node.target, "__name__", str(node.target))
+    else:
+        name = str(node.target)
+    name = name.lower().replace("_", "")
+    return {"iadd": "add", "imul": "mul", "isub": "sub"}.get(name, name)
+
+
+def _color(flow: _Flow, table: dict, *, tails: bool = False) -> dict:
+    """Each node's class: its shapes (with `tails`, and the operations without weights after
+    it) with its ancestry (from the input) and its descendants (to the output), numbered
+    through `table`, which both models share, so that equal classes have equal numbers."""
     import networkx as nx
 
     graph = flow.graph
+    labels = {node: (label, flow.tails.get(node)) if tails else label
+              for node, label in flow.labels.items()}
     order = list(nx.topological_sort(graph))
     up: dict[int, int] = {}
     for node in order:
-        key = ("up", flow.labels[node], tuple(sorted(up[p] for p in graph.predecessors(node))))
+        key = ("up", labels[node], tuple(sorted(up[p] for p in graph.predecessors(node))))
         up[node] = table.setdefault(key, len(table))
     down: dict[int, int] = {}
     for node in reversed(order):
-        key = ("down", flow.labels[node],
-               tuple(sorted(down[s] for s in graph.successors(node))))
+        key = ("down", labels[node], tuple(sorted(down[s] for s in graph.successors(node))))
         down[node] = table.setdefault(key, len(table))
-    flow.colors = {node: table.setdefault((up[node], down[node]), len(table))
-                   for node in graph}
+    return {node: table.setdefault((up[node], down[node]), len(table)) for node in graph}
 
 
 def _flow_pairing(src: _Flow, dst: _Flow):
@@ -380,20 +411,24 @@ def _flow_pairing(src: _Flow, dst: _Flow):
     from collections import Counter
 
     table: dict = {}
-    _color(src, table)
-    _color(dst, table)
+    src.colors, dst.colors = _color(src, table), _color(dst, table)
     if Counter(src.colors.values()) != Counter(dst.colors.values()):
         return None
-    classes: dict[int, tuple[list, list]] = {}
-    for flow, side in ((src, 0), (dst, 1)):
-        for node in sorted(flow.graph):
-            classes.setdefault(flow.colors[node], ([], []))[side].append(node)
-    mapping = {a: b for mine, yours in classes.values() for a, b in zip(mine, yours)}
-    if not _is_isomorphism(src, dst, mapping):
-        mapping = next(_isomorphisms(src, dst), None)
-        if mapping is None:
-            return None
-    return _group_pairs(src, dst, mapping)
+    # Modules of equal shapes in symmetric places are told apart first by the operations
+    # without weights after them (a body's activation, which a projection lacks), where both
+    # models spell those alike; the outputs check it, and decide where they do not.
+    finer = _color(src, table, tails=True), _color(dst, table, tails=True)
+    attempts = [finer] if Counter(finer[0].values()) == Counter(finer[1].values()) else []
+    for colors in (*attempts, (src.colors, dst.colors)):
+        classes: dict[int, tuple[list, list]] = {}
+        for side, flow in enumerate((src, dst)):
+            for node in sorted(flow.graph):
+                classes.setdefault(colors[side][node], ([], []))[side].append(node)
+        mapping = {a: b for mine, yours in classes.values() for a, b in zip(mine, yours)}
+        if _is_isomorphism(src, dst, mapping):
+            return _group_pairs(src, dst, mapping)
+    mapping = next(_isomorphisms(src, dst), None)
+    return None if mapping is None else _group_pairs(src, dst, mapping)
 
 
 def _isomorphisms(src: _Flow, dst: _Flow):
@@ -433,18 +468,6 @@ def _group_pairs(src: _Flow, dst: _Flow, mapping):
             return None
         pairs.extend(zip(mine, yours))
     return pairs
-
-
-def _node_map(pairs, src: _Flow, dst: _Flow):
-    """The node mapping module pairs make, or None where they split a node."""
-    where = dict(pairs)
-    mapping = {INPUT: INPUT, OUTPUT: OUTPUT}
-    for node, mine in src.members.items():
-        target = [where[i] for i in mine]
-        if target != dst.members.get(target[0]):
-            return None
-        mapping[node] = target[0]
-    return mapping
 
 
 def _is_isomorphism(src: _Flow, dst: _Flow, mapping) -> bool:

@@ -74,9 +74,10 @@ def unchanged(model: nn.Module, before: dict) -> bool:
     return all(torch.equal(before[key], value) for key, value in model.state_dict().items())
 
 
-def test_a_projection_created_before_the_body_is_paired_by_the_outputs():
+def test_a_projection_created_before_the_body_is_paired_by_its_place():
     """NOTES.md's reproduction: creation order pairs `proj` with the body (outputs then differ
-    by ~1); the data flow sees two symmetric chains, and the outputs tell them apart."""
+    by ~1); in the data flow they are two chains of equal shapes from the block's input,
+    told apart by what follows them (the body's Tanh), and the outputs confirm it."""
     torch.manual_seed(0)
     theirs = randomised(ProjectionFirst())
     ours = cnndsl.compile(BLOCK.format(act="TANH"), seed=0)
@@ -85,9 +86,30 @@ def test_a_projection_created_before_the_body_is_paired_by_the_outputs():
     pairs = {t.source: t.target for t in report.transfers}
     assert pairs == {"f.0": "conv1", "f.1": "bn1", "proj.0": "shortcut.0",
                      "proj.1": "shortcut.1"}
-    assert report.pairing.startswith("data flow") and "told apart by the outputs" in report.pairing
-    assert report.check.startswith("outputs agree")
-    assert "paired by data flow" in str(report)
+    assert report.pairing == "data flow" and report.check.startswith("outputs agree")
+    assert "paired by data flow; outputs agree" in str(report)
+
+
+class ClampedBody(ProjectionFirst):
+    """The body's activation spelled `clamp(min=0)`: ReLU's values, another operation."""
+
+    def __init__(self):
+        super().__init__(act=nn.Identity)
+
+    def forward(self, x):
+        return self.relu(self.proj(x) + self.f(x).clamp(min=0))
+
+
+def test_where_only_the_outputs_tell_symmetric_modules_apart_they_decide():
+    torch.manual_seed(0)
+    theirs = randomised(ClampedBody())
+    ours = cnndsl.compile(BLOCK.format(act="RELU"), seed=0)
+    report = cnndsl.transfer_weights(theirs, ours)
+    assert difference(theirs, ours, (8, 9, 9)) == 0
+    assert {t.source: t.target for t in report.transfers}["proj.0"] == "shortcut.0"
+    assert report.pairing.startswith("data flow, with `proj.0`, `proj.1`, `f.0`, `f.1` "
+                                     "(equal shapes in symmetric places) told apart by the "
+                                     "outputs (2 pairings tried)")
 
 
 def test_creation_order_alone_would_have_been_wrong():
