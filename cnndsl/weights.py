@@ -10,10 +10,11 @@ what they hold and where they sit:
   through parameter-free operations; each module is paired with the one of equal shapes in
   the same place (refined from the input forward and from the output backward). Where both
   models create their modules in the same order, that order agrees with the data flow and is
-  used as it is. Then both models run on one random input and must agree within 1e-5 of
-  their scale: modules of equal shapes in symmetric places (a projection and a body's first
-  convolution, both reading a block's input) can only be told apart by the outputs, so the
-  other pairings the data flow allows are tried, and if none agrees nothing is copied;
+  used as it is. Modules of equal shapes in symmetric places (a projection and a body's
+  first convolution, both reading a block's input) are told apart by the operations without
+  weights just after them (the body's activation). Then both models run on one random input
+  and must agree within 1e-5 of their scale; where they do not, the other pairings the data
+  flow allows are tried, and if none agrees nothing is copied;
 - a state_dict (which cannot be run) is paired in creation order, as two builds of one
   architecture usually create their modules, and only the shapes are checked.
 """
