@@ -131,7 +131,7 @@ def transfer_weights(source, model, *, source_name: str = "the source", verify: 
                       "not checked: a state_dict cannot be run (pass the module itself to "
                       "have it paired by data flow and the outputs compared)")
 
-    flows = _flows(source, model, theirs, ours)
+    flows, difference = _flows(source, model, theirs, ours), None
     if isinstance(flows, str):  # cannot be traced: creation order, checked by the outputs
         if order_error:
             raise WeightsMismatch(order_error)
@@ -140,20 +140,26 @@ def transfer_weights(source, model, *, source_name: str = "the source", verify: 
     else:
         src, dst = flows
         first = _flow_pairing(src, dst)
+        fallback = None
         if first is None:  # different structures: the order names the first difference
             if order_error:
                 raise WeightsMismatch(order_error)
-            raise WeightsMismatch(
-                f"{source_name}'s modules have the model's shapes in creation order, but they "
-                "are connected differently: " + _first_difference(src, dst, ours, source_name))
-        if order is not None and sorted(order) == sorted(first):
+            difference = _first_difference(src, dst, ours, source_name)
+            if not verify:
+                raise WeightsMismatch(
+                    f"{source_name}'s modules have the model's shapes in creation order, but "
+                    f"they are connected differently: {difference}; nothing was copied")
+            # creation order, which only the outputs can confirm
+            candidates, pairing, ambiguous = iter([order]), "creation order", None
+            fallback = f"the data flows differ ({difference})"
+        elif order is not None and sorted(order) == sorted(first):
             candidates, pairing = iter([order]), "creation order, which agrees with the data flow"
         else:
             candidates, pairing = iter([first]), "data flow"
-        ambiguous = _ambiguous(src, theirs)
-        fallback = None
-        if ambiguous:
-            candidates = _chain_unique(candidates, _alternatives(src, dst))
+        if first is not None:
+            ambiguous = _ambiguous(src, theirs)
+            if ambiguous:
+                candidates = _chain_unique(candidates, _alternatives(src, dst))
 
     pairs = next(candidates)
     checker = _Checker.make(source, model, input_shape) if verify else None
@@ -173,6 +179,11 @@ def transfer_weights(source, model, *, source_name: str = "the source", verify: 
         finally:
             checker.restore()
     if agrees is None:  # not compared
+        if difference:
+            raise WeightsMismatch(
+                f"{source_name}'s modules have the model's shapes in creation order, but they "
+                f"are connected differently: {difference}, and the outputs cannot be compared "
+                f"here ({measure}); nothing was copied")
         if ambiguous and verify:
             raise WeightsMismatch(
                 f"{_list(ambiguous)} have the same shapes and the same place in "
@@ -188,7 +199,9 @@ def transfer_weights(source, model, *, source_name: str = "the source", verify: 
         return Report(_apply(theirs, ours, pairs, model), pairing, measure)
     message = (f"the weights fit module by module, but {source_name} and the model "
                f"compute different outputs: {first_measure}")
-    if fallback:
+    if fallback and fallback.startswith("the data flows differ"):
+        message += (f". Modules were paired in creation order because {fallback}")
+    elif fallback:
         message += (f". Modules were paired in creation order because {fallback}: where "
                     f"{source_name} creates modules of equal shapes in another order than the "
                     "model (a projection before a block's body), they are swapped; write the "
@@ -500,8 +513,8 @@ def _first_difference(src: _Flow, dst: _Flow, ours, source_name: str) -> str:
                            for p in dst.graph.predecessors(node))
             return (f"the model's `{ours[node][0]}` ({_describe(_shapes(ours[node][1]))}, "
                     f"reading {', '.join(reads) or 'nothing'}) has no module of {source_name} "
-                    "with its shapes in its place in the data flow; nothing was copied")
-    return "the data flows differ; nothing was copied"
+                    "with its shapes in its place in the data flow")
+    return "the data flows differ"
 
 
 # --- the check against the outputs ---------------------------------------------------------

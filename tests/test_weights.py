@@ -241,3 +241,31 @@ def test_equal_shapes_connected_differently_are_refused_by_name():
     assert "the model's `branch1` (weight 4x4x1x1, bias 4, reading the input) has no " \
            "module of the chain with its shapes in its place" in message
     assert unchanged(ours, before)
+    # checked, creation order is tried, and the outputs refuse it
+    with pytest.raises(WeightsMismatch, match=r"compute different outputs: they differ by .*"
+                                              r"Modules were paired in creation order because "
+                                              r"the data flows differ \(the model's `branch1`"):
+        cnndsl.transfer_weights(chain, ours, source_name="the chain")
+    assert unchanged(ours, before)
+
+
+class SideBySide(nn.Module):
+    """Two 1x1 convolutions summed: not a cnndsl model, so no input shape is known."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(4, 4, 1), nn.Conv2d(4, 4, 1)
+
+    def forward(self, x):
+        return self.a(x) + self.b(x)
+
+
+def test_different_data_flows_that_cannot_be_run_are_refused():
+    chain = nn.Sequential(nn.Conv2d(4, 4, 1), nn.Conv2d(4, 4, 1))
+    ours = SideBySide()
+    before = state(ours)
+    with pytest.raises(WeightsMismatch, match=r"connected differently: the model's `a` .*"
+                                              r"and the outputs cannot be compared here \(the "
+                                              r"model's input shape is not known"):
+        cnndsl.transfer_weights(chain, ours)
+    assert unchanged(ours, before)
