@@ -320,7 +320,8 @@ def build_module(graph, spec_name: str, *, device=None, dtype=None, seed=None, l
 
         if device.type == "meta":
             raise UsageError("weights cannot be loaded into a structure-only (meta) model")
-        transfer_weights(weights, model, source_name=weights_name)
+        transfer_weights(weights, model, source_name=weights_name,
+                         input_shape=graph.context.input.as_list())
     if optimize:
         example = None if device.type == "meta" else torch.randn(
             2, *graph.context.input.as_list(), generator=torch.Generator().manual_seed(0))

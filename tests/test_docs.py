@@ -54,3 +54,22 @@ def test_every_layer_kind_is_documented():
     for kind in layers.REGISTRY.values():
         if kind.callable:
             assert f"`{kind.name}`" in text, kind.name
+
+
+def section(title: str) -> str:
+    text = DOC.read_text()
+    start = text.index(f"\n## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end != -1 else len(text)]
+
+
+def test_modern_block_examples_are_in_fmt_style():
+    """The "Modern blocks" examples are the ones readers copy into files: `cnndsl fmt --check`
+    passes on each as printed (the lecture-notation examples elsewhere keep the notes'
+    spelling on purpose)."""
+    from cnndsl.fmt import format_text
+
+    bodies = [body for kind, body in BLOCK.findall(section("Modern blocks")) if kind == "cnn"]
+    assert len(bodies) >= 3
+    for body in bodies:
+        assert format_text(body) == body, body
