@@ -80,6 +80,8 @@ class Expander(Evaluator):
                                        notes=[f"first defined at {first[name].span}"])
                 first[name] = stmt
                 self.globals.names[name] = stmt
+                if isinstance(stmt, ast.Def):
+                    self.check_defaults(stmt)
             elif self.network is not None:
                 raise CnnSyntaxError("a spec holds one network expression; this is a second",
                                      stmt.span, notes=[f"the first is at {self.network.span}"],
@@ -272,8 +274,14 @@ class Expander(Evaluator):
         try:
             params = kind.bind(args, kwargs, call.span)
         except CnnNameError as exc:
-            raise self.unknown(exc.undefined, exc.span, scope, "number") if hasattr(
-                exc, "undefined") else exc
+            if not hasattr(exc, "undefined"):
+                raise
+            raise self.undefined_word(exc, scope) from None
+        except CnnArgumentError as exc:
+            written = getattr(getattr(exc, "word", None), "span", None)
+            if written is not None and written != exc.span:  # a def's argument: say where
+                exc.notes.append(f"`{exc.word}` is written at {written}")
+            raise
         parts = kind.macro(params) or [(kind.name, params)]
         # Interned: each of 50,000 RELUs would otherwise keep its own "RELU" (2.6 MB).
         written = call.alias or sys.intern(call.name.upper())
@@ -283,6 +291,20 @@ class Expander(Evaluator):
                                  written=written if len(parts) == 1 else
                                  f"{written}.{part_kind}")
         return tail
+
+    def undefined_word(self, exc: CnnNameError, scope: Scope) -> CnnNameError:
+        """A layer's number argument that is an undefined name, reported where the name is
+        written (a def's argument: in the call, or in a default) with the names seen there."""
+        word = getattr(exc, "word", None)
+        written = getattr(word, "span", None)
+        if written is None or written == exc.span:
+            return self.unknown(exc.undefined, exc.span, scope, "number")
+        error = self.unknown(exc.undefined, written, word.scope, "number")
+        error.notes.append(f"it reaches the layer at {exc.span}, through a def's parameter")
+        if exc.undefined in scope.all_names():  # `f(4, k)` for `def f(c, k)`
+            error.notes.append(f"`{exc.undefined}` is a name inside the def, but an argument "
+                               "is read where the call is written")
+        return error
 
     def call_def(self, d: ast.Def, call, local: Scope, tail: int, within: ir.Scope) -> int:
         """Build a def's body in the scope bind_def made for this call."""
