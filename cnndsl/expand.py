@@ -12,7 +12,7 @@ from typing import Any
 
 from . import ast, functions, ir, layers
 from .errors import (CnnArgumentError, CnnDslError, CnnLayerLimitError, CnnLimitError,
-                     CnnNameError, CnnShapeError, CnnSyntaxError, Span)
+                     CnnNameError, CnnShapeError, CnnSyntaxError, Span, did_you_mean)
 from .layers import Context, Site
 from .shapes import ROUNDING_MODES, Shape
 from .values import (BUILTINS, IN, MAX_DEPTH, SETTINGS, Evaluator, InputNode, Override, Scope,
@@ -554,9 +554,12 @@ def make_context(settings: dict, dims: tuple[int, ...] | None, span: Span) -> Co
         setattr(ctx, name, value)
     rounding = settings.get("rounding")
     if rounding is not None:
-        if str(rounding).lower() not in ROUNDING_MODES:
-            raise CnnArgumentError(f"`rounding` must be strict, floor or ceil, not {rounding!r}",
-                                   span)
+        if str(rounding).lower() not in ROUNDING_MODES:  # where the word is written, if known
+            hint = did_you_mean(str(rounding).lower(), ROUNDING_MODES)
+            shown = f"`{rounding}`" if isinstance(rounding, str) else repr(rounding)
+            raise CnnArgumentError(f"`rounding` must be strict, floor or ceil, not {shown}",
+                                   getattr(rounding, "span", None) or span,
+                                   help=f"did you mean `{hint}`?" if hint else None)
         ctx.rounding = str(rounding).lower()
     return ctx
 
