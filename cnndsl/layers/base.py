@@ -12,7 +12,12 @@ REQUIRED = object()
 
 
 class Symbol(str):
-    """A bare word used as a value (`same`, `floor`, `true`)."""
+    """A bare word used as a value (`same`, `floor`, `true`). The expander may note where it
+    is written (`span`) and the scope it was read in (`scope`), for its errors; a copy or a
+    pickle is the word alone."""
+
+    def __reduce__(self):
+        return Symbol, (str(self),)
 
 
 @dataclass(frozen=True)
