@@ -180,3 +180,21 @@ def test_a_name_that_is_neither_a_word_nor_a_variable_says_so_where_it_is_writte
     with pytest.raises(CnnDslError) as info:
         build("input 8x8x4\ndef f(c, m) = UPSAMPLE(2, mode=m)\nf(4, bilinar)\n")
     assert info.value.help == "did you mean `bilinear`?"
+
+
+# -- the formatter and the language server read a default as the expander does -------------
+
+def test_fmt_keeps_an_earlier_parameter_in_a_default_as_written():
+    from cnndsl.fmt import format_text
+    text = "input 8x8x4\ndef f(c, relu=1, r1=relu * 2) = CONV(c, 3, pad=r1 / 2)\nf(4)\n"
+    assert format_text(text) == text  # not `RELU * 2`, which would be the layer
+    assert params(format_text(text)) == params(text)
+
+
+def test_the_language_server_resolves_a_default_to_the_parameter_before_it():
+    from cnndsl import lsp
+    text = "input 8x8x4\nr = 2\ndef f(c, r=1, r1=r) = CONV(c, 3, pad=r1)\nf(4)\n"
+    a = lsp.analyze(text)
+    line = text.split("\n")[2]
+    [definition] = lsp.definition(a, 2, line.index("r1=r") + 3)
+    assert definition[:2] == (2, line.index("r=1"))
