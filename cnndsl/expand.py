@@ -294,16 +294,16 @@ class Expander(Evaluator):
 
     def undefined_word(self, exc: CnnNameError, scope: Scope) -> CnnNameError:
         """A layer's number argument that is an undefined name, reported where the name is
-        written (a def's argument: in the call, or in a default) with the names seen there."""
+        written (a def's argument, a default, a variable's value) with the names seen there."""
         word = getattr(exc, "word", None)
         written = getattr(word, "span", None)
         if written is None or written == exc.span:
             return self.unknown(exc.undefined, exc.span, scope, "number")
         error = self.unknown(exc.undefined, written, word.scope, "number")
-        error.notes.append(f"it reaches the layer at {exc.span}, through a def's parameter")
+        error.notes.append(f"the layer at {exc.span} reads it")
         if exc.undefined in scope.all_names():  # `f(4, k)` for `def f(c, k)`
-            error.notes.append(f"`{exc.undefined}` is a name inside the def, but an argument "
-                               "is read where the call is written")
+            error.notes.append(f"`{exc.undefined}` is a parameter where the layer is, not "
+                               "where the name is written (an argument is read in the caller)")
         return error
 
     def call_def(self, d: ast.Def, call, local: Scope, tail: int, within: ir.Scope) -> int:
