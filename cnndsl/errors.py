@@ -204,9 +204,9 @@ def did_you_mean(name: str, candidates, reject=None) -> str | None:
     closest one that `reject(candidate)` does not turn down."""
     import difflib
 
-    candidates = sorted(set(candidates))
+    candidates = sorted(set(candidates) - {name})  # never the very name that failed
     for cand in candidates:
-        if cand.lower() == name.lower() and cand != name:
+        if cand.lower() == name.lower():
             return cand
     lowered = {c.lower(): c for c in candidates}
     close = difflib.get_close_matches(name.lower(), list(lowered), n=1 if reject is None else 6,

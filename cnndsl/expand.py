@@ -12,7 +12,7 @@ from typing import Any
 
 from . import ast, functions, ir, layers
 from .errors import (CnnArgumentError, CnnDslError, CnnLayerLimitError, CnnLimitError,
-                     CnnNameError, CnnShapeError, CnnSyntaxError, Span)
+                     CnnNameError, CnnShapeError, CnnSyntaxError, Span, did_you_mean)
 from .layers import Context, Site
 from .shapes import ROUNDING_MODES, Shape
 from .values import (BUILTINS, IN, MAX_DEPTH, SETTINGS, Evaluator, InputNode, Override, Scope,
@@ -80,6 +80,8 @@ class Expander(Evaluator):
                                        notes=[f"first defined at {first[name].span}"])
                 first[name] = stmt
                 self.globals.names[name] = stmt
+                if isinstance(stmt, ast.Def):
+                    self.check_defaults(stmt)
             elif self.network is not None:
                 raise CnnSyntaxError("a spec holds one network expression; this is a second",
                                      stmt.span, notes=[f"the first is at {self.network.span}"],
@@ -272,8 +274,14 @@ class Expander(Evaluator):
         try:
             params = kind.bind(args, kwargs, call.span)
         except CnnNameError as exc:
-            raise self.unknown(exc.undefined, exc.span, scope, "number") if hasattr(
-                exc, "undefined") else exc
+            if not hasattr(exc, "undefined"):
+                raise
+            raise self.undefined_word(exc, scope) from None
+        except CnnArgumentError as exc:
+            written = getattr(getattr(exc, "word", None), "span", None)
+            if written is not None and written != exc.span:  # a def's argument: say where
+                exc.notes.append(f"`{exc.word}` is written at {written}")
+            raise
         parts = kind.macro(params) or [(kind.name, params)]
         # Interned: each of 50,000 RELUs would otherwise keep its own "RELU" (2.6 MB).
         written = call.alias or sys.intern(call.name.upper())
@@ -283,6 +291,20 @@ class Expander(Evaluator):
                                  written=written if len(parts) == 1 else
                                  f"{written}.{part_kind}")
         return tail
+
+    def undefined_word(self, exc: CnnNameError, scope: Scope) -> CnnNameError:
+        """A layer's number argument that is an undefined name, reported where the name is
+        written (a def's argument, a default, a variable's value) with the names seen there."""
+        word = getattr(exc, "word", None)
+        written = getattr(word, "span", None)
+        if written is None or written == exc.span:
+            return self.unknown(exc.undefined, exc.span, scope, "number")
+        error = self.unknown(exc.undefined, written, word.scope, "number")
+        error.notes.append(f"the layer at {exc.span} reads it")
+        if exc.undefined in scope.all_names():  # `f(4, k)` for `def f(c, k)`
+            error.notes.append(f"`{exc.undefined}` is a parameter where the layer is, not "
+                               "where the name is written (an argument is read in the caller)")
+        return error
 
     def call_def(self, d: ast.Def, call, local: Scope, tail: int, within: ir.Scope) -> int:
         """Build a def's body in the scope bind_def made for this call."""
@@ -532,9 +554,12 @@ def make_context(settings: dict, dims: tuple[int, ...] | None, span: Span) -> Co
         setattr(ctx, name, value)
     rounding = settings.get("rounding")
     if rounding is not None:
-        if str(rounding).lower() not in ROUNDING_MODES:
-            raise CnnArgumentError(f"`rounding` must be strict, floor or ceil, not {rounding!r}",
-                                   span)
+        if str(rounding).lower() not in ROUNDING_MODES:  # where the word is written, if known
+            hint = did_you_mean(str(rounding).lower(), ROUNDING_MODES)
+            shown = f"`{rounding}`" if isinstance(rounding, str) else repr(rounding)
+            raise CnnArgumentError(f"`rounding` must be strict, floor or ceil, not {shown}",
+                                   getattr(rounding, "span", None) or span,
+                                   help=f"did you mean `{hint}`?" if hint else None)
         ctx.rounding = str(rounding).lower()
     return ctx
 

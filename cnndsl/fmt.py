@@ -117,6 +117,14 @@ class Formatter:
             items.extend(self.chain_items(item)[0] if isinstance(item, ast.Chain) else [item])
         return items, ["-"] * (len(items) - 1)
 
+    def default(self, d: ast.Def, i: int) -> str:
+        """`name=default`, the default cased as it reads: the parameters before it."""
+        outer, self.params = self.params, frozenset(p.name for p in d.params[:i])
+        try:
+            return f"{d.params[i].name}={self.flat(d.params[i].default)}"
+        finally:
+            self.params = outer
+
     def name_text(self, name: str) -> str:
         upper = name.upper()
         if name in self.params or upper in self.params or name.lower() in self.params:
@@ -286,8 +294,8 @@ class Formatter:
             self.emit(f"{stmt.name} = ")
             self.put_value(stmt.value)
         elif isinstance(stmt, ast.Def):
-            params = ", ".join(p.name if p.default is None else f"{p.name}={self.flat(p.default)}"
-                               for p in stmt.params)
+            params = ", ".join(p.name if p.default is None else self.default(stmt, i)
+                               for i, p in enumerate(stmt.params))
             self.emit(f"def {stmt.name}" + (f"({params})" if stmt.params else "") + " = ")
             self.params = frozenset(p.name for p in stmt.params)
             try:

@@ -42,12 +42,12 @@ def occurrences(program: ast.Program) -> list[Occurrence]:
         if isinstance(stmt, ast.Def):
             found.append(Occurrence(stmt.name_span, stmt.name, None, True))
             params = {p.name for p in stmt.params}
-            for p in stmt.params:
+            for i, p in enumerate(stmt.params):
                 end = p.span.column + len(p.name)
                 found.append(Occurrence(Span(p.span.source, p.span.line, p.span.column,
                                              p.span.line, end), p.name, stmt.name, True))
-                if p.default is not None:
-                    found += _uses(p.default, None, set())
+                if p.default is not None:  # a default sees the parameters before it
+                    found += _uses(p.default, stmt.name, {q.name for q in stmt.params[:i]})
             found += _uses(stmt.body, stmt.name, params)
         elif isinstance(stmt, ast.Assign):
             found.append(Occurrence(stmt.name_span, stmt.name, None, True))

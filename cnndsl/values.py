@@ -373,12 +373,34 @@ class Evaluator:
             if kw.name in local:
                 raise CnnArgumentError(f"{d.name}: `{kw.name}` is given twice", kw.span)
             local[kw.name] = Thunk(kw.value, scope, self.chain())
-        for p in d.params:
+        for i, p in enumerate(d.params):
             if p.name not in local:
                 if p.default is None:
                     raise CnnArgumentError(f"{d.name} needs `{p.name}`", call.span, help=sig)
-                local[p.name] = Thunk(p.default, around, self.chain())
+                # A default reads the parameters before it, as this call binds them
+                # (`def stage(c, r=1, r1=r)`); check_defaults refuses one that reads a later one.
+                earlier = Scope({q.name: local[q.name] for q in d.params[:i]}, around)
+                local[p.name] = Thunk(p.default, earlier, self.chain())
         return Scope(local, around)
+
+    @staticmethod
+    def check_defaults(d: ast.Def) -> None:
+        """A parameter's default may read the parameters before it, not itself or a later
+        one: those are bound only after it (`def f(a=b, b=1)`)."""
+        for i, p in enumerate(d.params):
+            if p.default is None:
+                continue
+            later = {q.name: q for q in d.params[i:]}
+            for node in ast.walk(p.default):
+                if isinstance(node, ast.Name) and node.id in later:
+                    which = "its own parameter" if node.id == p.name else \
+                        "a parameter after it"
+                    raise CnnNameError(
+                        f"the default of `{p.name}` reads `{node.id}`, {which}", node.span,
+                        help=f"a default may read only the parameters before it: put "
+                        f"`{node.id}` before `{p.name}`" if node.id != p.name else
+                        f"`{p.name}` is not bound while its default is read; to read a "
+                        f"variable `{p.name}` from outside the def, name the parameter otherwise")
 
     def call_function(self, call: ast.Call, scope: Scope):
         """`round(x)`, `make_divisible(c * alpha, 8)`: a number function (functions.py)."""
@@ -597,7 +619,11 @@ class Evaluator:
             raise CnnArgumentError(f"expected a number, but `{expr.id}` is a layer or block",
                                    expr.span)
         if symbols:
-            return Symbol(expr.id)
+            # A word (`same`) or an undefined variable: the layer decides. Where it is
+            # written and what it could have named there, for an undefined variable's error.
+            word = Symbol(expr.id)
+            word.span, word.scope = expr.span, scope
+            return word
         raise self.unknown(expr.id, expr.span, scope, "number")
 
 

@@ -206,3 +206,16 @@ def test_an_unused_define_is_not_told_to_mean_a_function():
     assert "floor" not in r.stderr
     r = cnndsl("check", "zoo:resnet18", "-D", "widht=3")
     assert "(did you mean `width`?)" in r.stderr
+
+
+def test_check_names_each_output_as_the_summary_does():
+    """A network with several outputs: `check`'s line gives each output's shape by name, the
+    main one first, as `summary`'s totals line does (the main output alone is not all)."""
+    spec = ("input 8x8x3\ndef head = GAP - FC(5)\n"
+            "CONV(4, 3, pad=1) as a - RELU - CONV(8, 2, s=2) as b - head\n"
+            "  - outputs(main=identity, aux=@a - head, map=@b - CONV(2, 1))\n")
+    r = cnndsl("check", spec)
+    assert r.stdout.strip() == ("<spec>: ok: 8 layers, outputs main 5, aux 5, map 4x4x2, "
+                                "336 parameters")
+    r = cnndsl("summary", spec)
+    assert "-> outputs main 5 (fc1), aux 5 (fc2), map 4x4x2 (conv3); 8 layers" in r.stdout

@@ -30,7 +30,10 @@ def expectation(body: str, key: str) -> str:
 def check_line(graph) -> str:
     t = graph.graph["totals"]
     noun = "layer" if t["layers"] == 1 else "layers"
-    return f"{t['layers']} {noun}, output {t['output']}, {t['params']:,} parameters"
+    outputs = graph.graph.get("outputs")  # several: each by name, as `cnndsl check` says
+    output = "outputs " + ", ".join(f"{name} {graph.nodes[node]['shape']}" for name, node in
+                                    outputs) if outputs else f"output {t['output']}"
+    return f"{t['layers']} {noun}, {output}, {t['params']:,} parameters"
 
 
 def test_the_page_has_examples_of_both_kinds():

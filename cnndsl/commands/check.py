@@ -15,6 +15,9 @@ def run(args) -> int:
     t = graph.totals
     name = graph.source.name
     n, params = t["layers"], t["params"]
-    print(f"{name}: ok: {n:,} layer{'s' * (n != 1)}, output {t['output']}, "
+    # several outputs (`outputs(...)`): each by name, the main one first, as the summary
+    outputs = "outputs " + ", ".join(f"{out} {graph[node].shape}" for out, node in
+                                     graph.outputs) if graph.outputs else f"output {t['output']}"
+    print(f"{name}: ok: {n:,} layer{'s' * (n != 1)}, {outputs}, "
           f"{params:,} parameter{'s' * (params != 1)}")
     return 0

@@ -12,7 +12,12 @@ REQUIRED = object()
 
 
 class Symbol(str):
-    """A bare word used as a value (`same`, `floor`, `true`)."""
+    """A bare word used as a value (`same`, `floor`, `true`). The expander may note where it
+    is written (`span`) and the scope it was read in (`scope`), for its errors; a copy or a
+    pickle is the word alone."""
+
+    def __reduce__(self):
+        return Symbol, (str(self),)
 
 
 @dataclass(frozen=True)
@@ -288,11 +293,30 @@ def _type_error(kind, param, value, span, want):
     raise CnnArgumentError(f"{kind}: `{param.name}` must be {want}, not {shown}", span)
 
 
+def word_error(kind, param, value, span, want: str, words) -> CnnArgumentError:
+    """A keyword that takes words (`pad=same`, `mode=bilinear`) given something else. A name
+    is a word only where no variable or parameter has that name (values.name_value), so a
+    name near none of the words is, as likely, a variable that is not defined there."""
+    shown = f"`{value}`" if isinstance(value, Symbol) else repr(value) if not isinstance(
+        value, tuple) else "x".join(map(str, value))
+    help = None
+    if isinstance(value, Symbol):
+        hint = did_you_mean(value.lower(), words)
+        help = f"did you mean `{hint}`?" if hint else (
+            f"`{value}` is none of its words, and no variable or parameter `{value}` is "
+            "defined where it is written")
+    exc = CnnArgumentError(f"{kind}: `{param.name}` must be {want}, not {shown}", span,
+                           help=help)
+    exc.word = value  # the expander notes where the word is written (a def's argument)
+    return exc
+
+
 def _undefined(value, span):
     from ..errors import CnnNameError
 
     exc = CnnNameError(f"undefined variable `{value}`", span)
     exc.undefined = str(value)  # the expander adds 'did you mean' from the names in scope
+    exc.word = value  # where it was written (values.Evaluator.name_value), if known
     raise exc
 
 
@@ -317,10 +341,8 @@ def coerce(kind: str, param: Param, value, span: Span):
         if t == "pad" and isinstance(value, Symbol):
             if value.lower() in ("same", "valid"):
                 return Symbol(value.lower())
-            hint = did_you_mean(value.lower(), ("same", "valid"))
-            raise CnnArgumentError(
-                f"{kind}: `{param.name}` must be a number, HxW, `same` or `valid`, not `{value}`",
-                span, help=f"did you mean `{hint}`?" if hint else None)
+            raise word_error(kind, param, value, span, "a number, HxW, `same` or `valid`",
+                             ("same", "valid"))
         if isinstance(value, tuple):
             if len(value) != 2:
                 _type_error(kind, param, value, span, "a number or HxW")
@@ -344,11 +366,9 @@ def coerce(kind: str, param: Param, value, span: Span):
             return _BOOLS[value.lower()]
         if value in (0, 1) and not isinstance(value, float):
             return bool(value)
-        _type_error(kind, param, value, span, "true or false")
+        raise word_error(kind, param, value, span, "true or false", _BOOLS)
     if t == "rounding":
         if isinstance(value, Symbol) and value.lower() in ROUNDING_MODES:
             return value.lower()
-        hint = did_you_mean(str(value).lower(), ROUNDING_MODES)
-        raise CnnArgumentError(f"{kind}: `{param.name}` must be strict, floor or ceil, not "
-                               f"`{value}`", span, help=f"did you mean `{hint}`?" if hint else None)
+        raise word_error(kind, param, value, span, "strict, floor or ceil", ROUNDING_MODES)
     raise AssertionError(t)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
-from ..errors import CnnArgumentError, did_you_mean
+from ..errors import CnnArgumentError
 from ..limits import MAX_AXIS
 from ..shapes import Shape
-from .base import LayerKind, Param, Recipe, Symbol, coerce, pair_str, register, volume_in
+from .base import (LayerKind, Param, Recipe, Symbol, coerce, pair_str, register, volume_in,
+                   word_error)
 from .deconv import one_or_pair
 
 MODES = ("nearest", "bilinear", "bicubic")
@@ -18,11 +19,8 @@ def coerce_word(kind: str, param: Param, value, span, words: tuple[str, ...]):
     """A bare word out of `words` (`mode=bilinear`), with a 'did you mean' for a near miss."""
     if isinstance(value, Symbol) and value.lower() in words:
         return value.lower()
-    hint = did_you_mean(str(value).lower(), words)
-    shown = f"`{value}`" if isinstance(value, Symbol) else repr(value)
-    raise CnnArgumentError(f"{kind}: `{param.name}` must be {', '.join(words[:-1])} or "
-                           f"{words[-1]}, not {shown}", span,
-                           help=f"did you mean `{hint}`?" if hint else None)
+    raise word_error(kind, param, value, span, f"{', '.join(words[:-1])} or {words[-1]}",
+                     words)
 
 
 @register
