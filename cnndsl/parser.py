@@ -225,6 +225,170 @@ def _build():
         return Lark(grammar, cache=False, **options)
 
 
+class _Driver:
+    """lark's LALR tables and callbacks, run by one loop over one compiled regex.
+
+    The same tokens, the same parser actions and the same callbacks as `Lark.parse`, in the
+    same order, so the same AST and the same errors; only lark's layers are gone. lark's
+    parse spent two thirds of its time in them: a Token made through two constructors and
+    a line counter per token, three generators in a row, and a dict lookup per reduction
+    keyed by a Rule whose __hash__ and __eq__ are Python (50,000 `RELU?` layers: 1.0 s in
+    lark, 0.3 s here; bench/RESULTS.md). Built only when lark's lexer is what this assumes
+    (one regex, no callbacks on ignored terminals); otherwise parse() uses lark's own loop.
+    """
+
+    def __init__(self, lark_parser):
+        from lark.lexer import Token, UnlessCallback
+        from lark.parse_tree_builder import ExpandSingleChild
+        from lark.parsers.lalr_analysis import Shift
+
+        frontend = lark_parser.parser
+        lexer = frontend.lexer.lexer  # the BasicLexer inside lark's PostLexConnector
+        scanner = lexer.scanner
+        if len(scanner._mres) != 1 or set(lexer.callback) & lexer.ignore_types or not all(
+                isinstance(f, UnlessCallback) for f in lexer.callback.values()):
+            raise NotImplementedError("lark's lexer is not what _Driver assumes")
+        self.match = scanner._mres[0].match
+        self.lexer = lexer
+        self.ignore = lexer.ignore_types
+        self.newline_types = lexer.newline_types
+        # NAME's keywords (`input`, `def`, `and`, `or`), looked up once per spelling
+        self.retype = {kind: (f.scanner.fullmatch, {}) for kind, f in lexer.callback.items()}
+        self.token = Token._future_new  # Token() without its keyword checks: same token
+        self.end_token = Token
+        lalr = frontend.parser.parser  # lark's _Parser: the table and the callbacks
+        table, callbacks = lalr.parse_table, lalr.callbacks
+        self.start = table.start_states["start"]
+        self.end = table.end_states["start"]
+        self.expected = {state: {s for s in actions if s.isupper()}
+                         for state, actions in table.states.items()}
+        # Per state: a terminal's action, an int to shift to or (size, callback, rule name)
+        # to reduce by; a rule's goto, an int. A one-symbol `?rule` (ExpandSingleChild)
+        # returns its child: callback None.
+        self.actions = {}
+        for state, actions in table.states.items():
+            row = {}
+            for symbol, (action, arg) in actions.items():
+                if action is Shift:
+                    row[symbol] = arg
+                else:
+                    size, callback = len(arg.expansion), callbacks[arg]
+                    if size == 1 and type(callback) is ExpandSingleChild:
+                        callback = None
+                    row[symbol] = (size, callback, arg.origin.name)
+            self.actions[state] = row
+
+    def tokens(self, text: str):
+        """What lark's BasicLexer yields for the text, without the ignored terminals."""
+        from lark.exceptions import UnexpectedCharacters
+
+        match, ignore, newline_types = self.match, self.ignore, self.newline_types
+        retype, make = self.retype, self.token
+        pos, line, line_start, end = 0, 1, 0, len(text)
+        last = None
+        while pos < end:
+            m = match(text, pos)
+            if m is None:
+                allowed = self.lexer.scanner.allowed_types - ignore or {"<END-OF-FILE>"}
+                raise UnexpectedCharacters(text, pos, line, pos - line_start + 1,
+                                           allowed=allowed, token_history=last and [last],
+                                           terminals_by_name=self.lexer.terminals_by_name)
+            kind, stop = m.lastgroup, m.end()
+            if kind in ignore:
+                if kind in newline_types:
+                    newlines = text.count("\n", pos, stop)
+                    if newlines:
+                        line += newlines
+                        line_start = text.rindex("\n", pos, stop) + 1
+                pos = stop
+                continue
+            value = m.group()
+            end_line = line
+            if kind in newline_types:
+                newlines = value.count("\n")
+                if newlines:
+                    column = pos - line_start + 1
+                    end_line = line + newlines
+                    line_start = pos + value.rindex("\n") + 1
+                    last = make(kind, value, pos, line, column, end_line,
+                                stop - line_start + 1, stop)
+                    line, pos = end_line, stop
+                    yield last
+                    continue
+            if kind in retype:
+                fullmatch, seen = retype[kind]
+                try:
+                    kind = seen[value]
+                except KeyError:
+                    kind = seen[value] = fullmatch(value) or kind
+            last = make(kind, value, pos, line, pos - line_start + 1, line,
+                        stop - line_start + 1, stop)
+            pos = stop
+            yield last
+
+    def parse(self, text: str):
+        """lark's LALR loop (lalr_parser_state.feed_token) over the postlexed tokens."""
+        from lark.exceptions import UnexpectedToken
+
+        actions, expected = self.actions, self.expected
+        states, values = [self.start], []
+        token = None
+        for token in _Continuations().process(self.tokens(text)):
+            kind = token.type
+            while True:
+                try:
+                    action = actions[states[-1]][kind]
+                except KeyError:
+                    raise UnexpectedToken(token, expected[states[-1]]) from None
+                if action.__class__ is int:
+                    states.append(action)
+                    values.append(token)
+                    break
+                size, callback, origin = action
+                if size:
+                    children = values[-size:]
+                    del states[-size:]
+                    del values[-size:]
+                else:
+                    children = []
+                states.append(actions[states[-1]][origin])
+                values.append(children[0] if callback is None else callback(children))
+        end = (self.end_token.new_borrow_pos("$END", "", token) if token
+               else self.end_token("$END", "", 0, 1, 1))
+        while True:
+            try:
+                action = actions[states[-1]]["$END"]
+            except KeyError:
+                raise UnexpectedToken(end, expected[states[-1]]) from None
+            size, callback, origin = action  # at the end only reductions remain
+            children = values[-size:] if size else []
+            if size:
+                del states[-size:]
+                del values[-size:]
+            value = children[0] if callback is None else callback(children)
+            states.append(actions[states[-1]][origin])
+            values.append(value)
+            if states[-1] == self.end:
+                return value
+
+
+_driver_built = None
+
+
+def _driver():
+    """The shared _Driver, or None where lark's lexer is not what it assumes."""
+    global _driver_built
+    if _driver_built is None:
+        parser = _lark()
+        with _build_lock:
+            if _driver_built is None:
+                try:
+                    _driver_built = _Driver(parser)
+                except (NotImplementedError, AttributeError, KeyError):
+                    _driver_built = False
+    return _driver_built or None
+
+
 def normalize(text: str) -> str:
     """Drop a BOM and turn CRLF/CR line ends into LF, so columns count what the user sees."""
     if text.startswith("\ufeff"):
@@ -234,6 +398,11 @@ def normalize(text: str) -> str:
 
 def parse(text: str, name: str = "<spec>") -> ast.Program:
     """Parse spec text into a Program; every failure is a located CnnDslError."""
+    return _parse(text, name, lark_loop=False)
+
+
+def _parse(text: str, name: str, *, lark_loop: bool) -> ast.Program:
+    """parse(), through lark's own parse loop if `lark_loop` (tests compare the two)."""
     parser = _lark()  # first: it decides how lark is imported
     from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
 
@@ -241,8 +410,10 @@ def parse(text: str, name: str = "<spec>") -> ast.Program:
     _check_tokens(source)
     outer = getattr(_current, "source", None), getattr(_current, "levels", None)
     _current.source, _current.levels = source, {}
+    driver = None if lark_loop else _driver()
     try:
-        statements = parser.parse(source.text)
+        statements = (driver.parse(source.text) if driver is not None
+                      else parser.parse(source.text))
     except VisitError as exc:
         raise exc.orig_exc from None
     except UnexpectedCharacters as exc:
