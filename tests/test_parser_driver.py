@@ -32,6 +32,8 @@ EDGES = [
     "input 8x8x3\nCONV(" + "9" * 40 + ")", "input 8x8x3\nCONV(99999999999999x3)",
     "and or def input", "input 8x8x3\nsoft-max", "input 8x8x3\nRELU → RELU",
     "input 8x8x3\n!", "input 8x8x3\nRELU - \n", "x = (1,\n 2)\n", "input\n8x8x3",
+    # a held newline the parser refuses, before a bracket the postlexer refuses
+    "def f\n)", "def f\n]", "def f\n(", "def f # c\n\n)", "input 8x8x3\nRELU\n)",
 ]
 
 VOCABULARY = ["RELU", "CONV", "FC", "x", "N", "input", "def", "and", "or", "in.c",
@@ -118,3 +120,36 @@ def test_random_expressions(seed):
                     else f"def b{rng.randint(0, 9)}(a, c=2) = ")
             lines.append(head + expression(rng))
         same(rng.choice(["\n", ";", "\n\n"]).join(lines) + rng.choice(["", "\n", " # end"]))
+
+
+RUN_ITEMS = ["RELU", "RELU?", "a", "b?", "x1", "RELU??", "soft-max", "FC-4096", "conv3-64",
+             "in.c", "and", "or", "input", "def", "CONV(3)", "3", "(a)", "a?b"]
+RUN_JOINS = [" - ", "-", " -\t", "\t- ", " -\n ", "\n- ", "\n\n  - ", " + ", " * ", "--", " -> "]
+RUN_CONTEXTS = ["{}", "({})", "f({}, k=1)", "f(k={})", "x = {}", "def b(c) = {}", "{} -> RELU",
+                "[{}]?", "{{{}}}", "{} == 3", "{} ; RELU", "{}; RELU", "{} # c", "{}\n# c\n",
+                "-{}", "{} * 2", "{}?", "a - {}", "{}, RELU", "RELU, {}", "{} and 1",
+                "concat({}, {})", "{}\n  RELU", "{}\n  - RELU", "{}\n\u00a0- RELU", "({}\n- a)",
+                "{}\n\n", "{} )", "{} ]", "{}\n)", "( {}", "{})"]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_flat_runs(seed):
+    """The flat runs _Driver.run reduces at once, in every context, with the names the
+    lexer reads otherwise (paper tokens, keywords, `in.c`) and joins that end them."""
+    rng = random.Random(seed)
+    for _ in range(40):
+        def run() -> str:
+            n = rng.choice([1, 2, 3, 5, 40])
+            items = [rng.choice(RUN_ITEMS[:5]) if rng.random() < 0.9 else rng.choice(RUN_ITEMS)
+                     for _ in range(n)]
+            joins = [" - " if rng.random() < 0.8 else rng.choice(RUN_JOINS) for _ in items]
+            return "".join(i + j for i, j in zip(items, joins))[:-len(joins[-1])]
+        context = rng.choice(RUN_CONTEXTS)
+        body = context.format(*(run() for _ in range(context.count("{}"))))
+        same("input 8x8x3\n" + body + rng.choice(["", "\n", " ", "\n\n"]))
+
+
+def test_a_long_run_is_one_chain():
+    program = parser.parse("input 8x8x3\n" + "RELU? - " * 1000 + "RELU\n")
+    chain = program.statements[1]
+    assert len(chain.items) == 1001 and chain.span.end_column == 8 * 1000 + 5
