@@ -682,7 +682,11 @@ def _make_transformer():
             return _current.source  # this thread's parse: the transformer itself is shared
 
         def _tok(self, tok) -> Span:
-            return Span.of(_current.source, tok)
+            # Span.of(source, tok) without its getattr()s: a token has all four (None for
+            # some that lark makes, hence the same defaults)
+            line, column = tok.line or 1, tok.column or 1
+            return Span(_current.source, line, column, tok.end_line or line,
+                        tok.end_column or column + 1)
 
         # Nesting: each node that nests (a bracket, a call's brackets, unary `-`, `?`) records
         # how many such levels it holds; nodes holding none are left out. Built bottom-up,
