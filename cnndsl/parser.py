@@ -333,7 +333,7 @@ class _Driver:
                        if self.before_name(states, values, text, pos) in sum_states else None)
                 if run is not None:
                     used.append(True)
-                    chain, pos, last = run
+                    chain, pos, last, line, line_start = run
                     token, prev_type, minuses = last, last.type, 0
                     states.append(actions[states[-1]]["sum"])
                     values.append(chain)
@@ -424,8 +424,11 @@ class _Driver:
                 return value
 
     def run(self, text: str, pos: int, line: int, line_start: int, source):
-        """A flat run at `pos`, `a - b? - c`, on one line and ended where a `sum` may end:
-        (its Chain, the position after it, its last token), or None. Each name is lexed as
+        """A flat run at `pos`, `a - b? - c`, ended where a `sum` may end: (its Chain, the
+        position after it, its last token, the line there and where that line starts), or
+        None. A `-` may start or end a line (the
+        postlexer drops the newline either side of it), with comments and blank lines
+        about it. Each name is lexed as
         the lexer would (a paper token, `in.c` or a keyword ends the run in failure) and
         each node is made by the callback lark's loop would call, with the same children:
         the same tree as the parser's, without its ten actions per name (50,000 `RELU?`
@@ -460,10 +463,15 @@ class _Driver:
                 break
             items.append("-")  # what sum_seq reads of a MINUS token: str()
             pos = m.end()
+            if m.group(4) is not None:  # the `-` has a line end before or after it
+                newlines = text.count("\n", name_end, pos)
+                if newlines:
+                    line += newlines
+                    line_start = text.rindex("\n", name_end, pos) + 1
         pos = m.end(2) if m.group(2) else name_end
         if len(items) < 3 or not _RUN_END(text, pos):
             return None
-        return ast_of.sum_seq(items), pos, tok
+        return ast_of.sum_seq(items), pos, tok, line, line_start
 
     def before_name(self, states: list, values: list, text: str, pos: int):
         """If a NAME is next, the reductions feeding it would make before shifting it (so
@@ -524,13 +532,17 @@ class _Driver:
             values.append(callback(children))
 
 
-# A flat run (_Driver.run): names, each perhaps with one `?`, joined by `-` on one line; it
-# ends before a newline, `;`, a comment, a closing bracket, `,` or `->` that no continuing
-# operator follows (a next line starting with `-` would extend the sum: no run then).
+# A flat run (_Driver.run): names, each perhaps with one `?`, joined by `-`; it ends before
+# a newline, `;`, a comment, a closing bracket, `,` or `->` that no continuing operator
+# follows (a next line starting with `-` would extend the sum: no run then).
 _RUN_START = re.compile(r"[A-Za-z_]").match
-_RUN_ITEM = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(\?)?([ \t]*-(?![->])[ \t]*(?=[A-Za-z_]))?"
-                       ).match
 _BLANK = r"[ \t\f\u00a0\ufeff]"  # what the grammar ignores between tokens
+# An item: (name)(`?`)(the join to the next name: `-` on the line, or (`-` with newlines,
+# comments and blank lines before or after it))
+_GAP = r"(?:" + _BLANK + r"|\n|#[^\n]*+)*+"
+_RUN_ITEM = re.compile(
+    r"([A-Za-z_][A-Za-z0-9_]*)(\?)?(" + _BLANK + r"*+-(?![->])" + _BLANK + r"*+(?=[A-Za-z_])|"
+    r"(" + _GAP + r"-(?![->])" + _GAP + r"(?=[A-Za-z_])))?").match
 _RUN_END = re.compile(
     _BLANK + r"*+(?:[;)\]},]|->|→|(?:#[^\n]*+)?(?:\Z|\n(?:" + _BLANK[:-1] + r"\n]|#[^\n]*+)*+"
     r"(?![-+*/,?→])))").match

@@ -124,7 +124,8 @@ def test_random_expressions(seed):
 
 RUN_ITEMS = ["RELU", "RELU?", "a", "b?", "x1", "RELU??", "soft-max", "FC-4096", "conv3-64",
              "in.c", "and", "or", "input", "def", "CONV(3)", "3", "(a)", "a?b"]
-RUN_JOINS = [" - ", "-", " -\t", "\t- ", " -\n ", "\n- ", "\n\n  - ", " + ", " * ", "--", " -> "]
+RUN_JOINS = [" - ", "-", " -\t", "\t- ", " -\n ", "\n- ", "\n\n  - ", " + ", " * ", "--", " -> ",
+             " - # c\n  ", " # c - d\n  - ", "\n \n-\n\n", "-\u00a0", "\n-> ", " -\n-"]
 RUN_CONTEXTS = ["{}", "({})", "f({}, k=1)", "f(k={})", "x = {}", "def b(c) = {}", "{} -> RELU",
                 "[{}]?", "{{{}}}", "{} == 3", "{} ; RELU", "{}; RELU", "{} # c", "{}\n# c\n",
                 "-{}", "{} * 2", "{}?", "a - {}", "{}, RELU", "RELU, {}", "{} and 1",
