@@ -433,11 +433,13 @@ class _Driver:
         each node is made by the callback lark's loop would call, with the same children:
         the same tree as the parser's, without its ten actions per name (50,000 `RELU?`
         layers: 0.6 s -> 0.2 s)."""
+        m = _RUN_ITEM(text, pos)
+        if m is None or m.group(3) is None:
+            return None  # a name alone (`CONV(`, `pad=`): no run, and no node made for it
         match, make, ast_of = self.match, self.token, self.transformer
         fullmatch, seen = self.retype.get("NAME", (lambda value: None, {}))
         items = []
         while True:
-            m = _RUN_ITEM(text, pos)
             if m is None:
                 return None
             name_end = m.end(1)
@@ -468,6 +470,7 @@ class _Driver:
                 if newlines:
                     line += newlines
                     line_start = text.rindex("\n", name_end, pos) + 1
+            m = _RUN_ITEM(text, pos)
         pos = m.end(2) if m.group(2) else name_end
         if len(items) < 3 or not _RUN_END(text, pos):
             return None
