@@ -68,12 +68,7 @@ class _Continuations:
                     yield pending
                 pending = None
             if kind in _OPENERS:
-                stack.append(tok)
-                if len(stack) > MAX_NESTING:
-                    raise CnnLimitError(
-                        f"brackets nested deeper than {MAX_NESTING} levels",
-                        Span.of(source, tok),
-                        help="flatten the expression, or name parts of it with `def`")
+                _open(stack, tok, source)
             elif kind in _CLOSERS:
                 _close(stack, tok, source)
             prev_type = kind
@@ -82,6 +77,15 @@ class _Continuations:
             _unclosed(stack, source)
         if pending is not None:
             yield pending
+
+
+def _open(stack: list, tok, source) -> None:
+    """An opening bracket: at most MAX_NESTING may be open."""
+    stack.append(tok)
+    if len(stack) > MAX_NESTING:
+        raise CnnLimitError(f"brackets nested deeper than {MAX_NESTING} levels",
+                            Span.of(source, tok),
+                            help="flatten the expression, or name parts of it with `def`")
 
 
 def _close(stack: list, tok, source) -> None:
@@ -373,7 +377,8 @@ class _Driver:
                                 stop - line_start + 1, stop)
                 pos = stop
                 tok = last
-                # -- _Continuations.process, for this token
+                # -- _Continuations.process, for this token (written out here, not called:
+                # a call per token costs a tenth of the parse; the tests hold the two equal)
                 if kind == "MINUS":
                     minuses += 1
                     if minuses > MAX_NESTING + 1:
@@ -389,12 +394,7 @@ class _Driver:
                     if kind not in _CONTINUE_BEFORE:
                         token = self.feed(states, values, held)
                 if kind in _OPENERS:
-                    stack.append(tok)
-                    if len(stack) > MAX_NESTING:
-                        raise CnnLimitError(
-                            f"brackets nested deeper than {MAX_NESTING} levels",
-                            Span.of(source, tok),
-                            help="flatten the expression, or name parts of it with `def`")
+                    _open(stack, tok, source)
                 elif kind in _CLOSERS:
                     _close(stack, tok, source)
                 prev_type = kind
@@ -489,13 +489,19 @@ class _Driver:
             kind = seen[value] = fullmatch(value) or "NAME"
         if kind != "NAME":
             return None
+        self.reduce(states, values, "NAME")  # a NAME refused here: feed() will say so
+        return states[-1]
+
+    def reduce(self, states: list, values: list, kind: str):
+        """lark's feed_token up to the shift: reduce while the table says so for a `kind`
+        token next; then the state to shift it to, or None if the table has no action."""
         actions = self.actions
         while True:
-            action = actions[states[-1]].get("NAME")
+            action = actions[states[-1]].get(kind)
             if action is None or action.__class__ is int:
-                return states[-1]  # a NAME is refused here: feed() will say so
+                return action
             size, callback, origin = action
-            if callback is None:
+            if callback is None:  # a one-symbol `?rule`: the value stays, the state moves
                 states[-1] = actions[states[-2]][origin]
                 continue
             if size:
@@ -509,30 +515,14 @@ class _Driver:
 
     def feed(self, states: list, values: list, token):
         """lark's feed_token: reduce while the table says so, then shift the token."""
-        actions, kind = self.actions, token.type
-        while True:
-            try:
-                action = actions[states[-1]][kind]
-            except KeyError:
-                from lark.exceptions import UnexpectedToken
+        shift = self.reduce(states, values, token.type)
+        if shift is None:
+            from lark.exceptions import UnexpectedToken
 
-                raise UnexpectedToken(token, self.expected[states[-1]]) from None
-            if action.__class__ is int:
-                states.append(action)
-                values.append(token)
-                return token
-            size, callback, origin = action
-            if callback is None:  # a one-symbol `?rule`: the value stays, the state moves
-                states[-1] = actions[states[-2]][origin]
-                continue
-            if size:
-                children = values[-size:]
-                del states[-size:]
-                del values[-size:]
-            else:
-                children = []
-            states.append(actions[states[-1]][origin])
-            values.append(callback(children))
+            raise UnexpectedToken(token, self.expected[states[-1]])
+        states.append(shift)
+        values.append(token)
+        return token
 
 
 # A flat run (_Driver.run): names, each perhaps with one `?`, joined by `-`; it ends before
