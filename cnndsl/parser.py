@@ -295,7 +295,7 @@ class _Driver:
         self.transformer = lark_parser.options.transformer
 
     def parse(self, text: str, *, runs: bool = True):
-        """The statements of the text. With `runs`, flat runs are reduced at once (_run); a
+        """The statements of the text. With `runs`, flat runs are reduced at once (run()); a
         parse that used one and then failed is done again without, so that the error is
         the one lark's loop gives (after a run the parser's state, and so the expected
         tokens it would list, is not the one the tokens would have left)."""
