@@ -1,8 +1,10 @@
 """How fast, and in how little memory, cnndsl refuses hostile specs (issue: limits).
 
 Each case runs `python -m cnndsl check` (or the command it names) in a fresh process; we report the median wall time of
-several runs and the peak resident memory of the child (os.wait4's ru_maxrss), next to a
-trivial valid spec as the baseline (interpreter start-up and imports dominate both).
+several runs, the median CPU time of the child (user + system, from os.wait4: on a shared,
+loaded machine it moves far less than the wall time) and its peak resident memory
+(ru_maxrss), next to a trivial valid spec as the baseline (interpreter start-up and imports
+dominate both).
 Targets: every refusal under 1 s and under 200 MB (issue 17's cases: 1 s and 100 MB).
 With --baseline DIR, each case also runs with the cnndsl of another source tree (say, an
 earlier commit: `git archive main | tar -x -C DIR`), interleaved with this one's, and the
@@ -68,7 +70,7 @@ HERE = Path(__file__).resolve().parent.parent
 
 
 def run_once(path: Path, before=("check",), after=(), tree: Path = HERE
-             ) -> tuple[float, int, int]:
+             ) -> tuple[float, int, int, float]:
     """One run of the case in a fresh process, importing the cnndsl of source tree `tree`
     (`python -m` puts the working directory first on the path)."""
     after = [a.replace("{tmp}", str(path.parent)) for a in after]
@@ -77,7 +79,8 @@ def run_once(path: Path, before=("check",), after=(), tree: Path = HERE
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tree)
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
-    return elapsed, usage.ru_maxrss * 1024, os.waitstatus_to_exitcode(status)
+    return (elapsed, usage.ru_maxrss * 1024, os.waitstatus_to_exitcode(status),
+            usage.ru_utime + usage.ru_stime)
 
 
 def main() -> None:
@@ -120,21 +123,25 @@ def main() -> None:
 
 
 def report(results: dict, trees: dict, names) -> None:
-    """Per case: exit status, median seconds and peak MB of each tree; the verdict is the
-    last tree's (this one's)."""
+    """Per case: exit status, median wall and CPU seconds and peak MB of each tree; the
+    verdict (wall time and memory) is the last tree's (this one's)."""
     labels = [t or "" for t in trees]
-    head = "  ".join(f"{'exit ' + t:>10} {'median s ' + t:>15} {'peak MB ' + t:>14}"
-                     for t in labels)
+    head = "  ".join(f"{'exit ' + t:>10} {'median s ' + t:>15} {'cpu s ' + t:>12} "
+                     f"{'peak MB ' + t:>14}" for t in labels)
     print(f"{'case':<34} {head}  verdict")
     for name in names:
         cells, ok = [], False
         for tree in trees:
             runs = results[tree, name]
             seconds = statistics.median(r[0] for r in runs)
+            cpu = statistics.median(r[3] for r in runs)
             peak = max(r[1] for r in runs) / 1e6
-            cells.append(f"{runs[0][2]:>10} {seconds:>15.3f} {peak:>14.1f}")
+            cells.append(f"{runs[0][2]:>10} {seconds:>15.3f} {cpu:>12.3f} {peak:>14.1f}")
             ok = seconds < 1 and peak < (100 if name.startswith("F") else 200)
         print(f"{name:<34} {'  '.join(cells)}  {'ok' if ok else 'MISS'}")
+    if hasattr(os, "getloadavg"):
+        print(f"load average (1, 5, 15 min) at the end: "
+              f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

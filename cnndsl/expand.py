@@ -23,6 +23,7 @@ DEFAULT_MAX_LAYERS = 200_000
 # an exponential spec in a fraction of a second; real specs make a handful (an optional
 # block left out, a repeat of 0).
 MAX_EMPTY_WORK = 20_000
+_UNLOOKED = object()  # build_call: the name's binding is not looked up yet
 
 
 @dataclass
@@ -239,10 +240,13 @@ class Expander(Evaluator):
             raise CnnArgumentError(f"expected a layer, but `{expr.id}` is the number "
                                    f"{bound.value}", expr.span)
         call = ast.Call(expr.span, expr.id, expr.span, (), ())
-        return self.build_call(call, scope, tail, within)
+        return self.build_call(call, scope, tail, within, bound)
 
-    def build_call(self, call: ast.Call, scope: Scope, tail: int, within: ir.Scope) -> int:
-        bound = scope.find(call.name)
+    def build_call(self, call: ast.Call, scope: Scope, tail: int, within: ir.Scope,
+                   bound=_UNLOOKED) -> int:
+        """`bound`: what the name is bound to, if the caller has looked it up already."""
+        if bound is _UNLOOKED:
+            bound = scope.find(call.name)
         if isinstance(bound, ast.Def):
             local = self.bind_def(bound, call, call.args, call.kwargs, scope)
             if self.is_number(bound.body, local):
@@ -268,9 +272,11 @@ class Expander(Evaluator):
             kind = layers.lookup(call.name)
             if kind is None or not kind.callable:
                 raise self.unknown(call.name, call.name_span, scope, "layer")
-            args = [(self.value(a, scope, symbols=True), a.span) for a in call.args]
+            # (each comprehension is a call: skipped for the bare layers of long chains)
+            args = [(self.value(a, scope, symbols=True), a.span)
+                    for a in call.args] if call.args else []
             kwargs = [(k.name, self.value(k.value, scope, symbols=True), k.span, k.value.span)
-                      for k in call.kwargs]
+                      for k in call.kwargs] if call.kwargs else []
         try:
             params = kind.bind(args, kwargs, call.span)
         except CnnNameError as exc:

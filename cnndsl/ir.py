@@ -95,7 +95,8 @@ class Scope:
 
     @property
     def depth(self) -> int:
-        return len(self.path)
+        # The expander reads it for every expression it builds: the cached path, directly.
+        return len(self._path if self._path is not None else self.path)
 
     @property
     def folded(self) -> bool:

@@ -12,8 +12,9 @@ MAX_NUMBER = 10 ** 12  # literals above this are refused (the expander keeps res
 # is a level. The parser refuses deeper text before anything recurses over it.
 MAX_NESTING = 200
 # Words, numbers and symbols in a spec (a comment counts as one), counted before parsing:
-# lark takes about 10 microseconds a token, so 4 MiB of `1,` (2M arguments) or `v=1` lines
-# parsed for 20-30 s before any limit could see them (issue 17, F7). A 100,000-layer chain
+# the parser takes about 5 microseconds a token (lark's own loop took 10), so 4 MiB of `1,`
+# (2M arguments) or `v=1` lines parsed for 20-30 s before any limit could see them (issue
+# 17, F7). A 100,000-layer chain
 # of `CONV(8, 3, pad=1) - RELU` pairs is 600,000.
 MAX_TOKENS = 1_000_000
 # The largest size on one axis (a padded input, a pooled output, an LRN window). PyTorch

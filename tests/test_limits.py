@@ -349,3 +349,19 @@ def test_optional_sites_are_kept_once_each_in_the_order_met():
     assert graph.optional_sites == [(2, 1), (2, 16), (2, 29), (2, 35), (2, 43)]
     # hashed, not a list scanned per site: 50,000 `RELU?` took minutes
     assert isinstance(expander.optional_sites, dict)
+
+
+def test_recursion_is_found_past_the_chain_checkpoints():
+    """The recursion check skips along the chain by _Chain.above (every 32nd link): a def
+    that comes back to itself 71 links up is still named with the whole cycle, and a def
+    used in its own argument 70 links deep is still no recursion (issue 17, F8)."""
+    text = ("input 8x8x3\ndef b0 = b70\n"
+            + "".join(f"def b{i} = RELU - b{i - 1}\n" for i in range(1, 71)) + "b70\n")
+    with pytest.raises(CnnLimitError) as info:
+        cnndsl.build_graph(text=text)
+    cycle = " -> ".join(f"b{i}" for i in range(70, -1, -1))
+    assert info.value.message == f"`b70` refers to itself ({cycle} -> b70)"
+    text = ("input 8x8x3\ndef n0(x) = x\n"
+            + "".join(f"def n{i}(x) = n{i - 1}(x)\n" for i in range(1, 71))
+            + "CONV(n70(n70(4)), 1)\n")
+    assert str(layers_of(cnndsl.build_graph(text=text))[-1]["shape"]) == "8x8x4"

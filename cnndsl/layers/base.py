@@ -137,7 +137,7 @@ class LayerKind:
              span: Span) -> dict:
         """Positional and keyword arguments -> {param: coerced value}; defaults left None."""
         values: dict[str, Any] = {}
-        positional = [p for p in self.params if not p.keyword_only]
+        positional = [p for p in self.params if not p.keyword_only] if args else ()
         if len(args) > len(positional):
             names = ", ".join(p.name for p in positional) or "no arguments"
             raise CnnArgumentError(
@@ -147,7 +147,7 @@ class LayerKind:
         for param, (value, vspan) in zip(positional, args):
             values[param.name] = self.coerce(param, value, vspan)
         by_name = {}
-        for param in self.params:
+        for param in self.params if kwargs else ():  # most calls give no keywords
             for key in (param.name, *param.aliases):
                 by_name[key.lower()] = param
         for key, value, kspan, vspan in kwargs:
