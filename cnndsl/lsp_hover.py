@@ -80,9 +80,12 @@ def layer_hover(nodes: list[Node]) -> str:
         lines.append(f"`{node.kind.name}` written once, built {len(nodes)} times")
     lines += ["", "| layer | input | output | parameters | MACs | receptive field |",
               "|---|---|---|---|---|---|"]
+    # instances built with different arguments (widths, a rate per block) show their label
+    labelled = len({n.label() for n in nodes}) > 1
     for n in nodes[:MAX_ROWS]:
         ins = " + ".join(map(str, n.in_shapes))
-        lines.append(f"| {n.name} | {ins} | {n.shape} | {n.n_params:,} | {n.macs:,} | "
+        name = f"{n.name} `{n.label()}`" if labelled else n.name
+        lines.append(f"| {name} | {ins} | {n.shape} | {n.n_params:,} | {n.macs:,} | "
                      f"{rf_text(n.rf)} |")
     if len(nodes) > MAX_ROWS:
         lines.append(f"| … {len(nodes) - MAX_ROWS} more | | | | | |")
