@@ -908,12 +908,35 @@ def gate_item(draw, shape, depth, ctx):
     squash = draw(st.sampled_from(["SIGMOID", "HARDSIGMOID"]))
     acts = {"RELU": nn.ReLU, "SILU": nn.SiLU, "HARDSWISH": nn.Hardswish,
             "SIGMOID": nn.Sigmoid, "HARDSIGMOID": nn.Hardsigmoid}
+    squeeze = Layer(f"CONV({q}, 1)", "CONV", lambda x: nn.Conv2d(x.shape[1], q, 1))
+    excite = Layer(f"CONV({c}, 1)", "CONV", lambda x: nn.Conv2d(x.shape[1], c, 1))
+    if draw(st.booleans()):  # widths from in.c: the block's input (the network's outside)
+        squeeze = InLayer("CONV(max(1, floor(in.c / 4)), 1)", "CONV", "max(1, c // 4)",
+                          lambda x, n: nn.Conv2d(x.shape[1], n, 1))
+        excite = InLayer("CONV(in.c, 1)", "CONV", "c", lambda x, n: nn.Conv2d(x.shape[1], n, 1))
     return Gate(Chain([
-        Layer("GAP", "GAP", lambda x: nn.AdaptiveAvgPool2d(1)),
-        Layer(f"CONV({q}, 1)", "CONV", lambda x: nn.Conv2d(x.shape[1], q, 1)),
-        Layer(act, act, lambda x: acts[act]()),
-        Layer(f"CONV({c}, 1)", "CONV", lambda x: nn.Conv2d(x.shape[1], c, 1)),
+        Layer("GAP", "GAP", lambda x: nn.AdaptiveAvgPool2d(1)), squeeze,
+        Layer(act, act, lambda x: acts[act]()), excite,
         Layer(squash, squash, lambda x: acts[squash]())]))
+
+
+@st.composite
+def shuffle_unit(draw, shape, depth, ctx):
+    """ShuffleNet v2's unit: concat(SPLIT(1), SPLIT(2) - branch) - SHUFFLE(2), with other
+    part counts and the parts in either order."""
+    c = shape[0] if shape is not None else 4
+    of = draw(st.sampled_from([n for n in (2, 2, 3) if c % n == 0] or [2]))
+    half = probe(Layer("SPLIT(1)", "SPLIT", lambda x: ChannelSplit(1, of), volume=False),
+                 shape)
+    branch = draw(chain(half, depth + 1, ctx, keep_hw=True, keep_c=True, max_size=3))
+    parts = [Layer(f"SPLIT({k}, {of})", "SPLIT", lambda x, k=k: ChannelSplit(k, of),
+                   volume=False) for k in range(1, of + 1)]
+    parts[-1] = Chain([parts[-1], branch])
+    if draw(st.booleans()):
+        parts.reverse()
+    g = draw(st.sampled_from([1, of]))
+    return Chain([Merge("CONCAT", parts),
+                  Layer(f"SHUFFLE({g})", "SHUFFLE", lambda x: ChannelShuffle(g))])
 
 
 class Missing:
@@ -967,7 +990,7 @@ class InLayer:
         self.text = template
 
     def build(self, b, src):
-        n = eval(self.python, {"max": max, "int": int}, read_in(b.ins[-1]))  # noqa: S307
+        n = eval(self.python, {"max": max, "int": int}, read_in(b.ins[-1]))
         return b.layer(self.kind, lambda x: self.make(x, n), src, volume=self.volume,
                        flatten=self.flatten)
 
@@ -1022,7 +1045,7 @@ class If:
         self.text = f"if({cond}, {then.text}" + (f", {other.text})" if other else ")")
 
     def build(self, b, src):
-        holds = eval(self.python, {"max": max, "int": int}, read_in(b.ins[-1]))  # noqa: S307
+        holds = eval(self.python, {"max": max, "int": int}, read_in(b.ins[-1]))
         branch = self.then if holds else self.other
         return src if branch is None else branch.build(b, src)
 
@@ -1070,6 +1093,8 @@ def item(draw, shape, depth, ctx, keep_hw=False, keep_c=False):
     if depth < 2:
         choices += ["add", "residual", "repeat", "optional"] + ([] if keep_c else ["concat"])
         choices += ["gate", "block", "block", "if"]
+        if not vector and not keep_hw:
+            choices += ["unit"]
     if not keep_hw and not keep_c and depth == 0:
         choices += ["fc"]
     if not keep_c:
@@ -1081,6 +1106,8 @@ def item(draw, shape, depth, ctx, keep_hw=False, keep_c=False):
     choice = draw(st.sampled_from(choices))
     if choice == "gate":
         return draw(gate_item(shape, depth, ctx))
+    if choice == "unit":
+        return draw(shuffle_unit(shape, depth, ctx))
     if choice == "block":
         return draw(block_item(shape, depth, ctx, keep_hw, keep_c))
     if choice == "if":

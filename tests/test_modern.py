@@ -88,6 +88,30 @@ def test_split_and_shuffle_are_torchvisions_shufflenet_unit_ops():
         build("input 3x3x12\nSHUFFLE(5)")
 
 
+@pytest.mark.parametrize("text", ["concat(SHUFFLE(1) - RELU, identity)",
+                                  "add(SHUFFLE(2) - RELU, identity)",
+                                  "concat(SHUFFLE(2) - RELU6, SPLIT(1))"])
+def test_a_shuffle_that_changes_nothing_is_not_overwritten_in_place(text):
+    """With 1 group (or one channel a group) torchvision's channel_shuffle returns its input's
+    storage; an in-place ReLU after it overwrote the input the other branch reads (found by
+    tests/test_differential.py)."""
+    from torchvision.models.shufflenetv2 import channel_shuffle
+
+    x = torch.randn(2, 2, 3, 4)
+    groups = int(text.split("SHUFFLE(")[1][0])
+    act = F.relu6 if "RELU6" in text else F.relu
+    shuffled = act(channel_shuffle(x.clone(), groups))
+    expected = {"concat": torch.cat([shuffled, x], 1), "add": shuffled + x}[text[:text.index("(")]] \
+        if "SPLIT" not in text else torch.cat([shuffled, x[:, :1]], 1)
+    model = cnndsl.compile(f"input 3x4x2\n{text}").eval()
+    source = {}
+    exec(compile(__import__("cnndsl.codegen").codegen.to_source(  # noqa: S102
+        cnndsl.build_graph(f"input 3x4x2\n{text}"), class_name="Net"), "<net>", "exec"), source)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x.clone()), expected)
+        torch.testing.assert_close(source["Net"]().eval()(x.clone()), expected)
+
+
 def test_layernorm_is_convnexts_layernorm2d_and_layerscale_its_layer_scale():
     from torchvision.models.convnext import LayerNorm2d
 
