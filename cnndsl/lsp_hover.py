@@ -24,13 +24,19 @@ def global_value(analysis: Analysis, name: str):
     from .expand import Expander, Options
 
     expander = Expander(analysis.program, Options(defines=analysis.directive.defines))
+    if analysis.graph is not None:  # count(block) reads the calls the network makes
+        expander.counts = {}
+        for scope in analysis.scope_nodes():
+            if scope.kind == "block":
+                expander.counts[scope.name] = expander.counts.get(scope.name, 0) + 1
     try:
         with recursion_headroom():
             expander.collect()
-            return expander.value(ast.Name(analysis.program.source.end_span(), name),
-                                  expander.globals, symbols=True)
+            value = expander.value(ast.Name(analysis.program.source.end_span(), name),
+                                   expander.globals, symbols=True)
     except CnnDslError:
         return None
+    return None if expander.counted is not None else value
 
 
 

@@ -21,6 +21,16 @@ on square inputs with a square kernel and a non-square stride/padding/dilation (
 F1); merges often take `identity`, `id`, an empty repeat or a dropped optional layer more than
 once (issue 17, F2).
 
+Issue 13's constructs are drawn too, each against torch's or torchvision's own module: SiLU
+(Swish), Hardswish, Hardsigmoid, Mish, PReLU (one slope or one per channel), LayerNorm
+(torchvision's ConvNeXt LayerNorm2d on volumes), layer scale, stochastic depth (eval: identity;
+also at a rate per block, `index(blk)` / `count(blk)`), `gate(...)` (squeeze-and-excitation or
+a same-shape branch; an empty branch is refused, as residual's), SPLIT (torch's chunk) and
+SHUFFLE (torchvision's channel_shuffle), alone and as ShuffleNet's unit; `def blkN = ...` blocks
+called by name and repeated 0 to 3 times, whose sizes and conditions read `in.c`, `in.h`, `in.w`
+(the block's input; the network's outside blocks); comparisons joined by `and`/`or`; and
+`if(condition, A[, B])`, the condition worked out in Python from the same shape.
+
 Parameter order: both networks register their modules in data-flow order with ties broken by
 creation, the spec's layers created in the order the text writes them and the projections a
 `residual` adds on its shortcut created after all of them (in the data-flow order of their

@@ -104,6 +104,12 @@ def test_hover_on_a_rate_per_block_lists_each_blocks_rate():
     assert "`DROPPATH 0`" in shown and "`DROPPATH 0.15`" in shown and "`DROPPATH 0.3`" in shown
 
 
+def test_hover_on_a_variable_that_counts_blocks_gives_the_count():
+    text = "input 8x8x4\ndef b = CONV(4, 1)\nn = count(b) * 2\nb * 3 - CONV(n, 1)\n"
+    shown, _ = hover(lsp.analyze(text), *at(text, "CONV(n", 5))
+    assert shown == "**variable** `n` = 6"
+
+
 def test_hover_on_a_def_call_gives_its_shapes_and_totals():
     a = lsp.analyze(RESNET50)
     text, _ = hover(a, *at(RESNET50, "stage(128", 1))
