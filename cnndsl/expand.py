@@ -519,9 +519,9 @@ def expand(program: ast.Program, options: Options | None = None) -> ir.Graph:
         graph = first.run()
     except CnnDslError as exc:
         if first.counted is not None:
-            exc.notes.append(f"count(...) at {first.counted} reads {UNCOUNTED:,} while the "
-                             "blocks are being counted: it may set a rate, not how many "
-                             "layers or blocks there are")
+            exc.notes.append(f"count(...) at {first.counted} stands for {UNCOUNTED:,} while "
+                             "the calls are being counted: where it decides how many layers "
+                             "or blocks there are, that is this error (it may set a rate)")
         raise
     if first.counted is None:
         return graph

@@ -337,4 +337,4 @@ def test_index_and_count_mistakes_are_located(text, error, message):
         build(f"input 8x8x4\n{text}")
     assert info.value.span is not None and info.value.span.line >= 2
     if "exceeds" in message:
-        assert "reads 1,000,000 while the blocks are being counted" in str(info.value)
+        assert "stands for 1,000,000 while the calls are being counted" in str(info.value)
