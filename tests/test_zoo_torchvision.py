@@ -161,7 +161,7 @@ def test_stochastic_depth_rates_are_torchvisions_block_by_block(name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["efficientnet_b0", "convnext_tiny"])
+@pytest.mark.parametrize("name", ["efficientnet_b0", "efficientnet_v2_s", "convnext_tiny"])
 def test_training_outputs_equal_torchvisions_with_the_same_seed(name):
     """In training, stochastic depth drops samples at random: with the same seed before each
     forward, ours drops the same ones as torchvision's (and EfficientNet's classifier dropout
