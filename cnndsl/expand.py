@@ -15,8 +15,8 @@ from .errors import (CnnArgumentError, CnnDslError, CnnLayerLimitError, CnnLimit
                      CnnNameError, CnnShapeError, CnnSyntaxError, Span, did_you_mean)
 from .layers import Context, Site
 from .shapes import ROUNDING_MODES, Shape
-from .values import (BUILTINS, IN, MAX_DEPTH, SETTINGS, Evaluator, InputNode, Override, Scope,
-                     Thunk)
+from .values import (BUILTINS, IN, MAX_DEPTH, SETTINGS, UNCOUNTED, Evaluator, InputNode,
+                     Override, Scope, Thunk)
 
 DEFAULT_MAX_LAYERS = 200_000
 # Def calls and repeats that make no layer. Each costs a few microseconds, so this refuses
@@ -57,6 +57,7 @@ class Expander(Evaluator):
         # `outputs(name=branch, ...)`: (name, node, span) per output, the main one first
         self.outputs: list[tuple[str, int, Span]] = []
         self.outputs_call: ast.Call | None = None
+        self.calls: dict[str, int] = {}  # calls of each def so far (index(block) reads them)
 
     # -- statements ----------------------------------------------------------------------
     def collect(self) -> None:
@@ -315,6 +316,9 @@ class Expander(Evaluator):
     def call_def(self, d: ast.Def, call, local: Scope, tail: int, within: ir.Scope) -> int:
         """Build a def's body in the scope bind_def made for this call."""
         local.parent.names[IN] = InputNode(tail)  # bind_def's scope around the body
+        index = self.calls.get(d.name, 0)
+        self.calls[d.name] = index + 1
+        self.open_calls.setdefault(d.name, []).append(index)
         self.enter(d.name, call.span, d)
         self.frame_ids += 1
         before = self.graph.next_id
@@ -327,6 +331,7 @@ class Expander(Evaluator):
             out = self.build(d.body, local, tail, block)
         finally:
             self.stack.pop()
+            self.open_calls[d.name].pop()
         if self.graph.next_id == before:
             self.spent_nothing(call.span)
         return out
@@ -602,5 +607,31 @@ def parameter_owners(program: ast.Program, name: str) -> list[str]:
 
 
 def expand(program: ast.Program, options: Options | None = None) -> ir.Graph:
-    """Expand a parsed spec into its layer graph (shapes not yet inferred)."""
-    return Expander(program, options or Options()).run()
+    """Expand a parsed spec into its layer graph (shapes not yet inferred).
+
+    A spec that reads count(block) is built twice: first to count each def's calls, then
+    with those counts; the counts must come out the same (they may set rates, not structure).
+    """
+    first = Expander(program, options or Options())
+    try:
+        graph = first.run()
+    except CnnDslError as exc:
+        if first.counted is not None:
+            exc.notes.append(f"count(...) at {first.counted} stands for {UNCOUNTED:,} while "
+                             "the calls are being counted: where it decides how many layers "
+                             "or blocks there are, that is this error (it may set a rate)")
+        raise
+    if first.counted is None:
+        return graph
+    second = Expander(program, options or Options())
+    second.counts = dict(first.calls)
+    graph = second.run()
+    if second.calls != first.calls:
+        changed = next(n for n in sorted({*first.calls, *second.calls})
+                       if first.calls.get(n) != second.calls.get(n))
+        raise CnnArgumentError(
+            f"count(...) changes the network it counts: `{changed}` is called "
+            f"{second.calls.get(changed, 0):,} times, not {first.calls.get(changed, 0):,}",
+            first.counted, help="count(block) may set a number such as a rate, not how many "
+                                "layers or blocks there are")
+    return graph

@@ -24,13 +24,19 @@ def global_value(analysis: Analysis, name: str):
     from .expand import Expander, Options
 
     expander = Expander(analysis.program, Options(defines=analysis.directive.defines))
+    if analysis.graph is not None:  # count(block) reads the calls the network makes
+        expander.counts = {}
+        for scope in analysis.scope_nodes():
+            if scope.kind == "block":
+                expander.counts[scope.name] = expander.counts.get(scope.name, 0) + 1
     try:
         with recursion_headroom():
             expander.collect()
-            return expander.value(ast.Name(analysis.program.source.end_span(), name),
-                                  expander.globals, symbols=True)
+            value = expander.value(ast.Name(analysis.program.source.end_span(), name),
+                                   expander.globals, symbols=True)
     except CnnDslError:
         return None
+    return None if expander.counted is not None else value
 
 
 
@@ -80,9 +86,12 @@ def layer_hover(nodes: list[Node]) -> str:
         lines.append(f"`{node.kind.name}` written once, built {len(nodes)} times")
     lines += ["", "| layer | input | output | parameters | MACs | receptive field |",
               "|---|---|---|---|---|---|"]
+    # instances built with different arguments (widths, a rate per block) show their label
+    labelled = len({n.label() for n in nodes}) > 1
     for n in nodes[:MAX_ROWS]:
         ins = " + ".join(map(str, n.in_shapes))
-        lines.append(f"| {n.name} | {ins} | {n.shape} | {n.n_params:,} | {n.macs:,} | "
+        name = f"{n.name} `{n.label()}`" if labelled else n.name
+        lines.append(f"| {name} | {ins} | {n.shape} | {n.n_params:,} | {n.macs:,} | "
                      f"{rf_text(n.rf)} |")
     if len(nodes) > MAX_ROWS:
         lines.append(f"| … {len(nodes) - MAX_ROWS} more | | | | | |")

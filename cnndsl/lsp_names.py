@@ -235,6 +235,9 @@ def _everything(text: str) -> list[Completion]:
     out += [Completion(b, "keyword", "built-in block") for b in BUILTINS]
     out += [Completion(f.name, "function", "number function", f.doc)
             for f in functions.FUNCTIONS.values()]
+    out += [Completion(name, "function", f"{name}(block)", doc) for name, doc in (
+        ("index", "which call of the def `block` is being built, from 0"),
+        ("count", "how many calls the def `block` has in the whole network"))]
     out += [Completion(m.group(1), "block", f"def {m.group(1)}({m.group(2) or ''})")
             for m in _DEF.finditer(text)]
     out += [Completion(w, "keyword") for w in ("input", "def")]

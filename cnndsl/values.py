@@ -20,6 +20,12 @@ BUILTINS = ("residual", *layers.merge_builtins(), "identity", "id", "if", "outpu
 SETTINGS = ("classes", "width", "max_width", "fc_width", "rounding", "activation")
 # The scope key of the node a block starts from (`in.c` reads its shape); no name can be it.
 IN = "in."
+# `index(block)`, `count(block)`: which call of a def is being built (from 0) and how many
+# there are in the whole network (stochastic depth's rate per block)
+COUNTERS = ("index", "count")
+# count(...) while the first expansion is still counting: a number that leaves the rates it
+# divides near 0 (expand.expand builds again with the real counts)
+UNCOUNTED = 1_000_000
 IN_FIELDS = {"c": "c", "channels": "c", "h": "h", "height": "h", "w": "w", "width": "w"}
 _COMPARE = {"==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
             "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
@@ -107,6 +113,12 @@ class Evaluator:
         self.call_kind_memo: dict[tuple, bool] = {}
         # values of number defs by (def, argument values): pure, so each is evaluated once
         self.def_value_memo: dict[tuple, Any] = {}
+        # count(block): the calls of each def, known from a first expansion (None: counting)
+        self.counts: dict[str, int] | None = None
+        self.counted: Span | None = None  # where count(...) was first read
+        # index(block): the index of each open call of a def, innermost last
+        self.open_calls: dict[str, list[int]] = {}
+        self.read_index = False  # index(...) was read: the value is not pure, not remembered
 
     def setting(self, name: str, default=None):
         binding = self.globals.names.get(name)
@@ -233,7 +245,7 @@ class Evaluator:
                     return False
             return True
         if isinstance(expr, ast.Call) and expr.alias is None:
-            if functions.lookup(expr.name) is not None:
+            if functions.lookup(expr.name) is not None or is_counter(expr, scope):
                 return True
             bound = scope.find(expr.name)
             if isinstance(bound, ast.Def):  # a def whose body is a number (`def ch(c) = c/2`)
@@ -347,6 +359,8 @@ class Evaluator:
                     total = total / rhs
                 total = self.check_number(total, expr.span)
             return total
+        if isinstance(expr, ast.Call) and is_counter(expr, scope):
+            return self.counter(expr, scope)
         if isinstance(expr, ast.Call) and expr.alias is None:
             return self.call_function(expr, scope)
         what = "layers" if isinstance(expr, (ast.Call, ast.InputRef)) else "this"
@@ -431,6 +445,28 @@ class Evaluator:
             raise CnnArgumentError(f"{fn.name}: {exc}", call.span, help=fn.signature()) from None
         return self.check_number(result, call.span)
 
+    def counter(self, call: ast.Call, scope: Scope) -> int:
+        """`index(block)`: which call of def `block` the innermost one being built is, from 0
+        in the order the network is built (data flow); `count(block)`: its calls in all."""
+        what = call.name.lower()
+        arg = call.args[0] if len(call.args) == 1 and not call.kwargs else None
+        if not isinstance(arg, ast.Name) or not isinstance(scope.find(arg.id), ast.Def):
+            raise CnnArgumentError(f"{what} takes the name of a block (a def)", call.span,
+                                   help="e.g. DROPPATH(0.2 * index(block) / count(block)) "
+                                        "inside `def block = ...`")
+        if what == "index":
+            open_calls = self.open_calls.get(arg.id)
+            if not open_calls:
+                raise CnnArgumentError(f"index({arg.id}) is read outside any call of `{arg.id}`",
+                                       call.span, help=f"read it inside `{arg.id}` (or a block "
+                                       "it calls), where it numbers that call")
+            self.read_index = True
+            return open_calls[-1]
+        if self.counts is None:
+            self.counted = self.counted or call.span
+            return UNCOUNTED
+        return self.counts.get(arg.id, 0)
+
     def follow(self, path: _Path | None, binding, span: Span) -> _Path:
         """`path` with `binding` entered. Past the limits it is either a cycle (`N = M`,
         `M = N`), left for evaluation to report as one, or a chain that deep: refused here,
@@ -457,6 +493,7 @@ class Evaluator:
         unremembered, evaluated as before."""
         values = {}
         self.enter(d.name, call.span, d)
+        outer = self.read_index
         try:
             for name in local.names:
                 try:
@@ -475,10 +512,15 @@ class Evaluator:
             if key not in self.def_value_memo:
                 bound = Scope({name: Override(v) for name, v in values.items()},
                               Scope({IN: start}, self.globals))
-                self.def_value_memo[key] = self.number(d.body, bound)
+                outer, self.read_index = self.read_index, False
+                value = self.number(d.body, bound)
+                if self.read_index:  # index(block) differs from call to call
+                    return value
+                self.def_value_memo[key] = value
             return self.def_value_memo[key]
         finally:
             self.stack.pop()
+            self.read_index = outer or self.read_index
 
     def choose(self, call: ast.Call, scope: Scope) -> ast.Expr:
         """The branch `if(condition, then, else)` takes; a missing else is `identity`."""
@@ -605,13 +647,18 @@ class Evaluator:
         if isinstance(bound, Override):
             return bound.value
         if isinstance(bound, ast.Assign):
-            if expr.id not in self.var_cache:
-                self.enter(expr.id, expr.span, bound)
-                try:
-                    self.var_cache[expr.id] = self.value(bound.value, self.globals, True)
-                finally:
-                    self.stack.pop()
-            return self.var_cache[expr.id]
+            if expr.id in self.var_cache:
+                return self.var_cache[expr.id]
+            self.enter(expr.id, expr.span, bound)
+            outer, self.read_index = self.read_index, False
+            try:
+                value = self.value(bound.value, self.globals, True)
+                if not self.read_index:
+                    self.var_cache[expr.id] = value
+                return value
+            finally:
+                self.stack.pop()
+                self.read_index = outer or self.read_index
         if isinstance(bound, ast.Def):
             call = _call_of(expr)
             local = self.bind_def(bound, call, (), (), scope)  # `half` needs `c`
@@ -669,6 +716,12 @@ class _Path:
 def is_if(call: ast.Call, scope: Scope) -> bool:
     """Whether a call is the conditional `if(...)`, not a def of that name."""
     return call.alias is None and call.name.lower() == "if" and scope.find(call.name) is None
+
+
+def is_counter(call: ast.Call, scope: Scope) -> bool:
+    """Whether a call is index(...) or count(...), not a def of that name."""
+    return call.alias is None and call.name.lower() in COUNTERS and not isinstance(
+        scope.find(call.name), ast.Def)
 
 
 def _call_of(name: ast.Name) -> ast.Call:

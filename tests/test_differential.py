@@ -21,6 +21,16 @@ on square inputs with a square kernel and a non-square stride/padding/dilation (
 F1); merges often take `identity`, `id`, an empty repeat or a dropped optional layer more than
 once (issue 17, F2).
 
+Issue 13's constructs are drawn too, each against torch's or torchvision's own module: SiLU
+(Swish), Hardswish, Hardsigmoid, Mish, PReLU (one slope or one per channel), LayerNorm
+(torchvision's ConvNeXt LayerNorm2d on volumes), layer scale, stochastic depth (eval: identity;
+also at a rate per block, `index(blk)` / `count(blk)`), `gate(...)` (squeeze-and-excitation or
+a same-shape branch; an empty branch is refused, as residual's), SPLIT (torch's chunk) and
+SHUFFLE (torchvision's channel_shuffle), alone and as ShuffleNet's unit; `def blkN = ...` blocks
+called by name and repeated 0 to 3 times, whose sizes and conditions read `in.c`, `in.h`, `in.w`
+(the block's input; the network's outside blocks); comparisons joined by `and`/`or`; and
+`if(condition, A[, B])`, the condition worked out in Python from the same shape.
+
 Parameter order: both networks register their modules in data-flow order with ties broken by
 creation, the spec's layers created in the order the text writes them and the projections a
 `residual` adds on its shortcut created after all of them (in the data-flow order of their
@@ -87,6 +97,12 @@ def run_node(node: Node, values: list[torch.Tensor]) -> torch.Tensor:
         for v in values[1:]:
             out = out + v
         return out
+    if node.kind == "MUL":  # gate(branch): the input times the branch, value by value or
+        main, gate = values  # each map by its channel's factor (1x1xC); no other broadcast
+        if gate.shape != main.shape and not (
+                main.dim() == 4 and gate.shape[1:] == (main.shape[1], 1, 1)):
+            raise RuntimeError(f"gate of {tuple(gate.shape[1:])} on {tuple(main.shape[1:])}")
+        return main * gate
     (x,) = values
     if node.flatten and x.dim() > 2:
         x = torch.flatten(x, 1)
@@ -104,6 +120,7 @@ class Builder:
         self.repeated = False  # a merge takes the same node more than once (issue 17, F2)
         self.strict = strict  # `rounding = strict`: windows must fit exactly
         self.inexact = ""  # the first layer whose window does not fit exactly
+        self.ins = [tuple(x.shape[1:])]  # what in.c/in.h/in.w read: the innermost block's input
 
     def shape(self, v):
         return tuple(self.nodes[v].value.shape[1:])
@@ -725,7 +742,59 @@ POINTWISE = [
     ("DROPOUT(0.3)", "DROPOUT", lambda x: nn.Dropout(0.3), False),
     ("BIAS", "BIAS", lambda x: PosBias(tuple(x.shape[1:])), False),
     ("LRN(3)", "LRN", lambda x: nn.LocalResponseNorm(3, 1e-4, 0.75, 2.0), True),
+    # issue 13's kinds, against torch's and torchvision's own modules
+    ("SILU", "SILU", lambda x: nn.SiLU(), False),
+    ("SWISH", "SILU", lambda x: nn.SiLU(), False),
+    ("HARDSWISH", "HARDSWISH", lambda x: nn.Hardswish(), False),
+    ("HSIGMOID", "HARDSIGMOID", lambda x: nn.Hardsigmoid(), False),
+    ("MISH", "MISH", lambda x: nn.Mish(), False),
+    ("PRELU", "PRELU", lambda x: prelu_for(1, 0.25), False),
+    ("PRELU(per_channel=true)", "PRELU", lambda x: prelu_for(x.shape[1], 0.25), False),
+    ("PRELU(init=0.1)", "PRELU", lambda x: prelu_for(1, 0.1), False),
+    ("LAYERNORM", "LAYERNORM", lambda x: layernorm_for(x, 1e-5), False),
+    ("LN(eps=1e-6)", "LAYERNORM", lambda x: layernorm_for(x, 1e-6), False),
+    ("LAYERSCALE(0.5)", "LAYERSCALE", lambda x: HandScale(x), False),
+    ("DROPPATH(0.3)", "DROPPATH", lambda x: stochastic_depth(0.3), False),
+    ("STOCHASTICDEPTH", "DROPPATH", lambda x: stochastic_depth(0.2), False),
 ]
+
+
+def prelu_for(n, init):
+    m = nn.PReLU(n, init)
+    with torch.no_grad():
+        m.weight.uniform_(-0.5, 0.5)  # copied onto cnndsl's: a slope other than init
+    return m
+
+
+def layernorm_for(x, eps):
+    if x.dim() == 4:
+        from torchvision.models.convnext import LayerNorm2d
+
+        m = LayerNorm2d(x.shape[1], eps=eps)
+    else:
+        m = nn.LayerNorm(x.shape[1], eps=eps)
+    with torch.no_grad():
+        m.weight.uniform_(0.5, 1.5)
+        m.bias.uniform_(-0.5, 0.5)
+    return m
+
+
+class HandScale(nn.Module):
+    """A learned factor per channel, as torchvision's CNBlock holds it (C x 1 x 1)."""
+
+    def __init__(self, x):
+        super().__init__()
+        shape = (x.shape[1], 1, 1) if x.dim() == 4 else (x.shape[1],)
+        self.layer_scale = nn.Parameter(torch.rand(shape) + 0.5)
+
+    def forward(self, x):
+        return x * self.layer_scale
+
+
+def stochastic_depth(p):
+    from torchvision.ops import StochasticDepth
+
+    return StochasticDepth(p, "row")  # eval: identity
 
 
 @st.composite
@@ -737,6 +806,10 @@ def pointwise_layer(draw, shape):
         channels = shape[0] + draw(st.sampled_from([0] * 7 + [1]))  # a wrong size: refused
         text = f"{draw(st.sampled_from(['BN', 'BatchNorm2d']))}({channels})"
         make = (lambda x: bn_for(x[:, :1].expand(-1, channels, *x.shape[2:])))
+    if kind == "LAYERNORM" and shape is not None and draw(st.integers(0, 2)) == 2:
+        channels = shape[0] + draw(st.sampled_from([0] * 5 + [1]))  # a wrong size: refused
+        text = f"LAYERNORM({channels})"
+        make = (lambda x: layernorm_for(x[:, :1].expand(-1, channels, *x.shape[2:]), 1e-5))
     return Layer(text, kind, make, volume=volume)
 
 
@@ -770,6 +843,246 @@ def identity_like(draw, drop):
     return draw(st.sampled_from(options))
 
 
+# -- issue 13: gate, SPLIT, SHUFFLE, in.c/in.h/in.w, comparisons and if(...) ------------------
+
+class Gate:
+    """gate(branch): its input times the branch's output (squeeze-and-excitation)."""
+
+    def __init__(self, branch):
+        self.branch = branch
+        self.text = f"gate({branch.text})"
+
+    def build(self, b, src):
+        out = self.branch.build(b, src)
+        if out == src:  # as residual's body: x * x is refused, not a typo's silent square
+            raise Invalid("the gate's branch has no layers", CnnArgumentError)
+        return b.add("MUL", None, [src, out])
+
+
+class ChannelSplit(nn.Module):
+    """torch's x.chunk(of, 1)[part - 1], refused where the parts are unequal (the docs)."""
+
+    def __init__(self, part, of):
+        super().__init__()
+        self.part, self.of = part, of
+
+    def forward(self, x):
+        if x.shape[1] % self.of:
+            raise RuntimeError(f"{x.shape[1]} channels in {self.of} unequal parts")
+        return x.chunk(self.of, 1)[self.part - 1]
+
+
+class ChannelShuffle(nn.Module):
+    def __init__(self, groups):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x):
+        from torchvision.models.shufflenetv2 import channel_shuffle
+
+        return channel_shuffle(x, self.groups)
+
+
+@st.composite
+def split_layer(draw, shape, wild):
+    c = shape[0] if shape is not None else 4
+    fits = [n for n in (1, 2, 3, 4) if c % n == 0]
+    of = draw(st.integers(1, 4)) if wild else draw(st.sampled_from(fits))
+    part = draw(st.integers(1, of))
+    text = draw(st.sampled_from([f"SPLIT({part}, {of})", f"SPLIT({part}, of={of})",
+                                 f"CHUNK(part={part}, of={of})"] +
+                                ([f"SPLIT({part})"] if of == 2 else [])))
+    return Layer(text, "SPLIT", lambda x: ChannelSplit(part, of), volume=False)
+
+
+@st.composite
+def channel_shuffle_layer(draw, shape, wild):
+    fits = [g for g in (1, 2, 3, 4) if shape[0] % g == 0]
+    g = draw(st.integers(1, 4)) if wild else draw(st.sampled_from(fits))
+    text = draw(st.sampled_from([f"SHUFFLE({g})", f"SHUFFLE(groups={g})",
+                                 f"CHANNELSHUFFLE({g})"] + (["SHUFFLE"] if g == 2 else [])))
+    return Layer(text, "SHUFFLE", lambda x: ChannelShuffle(g))
+
+
+@st.composite
+def gate_item(draw, shape, depth, ctx):
+    """gate(SE branch) with literal widths, gate(identity-like), or gate(a same-shape chain)."""
+    kind = draw(st.sampled_from(["se", "se", "same", "identity"]))
+    if kind == "identity":
+        return Gate(draw(identity_like(ctx["drop"])))
+    if kind == "same" or shape is None or len(shape) != 3:
+        return Gate(draw(chain(shape, depth + 1, ctx, keep_hw=True, keep_c=True, max_size=2)))
+    c = shape[0] + (draw(st.sampled_from([0] * 7 + [1])) if ctx["wild"] else 0)
+    q = draw(st.integers(1, max(1, c)))
+    act = draw(st.sampled_from(["RELU", "SILU", "HARDSWISH"]))
+    squash = draw(st.sampled_from(["SIGMOID", "HARDSIGMOID"]))
+    acts = {"RELU": nn.ReLU, "SILU": nn.SiLU, "HARDSWISH": nn.Hardswish,
+            "SIGMOID": nn.Sigmoid, "HARDSIGMOID": nn.Hardsigmoid}
+    squeeze = Layer(f"CONV({q}, 1)", "CONV", lambda x: nn.Conv2d(x.shape[1], q, 1))
+    excite = Layer(f"CONV({c}, 1)", "CONV", lambda x: nn.Conv2d(x.shape[1], c, 1))
+    if draw(st.booleans()):  # widths from in.c: the block's input (the network's outside)
+        squeeze = InLayer("CONV(max(1, floor(in.c / 4)), 1)", "CONV", "max(1, c // 4)",
+                          lambda x, n: nn.Conv2d(x.shape[1], n, 1))
+        excite = InLayer("CONV(in.c, 1)", "CONV", "c", lambda x, n: nn.Conv2d(x.shape[1], n, 1))
+    return Gate(Chain([
+        Layer("GAP", "GAP", lambda x: nn.AdaptiveAvgPool2d(1)), squeeze,
+        Layer(act, act, lambda x: acts[act]()), excite,
+        Layer(squash, squash, lambda x: acts[squash]())]))
+
+
+@st.composite
+def shuffle_unit(draw, shape, depth, ctx):
+    """ShuffleNet v2's unit: concat(SPLIT(1), SPLIT(2) - branch) - SHUFFLE(2), with other
+    part counts and the parts in either order."""
+    c = shape[0] if shape is not None else 4
+    of = draw(st.sampled_from([n for n in (2, 2, 3) if c % n == 0] or [2]))
+    half = probe(Layer("SPLIT(1)", "SPLIT", lambda x: ChannelSplit(1, of), volume=False),
+                 shape)
+    branch = draw(chain(half, depth + 1, ctx, keep_hw=True, keep_c=True, max_size=3))
+    parts = [Layer(f"SPLIT({k}, {of})", "SPLIT", lambda x, k=k: ChannelSplit(k, of),
+                   volume=False) for k in range(1, of + 1)]
+    parts[-1] = Chain([parts[-1], branch])
+    if draw(st.booleans()):
+        parts.reverse()
+    g = draw(st.sampled_from([1, of]))
+    return Chain([Merge("CONCAT", parts),
+                  Layer(f"SHUFFLE({g})", "SHUFFLE", lambda x: ChannelShuffle(g))])
+
+
+class Missing:
+    """in.h or in.w of a vector: reading it is an error (cnndsl: a located one)."""
+
+    def _fail(self, *args):
+        raise Invalid("a vector has no height or width", CnnArgumentError)
+
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _fail
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __floordiv__ = _fail
+    __hash__ = None
+
+
+def read_in(shape):
+    """The values in.c, in.h, in.w give for a block's input shape."""
+    if len(shape) == 3:
+        return {"c": shape[0], "h": shape[1], "w": shape[2]}
+    return {"c": shape[0], "h": Missing(), "w": Missing()}
+
+
+@st.composite
+def in_number(draw, volume):
+    """A whole number >= 1 written with in.c/in.h/in.w, and how to work it out: Python's
+    expression over c, h, w (the same precedence and short-circuiting as the spec's)."""
+    fields = ["c", "c", "h", "w"] if volume else ["c"]
+    f = draw(st.sampled_from(fields))
+    form = draw(st.integers(0, 5))
+    if form == 0:
+        return f"in.{f}", f
+    if form == 1:
+        m = draw(st.integers(2, 3))
+        return f"in.{f} * {m}", f"{f} * {m}"
+    if form == 2:
+        d = draw(st.integers(0, 3))
+        return f"in.{f} + {d}", f"{f} + {d}"
+    if form == 3:
+        return f"max(1, floor(in.{f} / 2))", f"max(1, {f} // 2)"
+    if form == 4:  # a comparison is a number too
+        g = draw(st.sampled_from(fields))
+        return f"in.{f} + (in.{g} >= 3)", f"{f} + int({g} >= 3)"
+    g = draw(st.sampled_from(fields))
+    return f"if(in.{f} > in.{g}, in.{f}, in.{g} + 1)", f"({f} if {f} > {g} else {g} + 1)"
+
+
+class InLayer:
+    """A layer whose size is written with in.c/in.h/in.w: CONV(in.c * 2, 1), FC(in.h + 1)."""
+
+    def __init__(self, template, kind, python, make, volume=True, flatten=False):
+        self.template, self.kind, self.python = template, kind, python
+        self.make, self.volume, self.flatten = make, volume, flatten
+        self.text = template
+
+    def build(self, b, src):
+        n = eval(self.python, {"max": max, "int": int}, read_in(b.ins[-1]))
+        return b.layer(self.kind, lambda x: self.make(x, n), src, volume=self.volume,
+                       flatten=self.flatten)
+
+
+@st.composite
+def in_layer(draw, shape, fc):
+    volume = shape is None or len(shape) == 3
+    expr, python = draw(in_number(draw(st.booleans()) or volume))
+    if fc:
+        return InLayer(f"FC({expr})", "FC", python,
+                       lambda x, n: nn.Linear(x.shape[1], n), volume=False, flatten=True)
+    k = draw(st.sampled_from([1, 3]))
+    return InLayer(f"CONV({expr}, {k}, pad={k // 2})", "CONV", python,
+                   lambda x, n: nn.Conv2d(x.shape[1], n, k, padding=k // 2))
+
+
+class Block:
+    """`def blkN = body`, called by name: in.c/in.h/in.w inside read the call's input."""
+
+    def __init__(self, name, body, ctx):
+        self.body, self.text = body, name
+        ctx["defs"].append(f"def {name} = {body.text}")
+
+    def build(self, b, src):
+        b.ins.append(b.shape(src))
+        try:
+            return self.body.build(b, src)
+        finally:
+            b.ins.pop()
+
+
+@st.composite
+def condition(draw, volume):
+    """A comparison, or two or three joined by `and`/`or`, on in.c/in.h/in.w and numbers."""
+    texts, pythons = [], []
+    for i in range(draw(st.integers(1, 3))):
+        if i:
+            op = draw(st.sampled_from(["and", "or"]))
+            texts.append(op), pythons.append(op)
+        left, pl = draw(in_number(volume)) if draw(st.integers(0, 4)) else ("2", "2")
+        cmp = draw(st.sampled_from(["==", "!=", "<", "<=", ">", ">="]))
+        right = draw(st.integers(1, 8))
+        texts.append(f"{left} {cmp} {right}"), pythons.append(f"({pl}) {cmp} {right}")
+    return " ".join(texts), " ".join(pythons)
+
+
+class If:
+    """if(condition, then[, else]): the branch the block's input chooses; no else: identity."""
+
+    def __init__(self, cond, python, then, other):
+        self.cond, self.python, self.then, self.other = cond, python, then, other
+        self.text = f"if({cond}, {then.text}" + (f", {other.text})" if other else ")")
+
+    def build(self, b, src):
+        holds = eval(self.python, {"max": max, "int": int}, read_in(b.ins[-1]))
+        branch = self.then if holds else self.other
+        return src if branch is None else branch.build(b, src)
+
+
+@st.composite
+def if_item(draw, shape, depth, ctx, keep_hw, keep_c):
+    volume = shape is None or len(shape) == 3
+    cond, python = draw(condition(draw(st.integers(0, 5)) == 5 or volume))
+    then = draw(chain(shape, depth + 1, ctx, keep_hw=keep_hw, keep_c=keep_c, max_size=2))
+    other = None if draw(st.booleans()) else draw(
+        chain(shape, depth + 1, ctx, keep_hw=keep_hw, keep_c=keep_c, max_size=2))
+    return If(cond, python, then, other)
+
+
+@st.composite
+def block_item(draw, shape, depth, ctx, keep_hw, keep_c):
+    ctx["blocks"][0] += 1
+    name = f"blk{ctx['blocks'][0]}"
+    inner = dict(ctx, block=name)
+    body = draw(chain(shape, depth + 1, inner, keep_hw=keep_hw, keep_c=keep_c, max_size=3))
+    if draw(st.integers(0, 2)) == 2:  # an if(...) as the whole body reads the block's input
+        body = draw(if_item(shape, depth + 1, inner, keep_hw, keep_c))
+    block = Block(name, body, ctx)
+    n = draw(st.sampled_from([None, None, 0, 1, 2, 3]))
+    return block if n is None else Repeat(block, n, draw(st.integers(0, 1)))
+
+
 @st.composite
 def item(draw, shape, depth, ctx, keep_hw=False, keep_c=False):
     """One element of a chain, drawn to suit `shape` (C,H,W or N; None: unknown)."""
@@ -789,9 +1102,36 @@ def item(draw, shape, depth, ctx, keep_hw=False, keep_c=False):
             choices += ["gap"]
     if depth < 2:
         choices += ["add", "residual", "repeat", "optional"] + ([] if keep_c else ["concat"])
+        choices += ["gate", "block", "block", "if"]
+        if not vector and not keep_hw:
+            choices += ["unit"]
     if not keep_hw and not keep_c and depth == 0:
         choices += ["fc"]
+    if not keep_c:
+        choices += ["split"] + (["in"] if not vector or shape is None else [])
+    if not vector or shape is None:
+        choices += ["chshuffle"]
+    if ctx["block"] is not None:
+        choices += ["ramp"]
     choice = draw(st.sampled_from(choices))
+    if choice == "gate":
+        return draw(gate_item(shape, depth, ctx))
+    if choice == "unit":
+        return draw(shuffle_unit(shape, depth, ctx))
+    if choice == "block":
+        return draw(block_item(shape, depth, ctx, keep_hw, keep_c))
+    if choice == "if":
+        return draw(if_item(shape, depth, ctx, keep_hw, keep_c))
+    if choice == "split":
+        return draw(split_layer(shape, ctx["wild"]))
+    if choice == "chshuffle":
+        return draw(channel_shuffle_layer(vol, ctx["wild"]))
+    if choice == "ramp":  # stochastic depth per block: identity in eval, no parameters
+        p = draw(st.sampled_from(["0.3", "0.5"]))
+        return Layer(f"DROPPATH({p} * index({ctx['block']}) / count({ctx['block']}))",
+                     "DROPPATH", lambda x: stochastic_depth(0.0), volume=False)
+    if choice == "in":
+        return draw(in_layer(shape, fc=not keep_hw and depth == 0 and draw(st.booleans())))
     if choice == "pointwise":
         return draw(pointwise_layer(shape))
     if choice in IMAGE_LAYERS:
@@ -878,14 +1218,16 @@ def cases(draw):
     c = draw(st.integers(1, 4))
     # Rare variants are drawn as the high end of a range: hypothesis shrinks towards 0, so a
     # falsifying example comes out in the plain variant when that still fails.
-    ctx = {"wild": draw(st.integers(0, 9)) == 9, "drop": draw(st.integers(0, 5)) == 5}
+    ctx = {"wild": draw(st.integers(0, 9)) == 9, "drop": draw(st.integers(0, 5)) == 5,
+           "defs": [], "blocks": [0], "block": None}
     strict = draw(st.integers(0, 5)) == 5  # else `rounding = floor`, PyTorch's rule
     shape = (h * c,) if draw(st.integers(0, 11)) == 11 else (c, h, w)  # sometimes a vector
     net = draw(chain(shape, 0, ctx, max_size=5))
     rounding = draw(st.sampled_from(["", "rounding = strict\n"])) if strict else \
         "rounding = floor\n"
     size = "x".join(map(str, shape[1:] + shape[:1]))
-    text = f"input {size}\n{rounding}{net.text}\n"
+    defs = "".join(d + "\n" for d in ctx["defs"])
+    text = f"input {size}\n{rounding}{defs}{net.text}\n"
     x = torch.randn(2, *shape)
     b = Builder(x, ctx["drop"], strict)
     try:

@@ -96,6 +96,20 @@ def test_hover_on_a_layer_built_many_times_lists_its_instances():
     assert "… 4 more" in text
 
 
+def test_hover_on_a_rate_per_block_lists_each_blocks_rate():
+    text = ("input 8x8x4\ndef cn = residual(CONV(4, 1) - DROPPATH(0.3 * index(cn)"
+            " / (count(cn) - 1)))\ncn * 3\n")
+    shown, _ = hover(lsp.analyze(text), *at(text, "DROPPATH", 1))
+    assert "built 3 times" in shown
+    assert "`DROPPATH 0`" in shown and "`DROPPATH 0.15`" in shown and "`DROPPATH 0.3`" in shown
+
+
+def test_hover_on_a_variable_that_counts_blocks_gives_the_count():
+    text = "input 8x8x4\ndef b = CONV(4, 1)\nn = count(b) * 2\nb * 3 - CONV(n, 1)\n"
+    shown, _ = hover(lsp.analyze(text), *at(text, "CONV(n", 5))
+    assert shown == "**variable** `n` = 6"
+
+
 def test_hover_on_a_def_call_gives_its_shapes_and_totals():
     a = lsp.analyze(RESNET50)
     text, _ = hover(a, *at(RESNET50, "stage(128", 1))

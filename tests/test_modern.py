@@ -88,6 +88,30 @@ def test_split_and_shuffle_are_torchvisions_shufflenet_unit_ops():
         build("input 3x3x12\nSHUFFLE(5)")
 
 
+@pytest.mark.parametrize("text", ["concat(SHUFFLE(1) - RELU, identity)",
+                                  "add(SHUFFLE(2) - RELU, identity)",
+                                  "concat(SHUFFLE(2) - RELU6, SPLIT(1))"])
+def test_a_shuffle_that_changes_nothing_is_not_overwritten_in_place(text):
+    """With 1 group (or one channel a group) torchvision's channel_shuffle returns its input's
+    storage; an in-place ReLU after it overwrote the input the other branch reads (found by
+    tests/test_differential.py)."""
+    from torchvision.models.shufflenetv2 import channel_shuffle
+
+    x = torch.randn(2, 2, 3, 4)
+    groups = int(text.split("SHUFFLE(")[1][0])
+    act = F.relu6 if "RELU6" in text else F.relu
+    shuffled = act(channel_shuffle(x.clone(), groups))
+    expected = {"concat": torch.cat([shuffled, x], 1), "add": shuffled + x}[text[:text.index("(")]] \
+        if "SPLIT" not in text else torch.cat([shuffled, x[:, :1]], 1)
+    model = cnndsl.compile(f"input 3x4x2\n{text}").eval()
+    source = {}
+    exec(compile(__import__("cnndsl.codegen").codegen.to_source(  # noqa: S102
+        cnndsl.build_graph(f"input 3x4x2\n{text}"), class_name="Net"), "<net>", "exec"), source)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x.clone()), expected)
+        torch.testing.assert_close(source["Net"]().eval()(x.clone()), expected)
+
+
 def test_layernorm_is_convnexts_layernorm2d_and_layerscale_its_layer_scale():
     from torchvision.models.convnext import LayerNorm2d
 
@@ -245,3 +269,72 @@ def test_other_frameworks_words(word, meant):
 def test_builtin_names_stay_reserved():
     with pytest.raises(CnnNameError, match="`gate` is a built-in name"):
         build("input 4x4x2\ndef gate = RELU\ngate")
+
+
+# -- index(block), count(block): stochastic depth per block ------------------------------------
+
+def droppath_rates(text):
+    return [d["bound"]["p"] if "bound" in d else None for _, d in build(text).nodes(data=True)
+            if d["kind"] == "DROPPATH"]
+
+
+def rates_of(text):
+    model = cnndsl.compile(text, seed=0)
+    return [m.p for m in model.modules() if type(m).__name__ == "StochasticDepth"]
+
+
+def test_index_and_count_number_a_blocks_calls_in_data_flow_order():
+    # torchvision's EfficientNet: p * block / blocks, blocks counted over the network,
+    # those without a shortcut (the first of a stage) too: 0.2 * k / 5 for k = 1, 2, 4
+    text = ("input 8x8x4\ndef b(c) = if(in.c == c, residual(CONV(c, 3, pad=1)"
+            " - DROPPATH(0.2 * index(b) / count(b))), CONV(c, 1))\n"
+            "b(4) * 3 - b(8) - b(8)")
+    assert rates_of(text) == [0.2 * 0 / 5, 0.2 * 1 / 5, 0.2 * 2 / 5, 0.2 * 4 / 5]
+    # ConvNeXt's rule reaches p at the last block: p * block / (blocks - 1)
+    text = ("input 8x8x4\ndef cn = residual(CONV(4, 1) - DROPPATH(0.5 * index(cn)"
+            " / (count(cn) - 1)))\ncn * 3")
+    assert rates_of(text) == [0.0, 0.25, 0.5]
+
+
+def test_index_is_the_innermost_open_call_read_anywhere_inside_it():
+    # a block called from b, a number def and a global variable each read b's call
+    text = ("input 8x8x4\nrate = 0.1 * index(b)\ndef half = 0.5 * index(b)\n"
+            "def sd(q) = DROPPATH(q)\n"
+            "def b = residual(CONV(4, 1) - sd(rate) - DROPPATH(half) - sd(0.1 * index(b)))\n"
+            "b * 2")
+    assert rates_of(text) == [0.0, 0.0, 0.0, 0.1, 0.5, 0.1]
+
+
+def test_structured_source_takes_a_rate_that_differs_per_call_as_an_argument():
+    from cnndsl.codegen import to_source
+
+    text = ("input 8x8x4\ndef cn = residual(CONV(4, 1) - DROPPATH(0.3 * index(cn)"
+            " / (count(cn) - 1)))\ncn * 4")
+    source = to_source(cnndsl.build_graph(text), class_name="Net")
+    assert "def __init__(self, in_channels: int, p: float)" in source and "Cn(4, 0.3)" in source
+    namespace = {}
+    exec(compile(source, "<generated>", "exec"), namespace)  # noqa: S102
+    assert [m.p for m in namespace["Net"]().modules()
+            if type(m).__name__ == "StochasticDepth"] == rates_of(text)
+
+
+@pytest.mark.parametrize("text, error, message", [
+    ("def b = CONV(4, 1)\nCONV(index(b), 1)", CnnArgumentError,
+     r"index\(b\) is read outside any call of `b`"),
+    ("def b = CONV(4, 1)\nb - DROPPATH(index(c))", CnnArgumentError,
+     "index takes the name of a block"),
+    ("def b = CONV(4, 1)\nb - DROPPATH(count(b, 2))", CnnArgumentError,
+     "count takes the name of a block"),
+    ("def b = CONV(4, 1)\nb * 2 - RELU * count(b)", CnnDslError,
+     "repeat count 1,000,000 exceeds"),
+    ("def b = CONV(4, 1)\nb * (2 + (count(b) > 100))", CnnArgumentError,
+     "count\\(...\\) changes the network it counts: `b` is called 2 times, not 3"),
+    ("def b = residual(CONV(4, 1) - DROPPATH(index(b) / (count(b) - 1)))\nb", CnnArgumentError,
+     "division by zero"),
+])
+def test_index_and_count_mistakes_are_located(text, error, message):
+    with pytest.raises(error, match=message) as info:
+        build(f"input 8x8x4\n{text}")
+    assert info.value.span is not None and info.value.span.line >= 2
+    if "exceeds" in message:
+        assert "stands for 1,000,000 while the calls are being counted" in str(info.value)

@@ -117,15 +117,66 @@ def torchvision_state(theirs: torch.nn.Module, ours: torch.nn.Module) -> dict:
             for (key, value), slot in zip(items, slots)}
 
 
-def check_outputs(name: str, size: int) -> None:
-    from test_torchvision_oracle import assert_transfer_gives_their_outputs, with_running_statistics
+def paired(name: str, size: int):
+    """torchvision's model (non-trivial BN statistics) and ours with its weights, and an input."""
+    from test_torchvision_oracle import with_running_statistics
 
     torch.manual_seed(0)
     theirs = torchvision.models.get_model(name, weights=None, **CONSTRUCTOR.get(name, {}))
     theirs = with_running_statistics(theirs.eval()).eval()
     ours = cnndsl.compile(f"zoo:{name}", input=f"{size}x{size}x3", logits=True, seed=0).eval()
-    assert_transfer_gives_their_outputs(theirs, ours, torchvision_state(theirs, ours), size,
-                                        (2, 1000))
+    report = cnndsl.transfer_weights(torchvision_state(theirs, ours), ours,
+                                     source_name="torchvision")
+    assert report.values == sum(v.numel() for v in theirs.state_dict().values())
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(1))
+    return theirs, ours, x
+
+
+def check_outputs(name: str, size: int) -> None:
+    theirs, ours, x = paired(name, size)
+    with torch.no_grad():
+        expected, got = theirs(x), ours(x)
+    assert got.shape == expected.shape == (2, 1000)
+    assert (got - expected).abs().max().item() <= 1e-5 * expected.abs().max().item()
+
+
+# torchvision's stochastic depth: StochasticDepth(p * block / blocks, "row") in EfficientNet
+# (B0-B7, V2), p * block / (blocks - 1) in ConvNeXt, blocks counted over the whole network
+STOCHASTIC_DEPTH = FAMILIES["efficientnet"] + FAMILIES["efficientnet_v2"] + FAMILIES["convnext"]
+
+
+@pytest.mark.parametrize("name", STOCHASTIC_DEPTH)
+def test_stochastic_depth_rates_are_torchvisions_block_by_block(name):
+    """Each block's rate, in module order, as torchvision's blocks set it; torchvision gives
+    a block without a shortcut a StochasticDepth too, which it never runs (EfficientNet's
+    use_res_connect), and the spec none."""
+    with torch.device("meta"):
+        theirs = torchvision.models.get_model(name, weights=None)
+    expected = [m.stochastic_depth.p for m in theirs.modules()
+                if hasattr(m, "stochastic_depth") and getattr(m, "use_res_connect", True)]
+    ours = cnndsl.compile(f"zoo:{name}", device="meta")
+    got = [m.p for m in ours.modules() if type(m).__name__ == "StochasticDepth"]
+    assert got == expected
+    assert len(expected) >= 9 and max(expected) > 0.09
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["efficientnet_b0", "efficientnet_v2_s", "convnext_tiny"])
+def test_training_outputs_equal_torchvisions_with_the_same_seed(name):
+    """In training, stochastic depth drops samples at random: with the same seed before each
+    forward, ours drops the same ones as torchvision's (and EfficientNet's classifier dropout
+    draws the same mask after them), so the outputs agree; other seeds give other outputs."""
+    theirs, ours, x = paired(name, 64)
+    theirs.train(), ours.train()
+    outputs = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        expected = theirs(x)
+        torch.manual_seed(seed)
+        got = ours(x)
+        assert (got - expected).abs().max().item() <= 1e-4 * expected.abs().max().item()
+        outputs.append(got)
+    assert not torch.allclose(outputs[0], outputs[1])
 
 
 @pytest.mark.slow

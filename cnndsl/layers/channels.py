@@ -62,8 +62,10 @@ class ChannelShuffle(LayerKind):
         return shape
 
     def recipe(self, p, ins, out):
+        # with 1 group, or one channel a group, the shuffle is the identity and `.contiguous()`
+        # hands back its input's storage: no in-place layer may follow it
         return Recipe("ChannelShuffle", dict(groups=p["groups"]), custom=True,
-                      positional=("groups",))
+                      positional=("groups",), aliases_input=True)
 
     def label(self, p):
         return f"SHUFFLE {p['groups']}"
