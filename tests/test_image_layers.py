@@ -514,3 +514,23 @@ def test_random_fields_are_where_autograd_finds_them():
                 assert (int(found.min()), int(found.max())) == span, (text, i)
 
     check()
+
+
+@pytest.mark.parametrize("text, hw", [
+    # one output on an axis with align_corners: F.interpolate reads input 0 (found by
+    # test_differential's generators: the receptive-field pass divided by o - 1 = 0)
+    ("input 3\nrounding = floor\nRESHAPE(1x3x1) - UPSAMPLE(scale_factor=1, mode=bilinear,"
+     " align_corners=true)", (1, 3)),
+    ("input 1x5x2\nUPSAMPLE(size=1x3, mode=bilinear, align_corners=true)", (1, 3)),
+    ("input 4x4x2\nUPSAMPLE(size=1x1, mode=bicubic, align_corners=true)", (1, 1)),
+])
+def test_align_corners_to_one_output_is_torchs_size(text, hw):
+    import torch
+
+    graph = cnndsl.build_graph(text)
+    model = cnndsl.compile(text, seed=0).eval()
+    shape = model.cnndsl_info["input_shape"]
+    with torch.no_grad():
+        out = model(torch.randn(1, *shape))
+    assert tuple(out.shape[2:]) == hw
+    assert graph.graph["totals"]["output"].as_list()[1:] == list(hw)

@@ -116,9 +116,10 @@ class Upsample(LayerKind):
         - 1/2, or i*(n - 1)/(o - 1) with align_corners, and the 1 or 3 next inputs unless
         the source falls on an input, whose weight is then the only one not 0."""
         n, o = (ins[0].h, ins[0].w)[axis], (out.h, out.w)[axis]
-        scale = Fraction(n - 1, o - 1) if p["align_corners"] else Fraction(n, o)
-        if p["align_corners"] and o == 1:
-            scale = Fraction(0)
+        if p["align_corners"]:  # one output: torch reads the first input
+            scale = Fraction(n - 1, o - 1) if o > 1 else Fraction(0)
+        else:
+            scale = Fraction(n, o)
         if p["mode"] == "nearest":
             return scale, lambda i: (i * scale.numerator // scale.denominator,) * 2
 
