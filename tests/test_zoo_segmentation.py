@@ -248,14 +248,16 @@ class ReferenceUNet(nn.Module):
         return self.out(x)
 
     def state_in_spec_order(self) -> dict:
-        """Ours nests each level inside the one above: down 1..5, then up 4..1."""
+        """Ours holds the contracting path's levels 1..5, then the expanding path's 4..1."""
         modules = [*self.down, *(m for pair in self.up for m in pair), self.out]
         return {f"{i}.{k}": v for i, m in enumerate(modules) for k, v in m.state_dict().items()}
 
 
-# Figure 1: every map's size, down the contracting path and up the expanding one
-FIGURE_1 = [570, 568, 392, 284, 282, 280, 200, 140, 138, 136, 104, 68, 66, 64, 56, 32, 30, 28,
-            56, 56, 54, 52, 104, 104, 102, 100, 200, 200, 198, 196, 392, 392, 390, 388, 388]
+# Figure 1: every map's size, down the contracting path (x1 at 568, x2 at 280, x3 at 136,
+# x4 at 64), then up the expanding one, each level's up-convolution, crop and concat first
+FIGURE_1 = [570, 568, 284, 282, 280, 140, 138, 136, 68, 66, 64, 32, 30, 28,
+            56, 56, 56, 54, 52, 104, 104, 104, 102, 100, 200, 200, 200, 198, 196,
+            392, 392, 392, 390, 388, 388]
 
 
 def test_unet_sizes_are_the_papers_figure_1():
@@ -264,9 +266,10 @@ def test_unet_sizes_are_the_papers_figure_1():
              if d["kind"] not in ("INPUT", "RELU")]
     assert [s.h for s in sizes] == [s.w for s in sizes] == FIGURE_1
     assert str(graph.graph["totals"]["output"]) == "388x388x2"
-    # the skips: 568 -> 392, 280 -> 200, 136 -> 104, 64 -> 56, each next to the up-conv's
+    # the skips, up the expanding path: 64 -> 56, 136 -> 104, 280 -> 200, 568 -> 392, each
+    # cropped to the up-conv's output
     crops = [str(d["shape"]) for _, d in graph.nodes(data=True) if d["kind"] == "CROP"]
-    assert crops == ["392x392x64", "200x200x128", "104x104x256", "56x56x512"]
+    assert crops == ["56x56x512", "104x104x256", "200x200x128", "392x392x64"]
     concats = [str(d["shape"]) for _, d in graph.nodes(data=True) if d["kind"] == "CONCAT"]
     assert concats == ["56x56x1024", "104x104x512", "200x200x256", "392x392x128"]
 
