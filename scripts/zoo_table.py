@@ -49,12 +49,13 @@ def rows() -> list[str]:
 
 
 def segmentation_rows() -> list[str]:
-    from test_zoo_segmentation import FAMILIES, REPRESENTATIVES, RESIZE
+    from test_zoo_segmentation import AUX, FAMILIES, REPRESENTATIVES, RESIZE
 
     from cnndsl.api import check_spec
 
     out = [("| spec | family spec | input | layers | parameters | output | MACs at 520 "
-            "| spec lines | verified against torchvision |"), "|---|---|---|---|---|---|---|---|---|"]
+            "| spec lines | verified against torchvision |"),
+           "|---|---|---|---|---|---|---|---|---|"]
     for family, names in FAMILIES.items():
         lines = len((ROOT / "specs" / f"{family}.cnn").read_text().splitlines())
         for name in [family, *names]:
@@ -66,6 +67,15 @@ def segmentation_rows() -> list[str]:
                        f"{graph.totals['layers']} | {graph.totals['params']:,} | "
                        f"{graph.totals['output']} | {graph.totals['macs'] / 1e9:.3f}G | "
                        f"{lines} | {how} |")
+    for family, names in FAMILIES.items():  # torchvision's aux_loss=True
+        for name in (n for n in names if n in AUX):
+            graph = check_spec(f"zoo:{name}", aux=1, input=f"{RESIZE}x{RESIZE}x3")
+            where = "`make test`" if name in REPRESENTATIVES else "`make test-long`"
+            out.append(f"| `{name} -D aux=1` | `{family}` | {RESIZE}x{RESIZE}x3 | "
+                       f"{graph.totals['layers']} | {graph.totals['params']:,} | "
+                       f"{graph.totals['output']}, aux {graph.nodes[graph.outputs[1][1]].shape} | "
+                       f"{graph.totals['macs'] / 1e9:.3f}G | | `aux_loss=True`: parameters = "
+                       f"`num_params`, MACs = `_ops`; both outputs in {where} |")
     return out
 
 

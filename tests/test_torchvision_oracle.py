@@ -121,11 +121,13 @@ def with_running_statistics(model: torch.nn.Module) -> torch.nn.Module:
 def assert_transfer_gives_their_outputs(theirs, ours, state, size, shape, channels=3,
                                         output=lambda y: y):
     """cnndsl.transfer_weights copies `state` (theirs, in the order our modules hold it) onto
-    ours, whose outputs (`shape`) on a random batch of two then equal theirs (`output` picks
-    them from what their model returns) within 1e-5 of their scale."""
+    ours, whose outputs (`shape`) on a random batch of two size x size inputs (or H x W, for
+    a pair) then equal theirs (`output` picks them from what their model returns) within
+    1e-5 of their scale."""
+    h, w = (size, size) if isinstance(size, int) else size
     report = cnndsl.transfer_weights(state, ours, source_name="torchvision")
     assert report.values == sum(v.numel() for v in theirs.state_dict().values())
-    x = torch.randn(2, channels, size, size, generator=torch.Generator().manual_seed(1))
+    x = torch.randn(2, channels, h, w, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         expected, got = output(theirs(x)), ours(x)
     assert got.shape == expected.shape == shape

@@ -5,7 +5,7 @@ import pytest
 
 import cnndsl
 from cnndsl import layers, modelzoo
-from cnndsl.api import zoo_entry
+from cnndsl.api import check_spec, zoo_entry
 from cnndsl.cli import main
 from cnndsl.shapes import Shape
 
@@ -442,6 +442,12 @@ def test_docs_zoo_table_matches_the_specs():
     assert set(modelzoo.names()) <= {n.strip("` ") for name in listed for n in name.split(",")}
     for name, cells in listed.items():
         if "," in name:  # a group of torchvision-built specs; `cnndsl zoo` has their numbers
+            continue
+        if " -D " in name:  # a spec with a define (`fcn_resnet50 -D aux=1`)
+            spec, _, define = name.partition(" -D ")
+            key, _, value = define.partition("=")
+            totals = check_spec(f"zoo:{spec}", input=cells[2], **{key: int(value)}).totals
+            assert (cells[3], cells[4]) == (str(totals["layers"]), f"{totals['params']:,}")
             continue
         entry = zoo_entry(name)
         assert (cells[2], cells[3], cells[4]) == (entry.input, str(entry.layers),

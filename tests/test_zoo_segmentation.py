@@ -98,35 +98,98 @@ def test_macs_are_torchvisions_at_520(name):
     assert round((graph.totals["macs"] + aux) / 1e9, 3) == meta(name)["_ops"]
 
 
-def torchvision_state(name: str, theirs: nn.Module) -> dict:
-    """torchvision's state in the order our modules hold it: LR-ASPP's low-resolution
-    classifier comes last in ours (the second branch of the sum), before it in theirs."""
-    state = theirs.state_dict()
-    if name.startswith("lraspp"):
-        state = dict(sorted(state.items(), key=lambda kv: kv[0].startswith("classifier.low_")))
-    return state
-
-
-def check_outputs(name: str, size: int) -> None:
+def check_outputs(name: str, size: int | tuple[int, int]) -> None:
+    """Eval mode: our model's output is theirs["out"]. torchvision's state_dict is in the
+    order our modules hold it (LR-ASPP's low-resolution classifier, the first operand of
+    its sum, before the high one)."""
+    h, w = (size, size) if isinstance(size, int) else size
     torch.manual_seed(0)
     theirs = with_running_statistics(builder(name)).eval()
-    ours = cnndsl.compile(f"zoo:{name}", input=f"{size}x{size}x3", seed=0).eval()
-    assert_transfer_gives_their_outputs(theirs, ours, torchvision_state(name, theirs), size,
-                                        (2, 21, size, size), output=lambda y: y["out"])
+    ours = cnndsl.compile(f"zoo:{name}", input=f"{h}x{w}x3", seed=0).eval()
+    assert_transfer_gives_their_outputs(theirs, ours, theirs.state_dict(), (h, w),
+                                        (2, 21, h, w), output=lambda y: y["out"])
 
 
 # 64x64 for every builder; 72x72 where the maps are 9x9 (ResNet) and 5x5 (MobileNet), so that
-# the last resize is by a factor that is not a whole number (72/5)
+# the last resize is by a factor that is not a whole number (72/5); 64x96, where the resizes
+# (ASPP's pooling branch, LR-ASPP's, the last) go to a size that is not square
 OUTPUT_CHECKS = [(name, 64) for name in REPRESENTATIVES] + [
+    (name, (64, 96)) for name in REPRESENTATIVES] + [
     pytest.param(name, size, marks=pytest.mark.long) for name, size in
     [*((n, 64) for n in BUILDERS if n not in REPRESENTATIVES), ("fcn_resnet50", 72),
-     ("lraspp_mobilenet_v3_large", 72)]]
+     ("lraspp_mobilenet_v3_large", 72), ("deeplabv3_resnet50", (64, 96))]]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, size", OUTPUT_CHECKS)
+@pytest.mark.parametrize("name, size", OUTPUT_CHECKS,
+                         ids=lambda v: "x".join(map(str, v)) if isinstance(v, tuple) else None)
 def test_outputs_equal_torchvisions(name, size):
     check_outputs(name, size)
+
+
+# -- the auxiliary heads (aux_loss=True, `-D aux=1`) --------------------------------------------
+
+# torchvision's builders with an auxiliary FCN head (LR-ASPP has none)
+AUX = [name for name in BUILDERS if not name.startswith("lraspp")]
+
+
+@pytest.mark.parametrize("name", AUX)
+def test_aux_parameters_are_torchvisions(name):
+    """With `-D aux=1`: the parameters of torchvision's model built with aux_loss=True,
+    which are the weights' published num_params; two outputs, `out` and `aux`."""
+    graph = check_spec(f"zoo:{name}", aux=1)
+    assert [output for output, _ in graph.outputs] == ["out", "aux"]
+    expected = count(builder(name, aux=True, device="meta"))
+    assert graph.totals["params"] == expected == meta(name)["num_params"]
+    ours = cnndsl.compile(f"zoo:{name}", aux=1, device="meta")
+    assert count(ours) == expected
+
+
+@pytest.mark.parametrize("name", AUX)
+def test_aux_macs_are_the_weights_ops(name):
+    graph = check_spec(f"zoo:{name}", aux=1, input=f"{RESIZE}x{RESIZE}x3")
+    assert graph.totals["macs"] == conv_macs(builder(name, aux=True, device="meta"), RESIZE)
+    assert round(graph.totals["macs"] / 1e9, 3) == meta(name)["_ops"]
+
+
+def check_aux_outputs(name: str, size: int) -> None:
+    """In training mode (batch norm on the batch's statistics, both models' Dropout modules
+    in eval mode, so that every output is a function of the weights and input alone) ours
+    returns NetOutputs(out, aux), the values of torchvision's {"out": ..., "aux": ...}; in
+    eval mode the main output alone, theirs["out"]. torchvision's state_dict (backbone,
+    classifier, aux_classifier) is in our modules' order: the auxiliary head after the main
+    one, as `outputs(...)` builds it."""
+    torch.manual_seed(0)
+    theirs = with_running_statistics(builder(name, aux=True))
+    ours = cnndsl.compile(f"zoo:{name}", aux=1, input=f"{size}x{size}x3", seed=0)
+    report = cnndsl.transfer_weights(theirs.state_dict(), ours, source_name="torchvision")
+    assert report.values == sum(v.numel() for v in theirs.state_dict().values())
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(1))
+    for model in (theirs, ours):
+        model.train()
+        for m in model.modules():
+            if isinstance(m, nn.Dropout):
+                m.eval()
+    with torch.no_grad():
+        expected, got = theirs(x), ours(x)
+    assert list(expected) == list(got._fields) == ["out", "aux"]
+    for key, g in got._asdict().items():
+        e = expected[key]
+        assert g.shape == e.shape == (2, 21, size, size)
+        assert (g - e).abs().max().item() <= 1e-5 * e.abs().max().item()
+    theirs.eval()
+    ours.eval()
+    with torch.no_grad():
+        e, g = theirs(x)["out"], ours(x)
+    assert isinstance(g, torch.Tensor)
+    assert (g - e).abs().max().item() <= 1e-5 * e.abs().max().item()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=[] if n in REPRESENTATIVES else pytest.mark.long) for n in AUX])
+def test_aux_outputs_equal_torchvisions(name):
+    check_aux_outputs(name, 64)
 
 
 # -- U-Net ------------------------------------------------------------------------------------
@@ -176,14 +239,16 @@ class ReferenceUNet(nn.Module):
         return self.out(x)
 
     def state_in_spec_order(self) -> dict:
-        """Ours nests each level inside the one above: down 1..5, then up 4..1."""
+        """Ours holds the contracting path's levels 1..5, then the expanding path's 4..1."""
         modules = [*self.down, *(m for pair in self.up for m in pair), self.out]
         return {f"{i}.{k}": v for i, m in enumerate(modules) for k, v in m.state_dict().items()}
 
 
-# Figure 1: every map's size, down the contracting path and up the expanding one
-FIGURE_1 = [570, 568, 392, 284, 282, 280, 200, 140, 138, 136, 104, 68, 66, 64, 56, 32, 30, 28,
-            56, 56, 54, 52, 104, 104, 102, 100, 200, 200, 198, 196, 392, 392, 390, 388, 388]
+# Figure 1: every map's size, down the contracting path (x1 at 568, x2 at 280, x3 at 136,
+# x4 at 64), then up the expanding one, each level's up-convolution, crop and concat first
+FIGURE_1 = [570, 568, 284, 282, 280, 140, 138, 136, 68, 66, 64, 32, 30, 28,
+            56, 56, 56, 54, 52, 104, 104, 104, 102, 100, 200, 200, 200, 198, 196,
+            392, 392, 392, 390, 388, 388]
 
 
 def test_unet_sizes_are_the_papers_figure_1():
@@ -192,9 +257,10 @@ def test_unet_sizes_are_the_papers_figure_1():
              if d["kind"] not in ("INPUT", "RELU")]
     assert [s.h for s in sizes] == [s.w for s in sizes] == FIGURE_1
     assert str(graph.graph["totals"]["output"]) == "388x388x2"
-    # the skips: 568 -> 392, 280 -> 200, 136 -> 104, 64 -> 56, each next to the up-conv's
+    # the skips, up the expanding path: 64 -> 56, 136 -> 104, 280 -> 200, 568 -> 392, each
+    # cropped to the up-conv's output
     crops = [str(d["shape"]) for _, d in graph.nodes(data=True) if d["kind"] == "CROP"]
-    assert crops == ["392x392x64", "200x200x128", "104x104x256", "56x56x512"]
+    assert crops == ["56x56x512", "104x104x256", "200x200x128", "392x392x64"]
     concats = [str(d["shape"]) for _, d in graph.nodes(data=True) if d["kind"] == "CONCAT"]
     assert concats == ["56x56x1024", "104x104x512", "200x200x256", "392x392x128"]
 
