@@ -1,6 +1,7 @@
 """How fast, and in how little memory, cnndsl refuses hostile specs (issue: limits).
 
-Each case runs `python -m cnndsl check` (or the command it names) in a fresh process; we report the median wall time of
+Each case runs `python -m cnndsl check` (or the command it names) in a fresh process; we
+report the median wall time of
 several runs, the median CPU time of the child (user + system, from os.wait4: on a shared,
 loaded machine it moves far less than the wall time) and its peak resident memory
 (ru_maxrss), next to a trivial valid spec as the baseline (interpreter start-up and imports
@@ -24,8 +25,8 @@ import time
 from pathlib import Path
 
 CASES = {
-    "baseline (valid LeNet-5)": "input 32x32x1\nCONV(6,5)-RELU-AVGPOOL(2)-CONV(16,5)-RELU-AVGPOOL(2)"
-                                "-FC(120)-RELU-FC(84)-RELU-FC(10)-SOFTMAX\n",
+    "baseline (valid LeNet-5)": "input 32x32x1\nCONV(6,5)-RELU-AVGPOOL(2)-CONV(16,5)-RELU"
+                                "-AVGPOOL(2)-FC(120)-RELU-FC(84)-RELU-FC(10)-SOFTMAX\n",
     "CONV*1000000000": "input 8x8x3\nCONV * 1000000000\n",
     "((CONV*1000)*1000)*1000": "input 8x8x3\n((CONV * 1000) * 1000) * 1000\n",
     "100,000-deep nesting": "input 8x8x3\n" + "(" * 100_000 + "CONV" + ")" * 100_000 + "\n",

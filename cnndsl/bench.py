@@ -405,7 +405,8 @@ def _ddp_worker(rank: int, world: int, port: int, spec, options: dict, batch: in
 
 
 def train_ddp(spec, *, world: int = 2, batch: int = 8, steps: int = 3, warmup: int = 0,
-              lr: float = LEARNING_RATE, threads: int = 1, **options) -> list[tuple[int, float, list]]:
+              lr: float = LEARNING_RATE, threads: int = 1,
+              **options) -> list[tuple[int, float, list]]:
     """Train the spec with DistributedDataParallel in `world` processes on the CPU (gloo):
     `batch` images per rank per step (a global batch of world x batch, see ddp_batch),
     `warmup` untimed steps then `steps` timed ones, `threads` torch threads per process.

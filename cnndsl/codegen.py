@@ -170,7 +170,8 @@ def to_flat_source(graph, *, logits: bool = False, class_name: str = "Net") -> s
         lines += [custom_class_source(name), "", ""]
     lines += outputs_class(graph, class_name)
     lines += [f"class {class_name}(nn.Module):",
-              f'    """The network; forward takes N x {shape_text(plan.input_shape)} tensors."""', "",
+              f'    """The network; forward takes N x {shape_text(plan.input_shape)} tensors."""',
+              "",
               "    def __init__(self) -> None:", "        super().__init__()"]
     for step in plan.steps:
         if step.op == "module":
@@ -185,7 +186,8 @@ def to_flat_source(graph, *, logits: bool = False, class_name: str = "Net") -> s
               'if __name__ == "__main__":',
               f"    model = {class_name}().eval()",
               "    with torch.no_grad():",
-              f"        y = model(torch.randn(1, {', '.join(map(str, plan.input_shape.as_list()))}))",
+              f"        y = model(torch.randn(1, "
+              f"{', '.join(map(str, plan.input_shape.as_list()))}))",
               f'    print("{class_name}:", tuple(y.shape))', ""]
     return "\n".join(lines)
 

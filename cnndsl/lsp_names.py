@@ -156,7 +156,8 @@ class Completion:
     replace: tuple[int, int, int, int] | None = None  # the range `insert` replaces
 
 
-_DEF = re.compile(r"^[ \t]*def[ \t]+([A-Za-z_]\w*)[ \t]*(?:\(([^)]*)\))?", re.MULTILINE | re.IGNORECASE)
+_DEF = re.compile(r"^[ \t]*def[ \t]+([A-Za-z_]\w*)[ \t]*(?:\(([^)]*)\))?",
+                  re.MULTILINE | re.IGNORECASE)
 _ASSIGN = re.compile(r"^[ \t]*([A-Za-z_]\w*)[ \t]*=", re.MULTILINE)
 _TOKEN = re.compile(r"#[^\n]*|[A-Za-z_]\w*|[()\[\]{}=,]|\n")
 _ZOO = re.compile(r"zoo:([\w-]*)$")

@@ -627,7 +627,9 @@ _FRIENDLY = {
     "_COMMA": "`,`", "_EQ": "`=`", "_COLON": "`:`", "QMARK": "`?`", "_SEMI": "`;`",
     "LPAR": "`(`", "RPAR": "`)`", "LSQB": "`[`", "RSQB": "`]`", "LBRACE": "`{`",
     "RBRACE": "`}`", "_NL": "a new line", "$END": "the end of the spec", "INPUT_WORD": "`input`",
-    "DEF": "`def`", "CMP": "a comparison", "AND": "`and`", "OR": "`or`", "AS": "`as`", "TENSOR_REF": "`@name`", "IN_SHAPE": "`in.c`", "OPERAND": "a layer, a block or a number", "PAPER_TOKEN": "a layer",
+    "DEF": "`def`", "CMP": "a comparison", "AND": "`and`", "OR": "`or`", "AS": "`as`",
+    "TENSOR_REF": "`@name`", "IN_SHAPE": "`in.c`", "OPERAND": "a layer, a block or a number",
+    "PAPER_TOKEN": "a layer",
 }
 
 

@@ -831,7 +831,7 @@ def _projection_condition(group, opt: Opt, k: int, candidates, present):
     return Expr(code, lambda env: any(a.evaluate(env) != b.evaluate(env) for a, b in parts))
 
 
-# -- the whole network ------------------------------------------------------------------------------
+# -- the whole network -----------------------------------------------------------------------------
 
 @dataclass
 class ModulePlan:

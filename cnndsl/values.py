@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import ast, functions, layers
-from .errors import (CnnArgumentError, CnnDslError, CnnLimitError, CnnNameError, CnnSyntaxError, Span,
-                     did_you_mean)
+from .errors import (CnnArgumentError, CnnDslError, CnnLimitError, CnnNameError, CnnSyntaxError,
+                     Span, did_you_mean)
 from .layers import Symbol
 from .limits import MAX_DEPTH, MAX_LEVELS, MAX_NUMBER
 

@@ -805,11 +805,13 @@ def pointwise_layer(draw, shape):
     if kind == "BN" and shape is not None and draw(st.booleans()):
         channels = shape[0] + draw(st.sampled_from([0] * 7 + [1]))  # a wrong size: refused
         text = f"{draw(st.sampled_from(['BN', 'BatchNorm2d']))}({channels})"
-        make = (lambda x: bn_for(x[:, :1].expand(-1, channels, *x.shape[2:])))
+        def make(x, channels=channels):
+            return bn_for(x[:, :1].expand(-1, channels, *x.shape[2:]))
     if kind == "LAYERNORM" and shape is not None and draw(st.integers(0, 2)) == 2:
         channels = shape[0] + draw(st.sampled_from([0] * 5 + [1]))  # a wrong size: refused
         text = f"LAYERNORM({channels})"
-        make = (lambda x: layernorm_for(x[:, :1].expand(-1, channels, *x.shape[2:]), 1e-5))
+        def make(x, channels=channels):
+            return layernorm_for(x[:, :1].expand(-1, channels, *x.shape[2:]), 1e-5)
     return Layer(text, kind, make, volume=volume)
 
 

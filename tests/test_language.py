@@ -379,7 +379,8 @@ def test_activation_setting_respects_bn_existing_activations_and_the_output():
 
 
 def test_projection_handles_odd_sizes_as_pytorch_does():
-    # 9x9 with a stride-2 body: (9 + 2 - 3)//2 + 1 = 5; the 1x1 stride-2 shortcut: (9 - 1)//2 + 1 = 5
+    # 9x9 with a stride-2 body: (9 + 2 - 3)//2 + 1 = 5;
+    # the 1x1 stride-2 shortcut: (9 - 1)//2 + 1 = 5
     import torch
 
     text = "input 9x9x4\nresidual(CONV(8, 3, s=2, pad=1, round=floor) - BN)"

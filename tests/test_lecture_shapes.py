@@ -147,8 +147,8 @@ def test_fc_stretches_a_volume():
 
 def test_alphago_policy_first_and_hidden_layers():
     # 19x19x48 zero-padded to 23x23, k=192 5x5 filters; then padded to 21x21 with 3x3 filters.
-    graph = build("input 19x19x48\nk = 192\nCONV(k, 5, pad=2) - RELU - (CONV(k, 3, pad=1) - RELU)*11"
-                  " - CONV(1, 1)")
+    graph = build("input 19x19x48\nk = 192\nCONV(k, 5, pad=2) - RELU"
+                  " - (CONV(k, 3, pad=1) - RELU)*11 - CONV(1, 1)")
     convs = [d for d in layers_of(graph) if d["kind"] == "CONV"]
     assert len(convs) == 13
     assert [str(d["shape"]) for d in convs[:2]] == ["19x19x192", "19x19x192"]

@@ -206,8 +206,10 @@ def exchange(title: str, text: str, method: str, params, result) -> str:
     conv = converters.get_converter()
     request = {"jsonrpc": "2.0", "id": 1, "method": method, "params": conv.unstructure(params)}
     response = {"jsonrpc": "2.0", "id": 1, "result": conv.unstructure(result)}
-    return (f"\n## {title}\n\n{text}\n\nRequest:\n\n```json\n{json.dumps(request, indent=2, ensure_ascii=False)}"
-            f"\n```\n\nResponse:\n\n```json\n{json.dumps(response, indent=2, ensure_ascii=False)}\n```\n")
+    asked = json.dumps(request, indent=2, ensure_ascii=False)
+    answered = json.dumps(response, indent=2, ensure_ascii=False)
+    return (f"\n## {title}\n\n{text}\n\nRequest:\n\n```json\n{asked}"
+            f"\n```\n\nResponse:\n\n```json\n{answered}\n```\n")
 
 
 async def test_docs_editors_md_is_the_exchange(client: LanguageClient):

@@ -101,7 +101,8 @@ def test_a_shuffle_that_changes_nothing_is_not_overwritten_in_place(text):
     groups = int(text.split("SHUFFLE(")[1][0])
     act = F.relu6 if "RELU6" in text else F.relu
     shuffled = act(channel_shuffle(x.clone(), groups))
-    expected = {"concat": torch.cat([shuffled, x], 1), "add": shuffled + x}[text[:text.index("(")]] \
+    merges = {"concat": torch.cat([shuffled, x], 1), "add": shuffled + x}
+    expected = merges[text[:text.index("(")]] \
         if "SPLIT" not in text else torch.cat([shuffled, x[:, :1]], 1)
     model = cnndsl.compile(f"input 3x4x2\n{text}").eval()
     source = {}

@@ -145,11 +145,12 @@ def spec(draw):
     return f"input {h}x{w}x{c}\nwidth = 4\nrounding = floor\n{MODERN_DEFS}{draw(chain())}{head}\n"
 
 
-MODERN_DEFS = """def se(r=1) = gate(GAP - CONV(max(1, floor(in.c / r)), 1) - RELU - CONV(in.c, 1) - SIGMOID)
-def half = if(in.c == 2 * floor(in.c / 2), concat(SPLIT(1), SPLIT(2) - CONV(in.c / 2, 1))
-  - SHUFFLE(2), SHUFFLE(1))
-def widen(e) = if(e != 1, CONV(in.c * e, 1)) - PRELU(per_channel=true)
-"""
+MODERN_DEFS = ("def se(r=1) = gate(GAP - CONV(max(1, floor(in.c / r)), 1) - RELU - CONV(in.c, 1)"
+               " - SIGMOID)\n"
+               "def half = if(in.c == 2 * floor(in.c / 2), concat(SPLIT(1), SPLIT(2)"
+               " - CONV(in.c / 2, 1))\n"
+               "  - SHUFFLE(2), SHUFFLE(1))\n"
+               "def widen(e) = if(e != 1, CONV(in.c * e, 1)) - PRELU(per_channel=true)\n")
 
 
 def static_graph(text):

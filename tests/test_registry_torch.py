@@ -16,7 +16,8 @@ from cnndsl.torch_backend import to_module
 KIND_SPECS = {
     "INPUT": ["input 5x7x3\nRELU", "input 12\nTANH"],
     "ADD": ["input 6x6x4\nadd(CONV(4, 3, pad=1), identity)",
-            "input 8x8x4\nrounding = floor\nresidual(CONV(8, 3, s=2, pad=1) - BN - RELU - CONV(8, 3, pad=1) - BN)",
+            "input 8x8x4\nrounding = floor\n"
+            "residual(CONV(8, 3, s=2, pad=1) - BN - RELU - CONV(8, 3, pad=1) - BN)",
             "input 10\nadd(FC(10), RELU, SIGMOID)"],
     "CONCAT": ["input 6x6x4\nconcat(CONV(2, 1), MAXPOOL(3, 1, pad=1), CONV(3, 3, pad=1))",
                "input 12\nconcat(FC(5), FC(7))"],

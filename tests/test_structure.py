@@ -39,7 +39,8 @@ def test_zoo_sources_are_small_and_ruff_clean(name, tmp_path):
     ruff = [sys.executable, "-m", "ruff"]
     for command in (["check", "--isolated", "--line-length", "100"],
                     ["format", "--check", "--isolated", "--line-length", "100"]):
-        done = subprocess.run([*ruff, *command, str(path)], capture_output=True, text=True, check=False)
+        done = subprocess.run([*ruff, *command, str(path)], capture_output=True, text=True,
+                              check=False)
         assert done.returncode == 0, done.stdout + done.stderr
 
 

@@ -1,4 +1,5 @@
-"""`cnndsl summary`: per-layer numbers from the lecture notes and torchvision, JSON/CSV, grouping."""
+"""`cnndsl summary`: per-layer numbers from the lecture notes and torchvision, JSON/CSV,
+grouping."""
 from __future__ import annotations
 
 import csv

@@ -109,7 +109,8 @@ def torchvision_state(theirs: torch.nn.Module, ours: torch.nn.Module) -> dict:
         return max(i for i, other in enumerate(paths)
                    if other == path or other.startswith(path + "."))
 
-    ordered = sorted(paths, key=lambda p: (last_descendant(p), last_descendant(p) != paths.index(p)))
+    ordered = sorted(paths,
+                     key=lambda p: (last_descendant(p), last_descendant(p) != paths.index(p)))
     items = [item for path in ordered for item in groups[path]]
     slots = list(ours.state_dict().values())
     assert len(items) == len(slots)

@@ -15,7 +15,8 @@ class ChannelSplit(LayerKind):
     doc = ("`SPLIT(part, of=2)`: the part-th of `of` equal groups of channels (1-based), as "
            "torch's `x.chunk(of, dim=1)[part - 1]`; ShuffleNet v2's channel split is "
            "`concat(SPLIT(1), SPLIT(2) - ...)`.")
-    params = (Param("part", "count", REQUIRED, ("index",)), Param("of", "count", 2, ("parts", "chunks")))
+    params = (Param("part", "count", REQUIRED, ("index",)),
+              Param("of", "count", 2, ("parts", "chunks")))
 
     def check_bound(self, values, span):
         if values["part"] > values["of"]:
