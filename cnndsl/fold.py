@@ -419,19 +419,22 @@ def _is_rate(entry, keys: set) -> list[bool]:
 def rate_formula(column: tuple, name: str) -> str | None:
     """The rates of the def `name`'s calls, in order, as `p * index(name) / count(name)`
     (torchvision's EfficientNet) or `p * index(name) / (count(name) - 1)` (its ConvNeXt),
-    where one of them gives every rate (within 1e-12, relative); else None. Two calls fit
+    where one of them gives every rate (within 1e-12, relative), the one with the shorter
+    `p` where both do; else None. Two calls fit
     any line through zero: it takes three to show the rule."""
     n = len(column)
     if n < 3 or not all(isinstance(v, (int, float)) for v in column):
         return None
     forms = ((n, f"index({name}) / count({name})"),
              (n - 1, f"index({name}) / (count({name}) - 1)"))
+    fits = []
     for blocks, text in forms:
         p = float(f"{column[-1] * blocks / (n - 1):.12g}")
         if 0 < p < 1 and all(math.isclose(p * i / blocks, v, rel_tol=1e-12, abs_tol=0.0)
                              for i, v in enumerate(column)):
-            return f"{literal(p)} * {text}"
-    return None
+            fits.append(f"{literal(p)} * {text}")
+    # both are lines through zero: the one with the shorter rate is the rule the model used
+    return min(fits, key=lambda f: len(f.split(" ")[0]), default=None)
 
 
 def _parametrize(family: Family, ordered: list[Family], rates: bool = True) -> None:
