@@ -284,3 +284,18 @@ def test_imported_stochastic_depth_trains_as_torchvisions_with_the_same_seed(nam
         assert (got - expected).abs().max().item() <= 1e-4 * expected.abs().max().item()
         outputs.append(got)
     assert not torch.allclose(outputs[0], outputs[1])
+
+
+def test_a_rate_rule_is_written_only_where_it_gives_every_rate():
+    from cnndsl.fold import rate_formula
+
+    # as torchvision computes them: p * float(block_id) / total (EfficientNet), and
+    # p * block_id / (total - 1.0) (ConvNeXt)
+    efficientnet = tuple(0.2 * float(i) / 16 for i in range(16))
+    convnext = tuple(0.5 * i / (36 - 1.0) for i in range(36))
+    assert rate_formula(efficientnet, "mbconv") == "0.2 * index(mbconv) / count(mbconv)"
+    assert rate_formula(convnext, "cnblock") == \
+        "0.5 * index(cnblock) / (count(cnblock) - 1)"
+    assert rate_formula(efficientnet[1:], "mbconv") is None  # block 0 left out: no rule
+    assert rate_formula(efficientnet[:2], "mbconv") is None  # two calls fit any line
+    assert rate_formula((0.0, 0.1, 0.2 + 1e-9), "b") is None
