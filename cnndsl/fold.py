@@ -8,6 +8,7 @@ The structure comes from the graph alone: a fork's branches end where all its pa
 """
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -20,7 +21,9 @@ from .layers import Site
 
 MAX_PERIOD = 8  # the longest run of items a `(...) * N` repeat is looked for
 KEYWORDS = {"stride": "s"}  # the short spelling the zoo's specs use
-HINTS = {"filters": "c", "kernel": "k", "stride": "s", "pad": "p", "units": "n", "p": "drop"}
+HINTS = {"filters": "c", "kernel": "k", "stride": "s", "pad": "p", "units": "n", "p": "drop",
+         ("DROPPATH", "p"): "sd"}
+RATE = ("DROPPATH", "p")  # stochastic depth's rate: by the block's index where it fits
 
 
 @dataclass(eq=False)
@@ -335,8 +338,10 @@ def _settled(items: list) -> list:
     return compress(out)
 
 
-def fold(net: Network) -> tuple[list[Family], list]:
-    """The families (defs, innermost first) and the top-level chain."""
+def fold(net: Network, rates: bool = True) -> tuple[list[Family], list]:
+    """The families (defs, innermost first) and the top-level chain. With `rates`, a
+    stochastic depth rate that grows with the def's calls is written by the call's index
+    (`0.1 * index(block) / count(block)`), not as a parameter."""
     items = units(structure(net))
     found: list[Unit] = []
     _units_in(items, found)
@@ -357,7 +362,7 @@ def fold(net: Network) -> tuple[list[Family], list]:
             unit.family = unit.family or family
         for family in new:
             if len(family.instances) > 1:
-                _parametrize(family, ordered)
+                _parametrize(family, ordered, rates)
                 ordered.append(family)
     return ordered, _settled(items)
 
@@ -395,14 +400,44 @@ def _slots(entry, keys: set) -> list[tuple[str, object]]:
     """(hint, value) for each number the entry writes, given the keys its position writes."""
     if isinstance(entry, Layer):
         op = entry.op
-        return [(HINTS.get(q.name, q.name), _norm(op.resolved.get(q.name, op.args.get(q.name))))
+        return [(HINTS.get((op.kind.name, q.name), HINTS.get(q.name, q.name)),
+                 _norm(op.resolved.get(q.name, op.args.get(q.name))))
                 for q in op.kind.params if q.name in keys]
     if isinstance(entry, Call):
         return [(entry.family.params[j][0], entry.values[j]) for j in sorted(keys)]
     return [("n", entry.count)]
 
 
-def _parametrize(family: Family, ordered: list[Family]) -> None:
+def _is_rate(entry, keys: set) -> list[bool]:
+    """Which of the entry's slots (see _slots) is a stochastic depth rate."""
+    if isinstance(entry, Layer):
+        return [(entry.op.kind.name, q.name) == RATE for q in entry.op.kind.params
+                if q.name in keys]
+    return [False] * len(_slots(entry, keys))
+
+
+def rate_formula(column: tuple, name: str) -> str | None:
+    """The rates of the def `name`'s calls, in order, as `p * index(name) / count(name)`
+    (torchvision's EfficientNet) or `p * index(name) / (count(name) - 1)` (its ConvNeXt),
+    where one of them gives every rate (within 1e-12, relative), the one with the shorter
+    `p` where both do; else None. Two calls fit
+    any line through zero: it takes three to show the rule."""
+    n = len(column)
+    if n < 3 or not all(isinstance(v, (int, float)) for v in column):
+        return None
+    forms = ((n, f"index({name}) / count({name})"),
+             (n - 1, f"index({name}) / (count({name}) - 1)"))
+    fits = []
+    for blocks, text in forms:
+        p = float(f"{column[-1] * blocks / (n - 1):.12g}")
+        if 0 < p < 1 and all(math.isclose(p * i / blocks, v, rel_tol=1e-12, abs_tol=0.0)
+                             for i, v in enumerate(column)):
+            fits.append(f"{literal(p)} * {text}")
+    # both are lines through zero: the one with the shorter rate is the rule the model used
+    return min(fits, key=lambda f: len(f.split(" ")[0]), default=None)
+
+
+def _parametrize(family: Family, ordered: list[Family], rates: bool = True) -> None:
     """The def's parameters from its instances' numbers: a number that never changes is
     written as it is; one that always equals another parameter, or a whole multiple of it,
     is written so (`4 * c`); the rest are parameters, with the most common value as the
@@ -412,18 +447,27 @@ def _parametrize(family: Family, ordered: list[Family]) -> None:
     rows = [[slot for entry, k in zip(w, keys) for slot in _slots(entry, k)] for w in walks]
     hints = [hint for hint, _ in rows[0]]
     columns = [tuple(row[i][1] for row in rows) for i in range(len(hints))]
-    exprs, varying, params = _columns(hints, columns)
+    family.name = _def_name(family.cls, ordered)
+    formulas = {}
+    if rates:
+        flags = [flag for entry, k in zip(walks[0], keys) for flag in _is_rate(entry, k)]
+        for i, column in enumerate(columns):
+            if flags[i] and len(set(column)) > 1:
+                formulas[i] = rate_formula(column, family.name)
+    exprs, varying, params = _columns(hints, columns, formulas)
     family.params = params
     names = [name for name, _ in params]
     for unit in family.instances:
         unit.values = tuple(varying[name][family.instances.index(unit)] for name in names)
     family.body = Renderer(keys, exprs).chain(family.instances[0].items)
-    family.name = _def_name(family.cls, ordered)
 
 
-def _columns(hints, columns):
+def _columns(hints, columns, formulas=None):
     exprs, varying, params = [], {}, []
-    for hint, column in zip(hints, columns):
+    for i, (hint, column) in enumerate(zip(hints, columns)):
+        if (formulas or {}).get(i):
+            exprs.append(formulas[i])
+            continue
         if len(set(column)) == 1:
             exprs.append(literal(column[0]))
             continue

@@ -52,7 +52,7 @@ def _network(model, input_shape: Shape, source: str) -> Network:
     gm = trace(model, source)
     modules = dict(model.named_modules())  # the traced copy keeps the leaves only
     entries, placeholder, output = [], None, None
-    state = _Rewrites(gm)
+    state = _Rewrites(gm, source, lambda node: _owners(node, modules))
     for node in gm.graph.nodes:
         if node.op == "placeholder":
             if placeholder is not None:
@@ -93,11 +93,7 @@ def _network(model, input_shape: Shape, source: str) -> Network:
             state.last.add(node)  # an op on channels-last values gives channels-last
         state.owners[node] = owners
         entries.append(Entry(node, form, tuple(inputs), path, owners))
-    net = build_network(entries, placeholder, input_shape, output, source)
-    if state.dropped_paths:
-        net.notes.append(f"stochastic depth ({state.dropped_paths} blocks) left out: identity "
-                         "at inference")
-    return net
+    return build_network(entries, placeholder, input_shape, output, source)
 
 
 class _Rewrites:
@@ -105,11 +101,13 @@ class _Rewrites:
     (`x.chunk(2, dim=1)` and its items), a channel shuffle (view, transpose, view), layers
     applied channels-last between two permutes (ConvNeXt's LayerNorm and Linear), a
     concatenation of every earlier output (DenseNet's), a learned scale (a parameter times
-    a tensor), a mean over the map (a global average pool) and stochastic depth (identity
-    in eval)."""
+    a tensor), a mean over the map (a global average pool) and stochastic depth
+    (torchvision's function, DROPPATH)."""
 
-    def __init__(self, gm):
+    def __init__(self, gm, source: str = "", owners_of=lambda node: ()):
         self.gm = gm
+        self.source = source
+        self.owners_of = owners_of  # node -> its modules, outermost first
         self.alias: dict = {}  # node -> the node whose value it is (a view, a no-op)
         self.last: set = set()  # nodes holding their value channels-last (N, H, W, C)
         self.numbers: set = set()  # sizes and arithmetic on them; parameters
@@ -117,7 +115,6 @@ class _Rewrites:
         self.shuffles: dict = {}  # partial shuffle -> (input, groups, step)
         self.cats: dict = {}  # tuple of inputs -> the concatenation of them
         self.owners: dict = {}
-        self.dropped_paths = 0  # stochastic depth calls left out
 
     def key(self, node):
         while node in self.alias:
@@ -140,6 +137,21 @@ class _Rewrites:
         for part in target.split("."):
             value = getattr(value, part)
         return value
+
+    def stochastic_depth(self, node) -> Form:
+        """torchvision's `stochastic_depth(x, p, mode, training)`: DROPPATH(p) where it drops
+        whole samples (mode "row"); "batch" drops the whole batch at once, which no layer
+        of the language does."""
+        names = ("input", "p", "mode", "training")
+        given = {**dict(zip(names, node.args)), **node.kwargs}
+        if given.get("mode", "row") != "row":
+            owners = self.owners_of(node)
+            where = owners[-1] if owners else (node.name, "stochastic_depth")
+            raise CnnImportError(
+                f"{where[1]} (stochastic_depth, mode={given['mode']!r}) has no .cnn form",
+                f"{self.source}: {where[0]}",
+                help='DROPPATH drops each sample by itself (torchvision\'s mode "row")')
+        return Form("StochasticDepth", {"p": float(given["p"])})
 
     def rewrite(self, node, modules):  # one case per spelling
         import torch
@@ -227,8 +239,7 @@ class _Rewrites:
                     pool = torch.nn.AdaptiveAvgPool2d(1)
                 return ("entry", module_form(pool), [tensors[0]])
         if getattr(target, "__name__", "") == "stochastic_depth":
-            self.dropped_paths += 1
-            return ("alias", node.args[0])  # identity in eval
+            return ("entry", self.stochastic_depth(node), [tensors[0]])
         if target is torch.cat or target == "cat":
             items = node.args[0] if isinstance(node.args[0], (list, tuple)) else [node.args[0]]
             items = tuple(self.key(i) for i in items)

@@ -4,6 +4,7 @@ settings, defs, the network) and its check against the imported network."""
 from __future__ import annotations
 
 import importlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,14 +126,17 @@ def parse_arg(text: str) -> tuple[str, object]:
 
 def write_spec(net: Network, source: str) -> Imported:
     """The folded spec of an imported network, checked: it must build the network's
-    parameters; if the folded form does not, the unfolded chain is written instead (and
-    if that does not either, it is a bug in cnndsl)."""
+    parameters and its stochastic depth rates, layer by layer; if the folded form does not
+    (a rate written by `index(block)` that counts other calls), the rates are written as
+    parameters, and failing that the unfolded chain is written (if that does not either,
+    it is a bug in cnndsl)."""
     with paused_gc():
         return _write_spec(net, source)
 
 
 def _write_spec(net: Network, source: str) -> Imported:
     expected = _parameters(net)
+    rates = [op.resolved["p"] for op in net.ops[1:] if _is_rate(op.kind)]
     last = net.ops[-1]
     while len(last.inputs) == 1 and not last.kind.weighted and last.index and \
             net.ops[last.inputs[0]].shape == last.shape:
@@ -141,14 +145,17 @@ def _write_spec(net: Network, source: str) -> Imported:
     if not last.shape.is_volume:
         key = next((k for k, v in last.args.items() if v == last.shape.c), None)
         classes_at = (last, key) if key and last.kind.weighted else None
-    defs, top = fold.fold(net)
-    for attempt in ("folded", "flat"):
+    attempts = ("folded", "rates as parameters", "flat") if rates else ("folded", "flat")
+    for attempt in attempts:
         if attempt == "flat":
             defs, top = [], fold.compress(fold.structure(net))
+        else:
+            defs, top = fold.fold(net, rates=attempt == "folded")
         body = _definitions(defs) + [fold.top_level(top, classes_at)]
         for rounding in (False, True):
             text = _assemble(net, source, expected, body, classes_at, rounding, len(defs))
-            if _params_of(text, source) == expected:
+            built = _built(text, source)
+            if built is not None and built[0] == expected and _same_rates(built[1], rates):
                 return Imported(text, source, expected)
     raise CnnDslError(f"the spec imported from {source} does not build its network "
                       f"({expected:,} parameters): a bug in cnndsl import")
@@ -199,14 +206,25 @@ def _parameters(net: Network) -> int:
     return total
 
 
-def _params_of(text: str, name: str) -> int | None:
-    """The parameter count of spec text, or None where it does not check."""
+def _is_rate(kind) -> bool:
+    return (kind.name, "p") == fold.RATE
+
+
+def _built(text: str, name: str) -> tuple[int, list[float]] | None:
+    """The parameter count of spec text and its stochastic depth rates in data-flow order,
+    or None where it does not check."""
     try:
         with recursion_headroom():
             graph = check(expand(parse(text, name), Options()))
     except CnnDslError:
         return None
-    return graph.totals["params"]
+    rates = [node.params["p"] for node in graph.order() if _is_rate(node.kind)]
+    return graph.totals["params"], rates
+
+
+def _same_rates(ours: list[float], theirs: list[float]) -> bool:
+    return len(ours) == len(theirs) and all(
+        math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) for a, b in zip(ours, theirs))
 
 
 __all__ = ["CnnImportError", "Imported", "build_model", "import_spec", "is_import_source",

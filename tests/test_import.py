@@ -85,6 +85,17 @@ def test_an_op_without_a_cnn_form_names_the_module_and_writes_nothing(tmp_path, 
     assert not out.exists()
 
 
+def test_stochastic_depth_of_the_whole_batch_names_the_module_and_writes_nothing(tmp_path,
+                                                                                 capsys):
+    out = tmp_path / "net.cnn"
+    assert main(["import", "import_models:BatchDepth", "--input", "8x8x8", "-o",
+                 str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "import_models:BatchDepth: drop: error: StochasticDepth (stochastic_depth, " \
+           "mode='batch') has no .cnn form" in err
+    assert "Traceback" not in err and not out.exists()
+
+
 def test_a_model_fx_cannot_trace_says_where():
     from cnndsl.import_graph import CnnImportError
 
@@ -139,7 +150,7 @@ CONSTRUCTS = {
     "shufflenet_v2_x0_5": ("SPLIT(1)", "SPLIT(2)", "SHUFFLE"),  # x.chunk, channel_shuffle
     "densenet121": ("concat(\n    identity,", "dense_layer * n"),  # torch.cat(features)
     "regnet_y_400mf": ("add(", "gate(", "residual("),  # proj(x) + f(x), SE
-    "convnext_tiny": ("LAYERNORM(eps=1e-06)", "- LAYERSCALE,", "CONV(c, 1) - GELU"),
+    "convnext_tiny": ("LAYERNORM(eps=1e-06)", "- LAYERSCALE - DROPPATH(", "CONV(c, 1) - GELU"),
 }
 
 
@@ -206,3 +217,85 @@ def test_the_whole_table():
         assert row["error"] <= 1e-5, row["source"]
         if row["zoo"]:
             assert len(row["text"].splitlines()) <= 2 * row["zoo"], row["source"]
+
+
+def torchvision_rates(model) -> list[float]:
+    """The rates of the StochasticDepth modules torchvision's forward runs, in order: an
+    EfficientNet block without a shortcut holds one but never calls it."""
+    from torchvision.ops import StochasticDepth
+
+    used = []
+    handles = [m.register_forward_hook(lambda m, i, o: used.append(m.p))
+               for m in model.modules() if isinstance(m, StochasticDepth)]
+    with torch.no_grad():
+        model.eval()(torch.zeros(1, 3, 64, 64))
+    for handle in handles:
+        handle.remove()
+    return used
+
+
+# torchvision's stochastic depth written back: EfficientNet's p * k / n, k over every block
+# (those without a shortcut too), and ConvNeXt's p * k / (n - 1)
+STOCHASTIC_DEPTH = {"efficientnet_b0": 9, "convnext_tiny": 18}
+
+
+@pytest.mark.parametrize("name", STOCHASTIC_DEPTH)
+def test_stochastic_depth_rates_are_torchvisions_module_by_module(name):
+    import torchvision
+
+    theirs = torchvision.models.get_model(name, weights=None)
+    expected = torchvision_rates(theirs)
+    assert len(expected) == STOCHASTIC_DEPTH[name] and len(set(expected)) == len(expected)
+    text = import_spec(f"torchvision:{name}").text
+    assert "left out" not in text
+    ours = cnndsl.compile(text=text, device="meta")
+    got = [m.p for m in ours.modules() if type(m).__name__ == "StochasticDepth"]
+    assert got == pytest.approx(expected, rel=1e-12, abs=0.0)
+    if name == "convnext_tiny":
+        assert "DROPPATH(0.1 * index(cnblock) / (count(cnblock) - 1))" in text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", STOCHASTIC_DEPTH)
+def test_imported_stochastic_depth_trains_as_torchvisions_with_the_same_seed(name):
+    """In training mode the imported spec drops the same samples as torchvision's model:
+    with the same seed before each forward the outputs agree; other seeds differ."""
+    import torchvision
+
+    from cnndsl.import_torch import network
+    from cnndsl.importer import write_spec
+    from cnndsl.shapes import Shape
+
+    torch.manual_seed(0)
+    theirs = torchvision.models.get_model(name, weights=None).eval()
+    source = f"torchvision:{name}"
+    text = write_spec(network(theirs, Shape.volume(64, 64, 3), source), source).text
+    assert len(text.splitlines()) <= 2 * import_table.zoo_lines(name)
+    ours = cnndsl.compile(text=text, seed=0)
+    cnndsl.transfer_weights(import_table.state_in_our_order(theirs, ours), ours)
+    theirs.train(), ours.train()
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    outputs = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        expected = theirs(x)
+        torch.manual_seed(seed)
+        got = ours(x)
+        assert (got - expected).abs().max().item() <= 1e-4 * expected.abs().max().item()
+        outputs.append(got)
+    assert not torch.allclose(outputs[0], outputs[1])
+
+
+def test_a_rate_rule_is_written_only_where_it_gives_every_rate():
+    from cnndsl.fold import rate_formula
+
+    # as torchvision computes them: p * float(block_id) / total (EfficientNet), and
+    # p * block_id / (total - 1.0) (ConvNeXt)
+    efficientnet = tuple(0.2 * float(i) / 16 for i in range(16))
+    convnext = tuple(0.5 * i / (36 - 1.0) for i in range(36))
+    assert rate_formula(efficientnet, "mbconv") == "0.2 * index(mbconv) / count(mbconv)"
+    assert rate_formula(convnext, "cnblock") == \
+        "0.5 * index(cnblock) / (count(cnblock) - 1)"
+    assert rate_formula(efficientnet[1:], "mbconv") is None  # block 0 left out: no rule
+    assert rate_formula(efficientnet[:2], "mbconv") is None  # two calls fit any line
+    assert rate_formula((0.0, 0.1, 0.2 + 1e-9), "b") is None
