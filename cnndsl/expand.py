@@ -49,6 +49,9 @@ class Expander(Evaluator):
         self.network: ast.ExprStmt | None = None
         self.input_stmt: ast.InputStmt | None = None
         self.empty_work = 0  # def calls and repeats that made no layer (see spent_nothing)
+        # a bare layer name (`RELU`) that no scope binds: its kind, bound arguments and
+        # spelling, the same at every use (50,000 `RELU?` bind once, not 50,000 times)
+        self.bare: dict[str, tuple] = {}
         self.shadowed: list[tuple[str, str, Span]] = []  # (name, layer kind, where defined)
         # Shapes of nodes `in.c` has read, worked out while the graph is built; the passes
         # check that the network's shapes agree with them.
@@ -240,6 +243,10 @@ class Expander(Evaluator):
         if isinstance(bound, Override):
             raise CnnArgumentError(f"expected a layer, but `{expr.id}` is the number "
                                    f"{bound.value}", expr.span)
+        if bound is None and expr.id in self.bare:
+            kind, params, written = self.bare[expr.id]
+            return self.add_node(kind, params, expr.span, within, [ir.Edge(tail)],
+                                 alias=None, written=written)
         call = ast.Call(expr.span, expr.id, expr.span, (), ())
         return self.build_call(call, scope, tail, within, bound)
 
@@ -292,6 +299,9 @@ class Expander(Evaluator):
         parts = kind.macro(params) or [(kind.name, params)]
         # Interned: each of 50,000 RELUs would otherwise keep its own "RELU" (2.6 MB).
         written = call.alias or sys.intern(call.name.upper())
+        if bound is None and call.alias is None and not call.args and not call.kwargs and \
+                len(parts) == 1 and parts[0][0] == kind.name:
+            self.bare[call.name] = (layers.get(kind.name), params, written)
         for part_kind, part_params in parts:
             tail = self.add_node(layers.get(part_kind), part_params, call.span, within,
                                  [ir.Edge(tail)], alias=call.alias,

@@ -146,12 +146,16 @@ def _receptive_field(preds: list[Node], node: Node, params, ins) -> None:
     if not preds:
         windows = [Windows.pixel(), Windows.pixel()]
     else:
+        reads = [node.kind.reads(params, ins, node.shape, axis) for axis in (0, 1)]
+        if len(preds) == 1 and reads == [None, None]:  # pointwise: its input's fields
+            pred = preds[0]
+            node.windows, node.rf, node.jump = pred.windows, pred.rf, pred.jump
+            return
         windows = []
         for axis in (0, 1):
             source = preds[0].windows[axis] if len(preds) == 1 else \
                 Windows.union([u.windows[axis] for u in preds])
-            reads = node.kind.reads(params, ins, node.shape, axis)
-            windows.append(source if reads is None else source.read(*reads))
+            windows.append(source if reads[axis] is None else source.read(*reads[axis]))
     node.windows = tuple(windows)
     node.rf = (windows[0].widest(), windows[1].widest())
     node.jump = (_whole(windows[0].jump), _whole(windows[1].jump))
