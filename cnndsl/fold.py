@@ -21,9 +21,7 @@ from .layers import Site
 
 MAX_PERIOD = 8  # the longest run of items a `(...) * N` repeat is looked for
 KEYWORDS = {"stride": "s"}  # the short spelling the zoo's specs use
-HINTS = {"filters": "c", "kernel": "k", "stride": "s", "pad": "p", "units": "n", "p": "drop",
-         ("DROPPATH", "p"): "sd"}
-RATE = ("DROPPATH", "p")  # stochastic depth's rate: by the block's index where it fits
+HINTS = {"filters": "c", "kernel": "k", "stride": "s", "pad": "p", "units": "n", "p": "drop"}
 
 
 @dataclass(eq=False)
@@ -400,7 +398,7 @@ def _slots(entry, keys: set) -> list[tuple[str, object]]:
     """(hint, value) for each number the entry writes, given the keys its position writes."""
     if isinstance(entry, Layer):
         op = entry.op
-        return [(HINTS.get((op.kind.name, q.name), HINTS.get(q.name, q.name)),
+        return [(q.hint or HINTS.get(q.name, q.name),
                  _norm(op.resolved.get(q.name, op.args.get(q.name))))
                 for q in op.kind.params if q.name in keys]
     if isinstance(entry, Call):
@@ -411,8 +409,7 @@ def _slots(entry, keys: set) -> list[tuple[str, object]]:
 def _is_rate(entry, keys: set) -> list[bool]:
     """Which of the entry's slots (see _slots) is a stochastic depth rate."""
     if isinstance(entry, Layer):
-        return [(entry.op.kind.name, q.name) == RATE for q in entry.op.kind.params
-                if q.name in keys]
+        return [q.block_rate for q in entry.op.kind.params if q.name in keys]
     return [False] * len(_slots(entry, keys))
 
 

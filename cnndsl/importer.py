@@ -136,7 +136,7 @@ def write_spec(net: Network, source: str) -> Imported:
 
 def _write_spec(net: Network, source: str) -> Imported:
     expected = _parameters(net)
-    rates = [op.resolved["p"] for op in net.ops[1:] if _is_rate(op.kind)]
+    rates = [rate for op in net.ops[1:] for rate in _rates(op.kind, op.resolved)]
     last = net.ops[-1]
     while len(last.inputs) == 1 and not last.kind.weighted and last.index and \
             net.ops[last.inputs[0]].shape == last.shape:
@@ -206,8 +206,9 @@ def _parameters(net: Network) -> int:
     return total
 
 
-def _is_rate(kind) -> bool:
-    return (kind.name, "p") == fold.RATE
+def _rates(kind, values: dict) -> list[float]:
+    """The layer's per-block rates (stochastic depth's p): its kind's block_rate parameters."""
+    return [values[q.name] for q in kind.params if q.block_rate]
 
 
 def _built(text: str, name: str) -> tuple[int, list[float]] | None:
@@ -218,7 +219,7 @@ def _built(text: str, name: str) -> tuple[int, list[float]] | None:
             graph = check(expand(parse(text, name), Options()))
     except CnnDslError:
         return None
-    rates = [node.params["p"] for node in graph.order() if _is_rate(node.kind)]
+    rates = [rate for node in graph.order() for rate in _rates(node.kind, node.params)]
     return graph.totals["params"], rates
 
 

@@ -28,6 +28,9 @@ class Param:
     aliases: tuple[str, ...] = ()
     doc: str = ""
     keyword_only: bool = False  # PyTorch's extras (in_channels, ceil_mode): never positional
+    hint: str = ""  # the name `cnndsl import` gives a def parameter that passes it on
+    block_rate: bool = False  # a rate that grows with the block (stochastic depth): the
+    #                           importer writes it from index(block) / count(block) where it fits
 
 
 @dataclass

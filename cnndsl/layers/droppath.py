@@ -12,7 +12,7 @@ class DropPath(LayerKind):
     doc = ("Stochastic depth (Huang et al. 2016): in training, each sample's whole input is "
            "zeroed with probability `p` and otherwise scaled by 1/(1 - p); identity in eval. "
            "Put it at the end of a residual body.")
-    params = (Param("p", "prob", 0.2, ("rate",)),)
+    params = (Param("p", "prob", 0.2, ("rate",), hint="sd", block_rate=True),)
 
     def explain(self, p, ins, out, n_params):
         return [f"in training a sample's whole input is dropped with probability {p['p']:g}, "
