@@ -197,16 +197,16 @@ class Windows(NamedTuple):
             return self.spans[0][1] - self.spans[0][0] + 1
         return max((b - a + 1 for a, b in filter(None, self.spans)), default=1)
 
-    def over(self, first: int, last: int):
-        """The span of outputs first to last together: the first's start and the last's end,
-        or where some outputs read nothing, one period from each end (every later period
-        lies further on: shift >= 0)."""
+    def over(self, first: int, last: int, step: int = 1):
+        """The span of outputs first, first + step, ... last together (a dilated window's
+        taps): the first's start and the last's end, or where some outputs read nothing,
+        from the taps of one period at each end (every later period lies further on:
+        shift >= 0), None where no tap reads anything."""
         if not self.gaps:
             return self.at(first)[0], self.at(last)[1]
-        lows = [s[0] for s in map(self.at, range(first, min(last, first + self.period - 1) + 1))
-                if s]
-        highs = [s[1] for s in map(self.at, range(max(first, last - self.period + 1), last + 1))
-                 if s]
+        taps = range(first, last + 1, step)
+        lows = [s[0] for s in map(self.at, taps[:self.period]) if s]
+        highs = [s[1] for s in map(self.at, taps[-self.period:]) if s]
         return (min(lows), max(highs)) if lows and highs else None
 
     def read(self, step: Fraction | int, first_last) -> Windows:
@@ -214,7 +214,7 @@ class Windows(NamedTuple):
         output i + b those of output i moved by a, for step = a/b (or a whole a)."""
         a, b = (step, 1) if isinstance(step, int) else (step.numerator, step.denominator)
         if self.period == 1 == b and self.spans[0]:  # a window sliding by whole positions
-            (lo, hi), (first, last) = self.spans[0], first_last(0)
+            (lo, hi), (first, last) = self.spans[0], first_last(0)[:2]
             return Windows(1, self.shift * a, ((lo + first * self.shift, hi + last * self.shift),),
                            exact=self.exact)
         g = math.gcd(a, self.period)

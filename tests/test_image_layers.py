@@ -534,3 +534,20 @@ def test_align_corners_to_one_output_is_torchs_size(text, hw):
         out = model(torch.randn(1, *shape))
     assert tuple(out.shape[2:]) == hw
     assert graph.graph["totals"]["output"].as_list()[1:] == list(hw)
+
+
+def test_a_dilated_window_over_a_strided_deconv_reads_only_its_taps():
+    """DECONV(k=1, s=2) leaves every other output to the bias alone; a 2-tap window 2 apart
+    then reads either two such outputs or none (found by the random-fields property: the
+    field was taken over every output between the taps)."""
+    text = "input 17x17x2\nDECONV(2, 1, s=2, pad=0) - CONV(2, 2, s=1, pad=0, d=2)"
+    graph = check_spec(text)
+    windows = graph[graph.output].windows[0]
+    model = cnndsl.compile(text, seed=0).eval()
+    x = torch.rand(1, 2, 17, 17, requires_grad=True)
+    y = model(x)
+    for i in range(6):
+        (grad,) = torch.autograd.grad(y[0, :, i].sum(), x, retain_graph=True)
+        found = grad[0].abs().sum(dim=(0, 2)).nonzero().flatten().tolist()
+        span = windows.at(i)
+        assert (None if not found else (found[0], found[-1])) == span, i

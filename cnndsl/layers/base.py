@@ -206,7 +206,8 @@ class LayerKind:
     def reads(self, p: dict, ins: list[Shape], out: Shape, axis: int):
         """Which input positions each output position reads on one axis (0 rows, 1
         columns), for the receptive field: (step, first_last), where first_last(i) gives the
-        first and last input position output i reads (None where it reads none), counting
+        first and last input position output i reads (None where it reads none; a third
+        item, the distance between the positions read, for a dilated window), counting
         the padding as positions before the first and past the last, and output i + b reads
         what output i reads moved by a, for step = Fraction(a, b) (or a whole number a).
         None: output i reads

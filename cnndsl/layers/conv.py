@@ -58,8 +58,8 @@ def window_out(kind: str, p: dict, shape: Shape, site: Site, pool: bool = False)
 
 def strided_reads(k: int, s: int, pad: int, d: int = 1):
     """A window of k taps d apart, s apart from one output to the next, from -pad: the
-    receptive field's reads (LayerKind.reads)."""
-    return s, lambda i: (i * s - pad, i * s - pad + (k - 1) * d)
+    receptive field's reads (LayerKind.reads: first, last, and the taps' distance)."""
+    return s, lambda i: (i * s - pad, i * s - pad + (k - 1) * d, d)
 
 
 def explain_window(p: dict, shape: Shape, out: Shape) -> str:
