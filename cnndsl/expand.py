@@ -129,6 +129,11 @@ class Expander(Evaluator):
     def build(self, expr: ast.Expr, scope: Scope, tail: int, within: ir.Scope) -> int:
         if within.depth > MAX_DEPTH:
             raise CnnLimitError(f"blocks nested deeper than {MAX_DEPTH} levels", expr.span)
+        kind = type(expr)
+        if kind is ast.Name:  # the common cases first: a chain's bare layers, `RELU?`
+            return self.build_name(expr, scope, tail, within)
+        if kind is ast.Optional:
+            return self.build_optional(expr, scope, tail, within)
         if isinstance(expr, ast.Chain):
             for item in expr.items:
                 tail = self.build(item, scope, tail, within)
@@ -138,12 +143,7 @@ class Expander(Evaluator):
         if isinstance(expr, ast.Product):
             return self.build_product(expr, scope, tail, within)
         if isinstance(expr, ast.Optional):
-            site = (expr.span.line, expr.span.column)
-            self.optional_sites.setdefault(site)
-            drop = self.options.drop_optional
-            if drop is True or (isinstance(drop, frozenset) and site in drop):
-                return tail
-            return self.build(expr.operand, scope, tail, within)
+            return self.build_optional(expr, scope, tail, within)
         if isinstance(expr, ast.InputRef):
             if tail != self.graph.input:
                 raise CnnSyntaxError("INPUT can only begin the network", expr.span)
@@ -164,6 +164,15 @@ class Expander(Evaluator):
             raise CnnArgumentError(f"expected a layer, found the number {expr.value}", expr.span,
                                    help="to repeat a layer N times write `LAYER * N`")
         raise CnnArgumentError("expected a layer here", expr.span)
+
+    def build_optional(self, expr: ast.Optional, scope: Scope, tail: int,
+                       within: ir.Scope) -> int:
+        site = (expr.span.line, expr.span.column)
+        self.optional_sites.setdefault(site)
+        drop = self.options.drop_optional
+        if drop is True or (isinstance(drop, frozenset) and site in drop):
+            return tail
+        return self.build(expr.operand, scope, tail, within)
 
     def build_product(self, expr: ast.Product, scope: Scope, tail: int, within: ir.Scope) -> int:
         if "/" in expr.ops:
