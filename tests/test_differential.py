@@ -346,10 +346,10 @@ def bn_for(x):
 
 
 class Residual:
-    """residual(body[, shortcut]): body + shortcut; when the shapes differ, the shortcut gets
-    a 1x1 convolution with the body's channels and the stride that maps its size to the
-    body's (bias-free and followed by BN when the body has a BN), as the docs say and as
-    torchvision's ResNets do."""
+    """residual(body[, shortcut]): body + shortcut; when the shapes differ, a written shortcut
+    is refused, and the implicit one gets a 1x1 convolution with the body's channels and the
+    stride that maps its size to the body's (bias-free and followed by BN when the body has
+    a BN), as the docs say and as torchvision's ResNets do."""
 
     def __init__(self, body, shortcut=None, form=0):
         self.body, self.shortcut = body, shortcut
@@ -368,6 +368,9 @@ class Residual:
         uses_bn = any(b.nodes[v].kind == "BN" for v in range(start, b.next_id))
         short = src if self.shortcut is None else self.shortcut.build(b, src)
         want, have = b.shape(body), b.shape(short)
+        if want != have and self.shortcut is not None:
+            # docs/language.md: a written shortcut (`identity` too) gets no projection
+            raise Invalid(f"residual: a written shortcut gives {have}, the body {want}")
         if want != have:
             if len(want) != 3 or len(have) != 3:
                 raise Invalid(f"residual: {have} + {want}")
@@ -1003,6 +1006,8 @@ class InLayer:
 
     def build(self, b, src):
         n = eval(self.python, {"max": max, "int": int}, read_in(b.ins[-1]))
+        if isinstance(n, Missing):  # a bare in.h of a vector, no arithmetic to refuse it
+            n._fail()
         return b.layer(self.kind, lambda x: self.make(x, n), src, volume=self.volume,
                        flatten=self.flatten)
 
@@ -1249,8 +1254,11 @@ def cases(draw):
 # -- the comparisons --------------------------------------------------------------------------
 
 def cnndsl_model(case):
+    """The flat model, whose modules follow the graph's order as the hand-built one does (a
+    class per def nests an inner residual's projection inside its block, before an outer
+    written shortcut; tests/test_structure.py checks that form against this one)."""
     if not case.drop:
-        return cnndsl.compile(case.text, seed=0).eval()
+        return cnndsl.compile(case.text, seed=0, flat=True).eval()
     from cnndsl.torch_backend import to_module
 
     return to_module(check_spec(case.text, drop_optional=True)).eval()
