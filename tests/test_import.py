@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
 sys.path.insert(0, str(ROOT / "scripts"))
 import import_table
+from test_torchvision_oracle import assert_same_training_outputs
 
 
 @pytest.fixture(autouse=True)
@@ -273,17 +274,8 @@ def test_imported_stochastic_depth_trains_as_torchvisions_with_the_same_seed(nam
     assert len(text.splitlines()) <= 2 * import_table.zoo_lines(name)
     ours = cnndsl.compile(text=text, seed=0)
     cnndsl.transfer_weights(import_table.state_in_our_order(theirs, ours), ours)
-    theirs.train(), ours.train()
     x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
-    outputs = []
-    for seed in (0, 1):
-        torch.manual_seed(seed)
-        expected = theirs(x)
-        torch.manual_seed(seed)
-        got = ours(x)
-        assert (got - expected).abs().max().item() <= 1e-4 * expected.abs().max().item()
-        outputs.append(got)
-    assert not torch.allclose(outputs[0], outputs[1])
+    assert_same_training_outputs(theirs, ours, x)
 
 
 def test_a_rate_rule_is_written_only_where_it_gives_every_rate():

@@ -134,6 +134,21 @@ def assert_transfer_gives_their_outputs(theirs, ours, state, size, shape, channe
     assert (got - expected).abs().max().item() <= 1e-5 * expected.abs().max().item()
 
 
+def assert_same_training_outputs(theirs, ours, x, seeds=(0, 1)) -> None:
+    """Training mode, the same seed before each forward: stochastic depth and dropout draw
+    the same masks in both models, so the outputs agree; other seeds give other outputs."""
+    theirs.train(), ours.train()
+    outputs = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        expected = theirs(x)
+        torch.manual_seed(seed)
+        got = ours(x)
+        assert (got - expected).abs().max().item() <= 1e-4 * expected.abs().max().item()
+        outputs.append(got)
+    assert not torch.allclose(outputs[0], outputs[1])
+
+
 def test_transfer_weights_by_structure_gives_torchvisions_outputs(pair):
     """cnndsl.transfer_weights pairs modules by order and shape: torchvision's state_dict
     (random weights, non-trivial running statistics) goes onto the compiled spec and the

@@ -8,6 +8,9 @@ Outputs of a few representatives run in `make test`; every builder's in `make te
 """
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 import torchvision
@@ -15,6 +18,9 @@ import torchvision
 import cnndsl
 from cnndsl import modelzoo
 from cnndsl.api import check_spec
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+import import_table  # noqa: E402  (scripts/import_table.py: the state in our modules' order)
 
 # torchvision's builders the zoo writes, by family spec (issue 13)
 FAMILIES = {
@@ -100,22 +106,9 @@ def torchvision_state(theirs: torch.nn.Module, ours: torch.nn.Module) -> dict:
     """torchvision's state in the order our modules hold it, for transfer_weights: a module's
     own tensors after its children's (ConvNeXt's layer_scale follows its block), and a Linear
     over channels as the 1x1 convolution it is (ConvNeXt's (4C, C) -> (4C, C, 1, 1))."""
-    groups: dict[str, list] = {}
-    for key, value in theirs.state_dict().items():
-        groups.setdefault(key.rpartition(".")[0], []).append((key, value))
-    paths = list(groups)
-
-    def last_descendant(path):
-        return max(i for i, other in enumerate(paths)
-                   if other == path or other.startswith(path + "."))
-
-    ordered = sorted(paths,
-                     key=lambda p: (last_descendant(p), last_descendant(p) != paths.index(p)))
-    items = [item for path in ordered for item in groups[path]]
-    slots = list(ours.state_dict().values())
-    assert len(items) == len(slots)
-    return {key: value.reshape(slot.shape) if value.numel() == slot.numel() else value
-            for (key, value), slot in zip(items, slots)}
+    state = import_table.state_in_our_order(theirs, ours)
+    assert state is not theirs, "the two models hold different numbers of tensors"
+    return state
 
 
 def paired(name: str, size: int):
@@ -167,17 +160,10 @@ def test_training_outputs_equal_torchvisions_with_the_same_seed(name):
     """In training, stochastic depth drops samples at random: with the same seed before each
     forward, ours drops the same ones as torchvision's (and EfficientNet's classifier dropout
     draws the same mask after them), so the outputs agree; other seeds give other outputs."""
+    from test_torchvision_oracle import assert_same_training_outputs
+
     theirs, ours, x = paired(name, 64)
-    theirs.train(), ours.train()
-    outputs = []
-    for seed in (0, 1):
-        torch.manual_seed(seed)
-        expected = theirs(x)
-        torch.manual_seed(seed)
-        got = ours(x)
-        assert (got - expected).abs().max().item() <= 1e-4 * expected.abs().max().item()
-        outputs.append(got)
-    assert not torch.allclose(outputs[0], outputs[1])
+    assert_same_training_outputs(theirs, ours, x)
 
 
 @pytest.mark.slow
