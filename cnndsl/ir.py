@@ -249,7 +249,8 @@ class Graph:
         lexicographical_topological_sort gives (names and tables follow it). Kept until the
         graph changes."""
         if self._order is None:
-            waiting = {v: len({e.node for e in n.inputs}) for v, n in self.nodes.items()}
+            waiting = {v: len(n.inputs) if len(n.inputs) < 2 else len({e.node for e in n.inputs})
+                       for v, n in self.nodes.items()}
             ready = [v for v, n in waiting.items() if n == 0]
             heapq.heapify(ready)
             order = []

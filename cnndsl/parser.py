@@ -261,6 +261,12 @@ class _Driver:
                 isinstance(f, UnlessCallback) for f in lexer.callback.values()):
             raise NotImplementedError("lark's lexer is not what _Driver assumes")
         self.match = scanner._mres[0].match
+        # A flat run's item (run()): a name where the lexer makes one, the terminals it tries
+        # before NAME (a paper token, `in.c`) refused by a lookahead
+        names = [t.name for t in scanner.terminals]
+        before = "|".join(f"(?:{t.pattern.to_regexp()})"
+                          for t in scanner.terminals[:names.index("NAME")])
+        self.run_item = re.compile((f"(?!{before})" if before else "") + _RUN_ITEM).match
         self.lexer = lexer
         self.ignore = lexer.ignore_types
         self.newline_types = lexer.newline_types
@@ -426,55 +432,61 @@ class _Driver:
     def run(self, text: str, pos: int, line: int, line_start: int, source):
         """A flat run at `pos`, `a - b? - c`, ended where a `sum` may end: (its Chain, the
         position after it, its last token, the line there and where that line starts), or
-        None. A `-` may start or end a line (the
-        postlexer drops the newline either side of it), with comments and blank lines
-        about it. Each name is lexed as
-        the lexer would (a paper token, `in.c` or a keyword ends the run in failure) and
-        each node is made by the callback lark's loop would call, with the same children:
-        the same tree as the parser's, without its ten actions per name (50,000 `RELU?`
-        layers: 0.6 s -> 0.2 s)."""
-        m = _RUN_ITEM(text, pos)
-        if m is None or m.group(3) is None:
+        None. A `-` may start or end a line (the postlexer drops the newline either side of
+        it), with comments and blank lines about it. Each name is lexed as the lexer would
+        (a paper token, `in.c` or a keyword ends the run in failure) and each node is the one
+        ToAst's callback would make (name, optional, then sum_seq over the run), built from
+        the positions without a token per name: the same tree as the parser's, without its
+        ten actions per name (50,000 `RELU?` layers: 0.6 s -> 0.2 s with lark's tokens,
+        0.13 s without; tests/test_parser_driver.py holds the trees equal)."""
+        run_item = self.run_item
+        m = run_item(text, pos)
+        if m is None or m.group("join") is None:
             return None  # a name alone (`CONV(`, `pad=`): no run, and no node made for it
-        match, make, ast_of = self.match, self.token, self.transformer
+        levels, sum_seq = _current.levels, self.transformer.sum_seq
         fullmatch, seen = self.retype.get("NAME", (lambda value: None, {}))
         items = []
         while True:
             if m is None:
                 return None
-            name_end = m.end(1)
-            lexed = match(text, pos)
-            if lexed is None or lexed.lastgroup != "NAME" or lexed.end() != name_end:
-                return None
-            value = m.group(1)
+            # run_item matches no name where a terminal the lexer tries before NAME (a
+            # paper token, `in.c`) begins: here the lexer makes a NAME of this length
+            value, name_end = m.group("name"), m.end("name")
             kind = seen.get(value)
             if kind is None:
                 kind = seen[value] = fullmatch(value) or "NAME"
             if kind != "NAME":
                 return None  # a keyword
             column = pos - line_start + 1
-            tok = make("NAME", value, pos, line, column, line, name_end - line_start + 1,
-                       name_end)
-            node = ast_of.name([tok])
-            if m.group(2):
-                tok = make("QMARK", "?", name_end, line, name_end - line_start + 1, line,
-                           name_end - line_start + 2, name_end + 1)
-                node = ast_of.optional([node, tok])
+            # ToAst.name and ToAst.optional, made directly from the positions
+            node = ast.Name(Span(source, line, column, line, name_end - line_start + 1),
+                            sys.intern(value))
+            if m.group("q"):
+                node = ast.Optional(
+                    Span(source, line, column, line, name_end - line_start + 2), node)
+                levels[node] = 1  # ToAst._nest: one level over a name
             items.append(node)
-            if m.group(3) is None:
+            if m.group("join") is None:
                 break
             items.append("-")  # what sum_seq reads of a MINUS token: str()
             pos = m.end()
-            if m.group(4) is not None:  # the `-` has a line end before or after it
+            if m.group("lines") is not None:  # the `-` has a line end before or after it
                 newlines = text.count("\n", name_end, pos)
                 if newlines:
                     line += newlines
                     line_start = text.rindex("\n", name_end, pos) + 1
-            m = _RUN_ITEM(text, pos)
-        pos = m.end(2) if m.group(2) else name_end
+            m = run_item(text, pos)
+        make = self.token
+        tok = make("NAME", value, pos, line, column, line, name_end - line_start + 1, name_end)
+        if m.group("q"):
+            tok = make("QMARK", "?", name_end, line, name_end - line_start + 1, line,
+                       name_end - line_start + 2, name_end + 1)
+            pos = name_end + 1
+        else:
+            pos = name_end
         if len(items) < 3 or not _RUN_END(text, pos):
             return None
-        return ast_of.sum_seq(items), pos, tok, line, line_start
+        return sum_seq(items), pos, tok, line, line_start
 
     def before_name(self, states: list, values: list, text: str, pos: int):
         """If a NAME is next, the reductions feeding it would make before shifting it (so
@@ -533,9 +545,11 @@ _BLANK = r"[ \t\f\u00a0\ufeff]"  # what the grammar ignores between tokens
 # An item: (name)(`?`)(the join to the next name: `-` on the line, or (`-` with newlines,
 # comments and blank lines before or after it))
 _GAP = r"(?:" + _BLANK + r"|\n|#[^\n]*+)*+"
-_RUN_ITEM = re.compile(
-    r"([A-Za-z_][A-Za-z0-9_]*)(\?)?(" + _BLANK + r"*+-(?![->])" + _BLANK + r"*+(?=[A-Za-z_])|"
-    r"(" + _GAP + r"-(?![->])" + _GAP + r"(?=[A-Za-z_])))?").match
+# (_Driver.run_item puts before it a lookahead refusing the terminals the lexer tries before
+# NAME: its groups are numbered after theirs, hence the named groups.)
+_RUN_ITEM = (
+    r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<q>\?)?(?P<join>" + _BLANK + r"*+-(?![->])" + _BLANK
+    + r"*+(?=[A-Za-z_])|(?P<lines>" + _GAP + r"-(?![->])" + _GAP + r"(?=[A-Za-z_])))?")
 _RUN_END = re.compile(
     _BLANK + r"*+(?:[;)\]},]|->|→|(?:#[^\n]*+)?(?:\Z|\n(?:" + _BLANK[:-1] + r"\n]|#[^\n]*+)*+"
     r"(?![-+*/,?→])))").match

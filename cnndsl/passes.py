@@ -114,9 +114,31 @@ def _insert_before(graph: Graph, node: Node, ctx, heads, counts) -> None:
             _infer_node(graph, new, ctx, heads, counts)
 
 
+# The methods whose LayerKind versions make a layer pass its one input through unchanged: no
+# parameters, no work counted, every output reading its own input position (activations,
+# dropout). Such a layer's facts are its input's, set without the calls (50,000 `RELU?`).
+_PASS_THROUGH = ("resolve", "infer", "reads", "count_params", "count_macs")
+_passes_through: dict[type, bool] = {}
+
+
+def passes_through(kind) -> bool:
+    cls = type(kind)
+    found = _passes_through.get(cls)
+    if found is None:
+        base = layers.LayerKind
+        found = _passes_through[cls] = kind.max_inputs == 1 and all(
+            getattr(cls, method) is getattr(base, method) for method in _PASS_THROUGH)
+    return found
+
+
 def _infer_node(graph: Graph, node: Node, ctx, heads, counts) -> None:
     kind = node.kind
     counts[kind.name] = counts.get(kind.name, 0) + 1
+    if len(node.inputs) == 1 and passes_through(kind):
+        pred = graph.nodes[node.inputs[0].node]
+        node.params, node.shape, node.in_shapes = node.bound, pred.shape, [pred.shape]
+        node.windows, node.rf, node.jump = pred.windows, pred.rf, pred.jump
+        return  # n_params, n_buffers and macs stay 0
     site = _site(node, counts[kind.name], heads)
     preds = graph.inputs(node)
     ins = [u.shape for u in preds]
