@@ -58,7 +58,9 @@ class Row:
     layers: int | None = None
     params: int | None = None
     macs: int | None = None
-    output: object = None  # Shape
+    output: object = None  # Shape: the main output's
+    # several outputs (`outputs(...)`): (name, Shape) each, the main one first; else empty
+    outputs: tuple = ()
     options: Options | None = field(default=None, repr=False)  # to check this row again
     # values a final SOFTMAX spreads over with no classifier in front of it (classes unset)
     unclassified: int | None = field(default=None, repr=False)
@@ -229,6 +231,7 @@ def _check_each(program, combos, *, input, classes, max_layers, optional) -> lis
             t = graph.totals
             row.layers, row.params, row.macs, row.output = (t["layers"], t["params"], t["macs"],
                                                             t["output"])
+            row.outputs = tuple((name, graph[v].shape) for name, v in graph.outputs)
             row.unclassified = softmax_without_classifier(graph)
         rows.append(row)
     return rows
@@ -251,11 +254,22 @@ def _value_text(v) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
+def output_text(r: Row) -> str:
+    """The output column: the shape, or each output by name (`logits 10, aux 17x17x2`)."""
+    if not r.valid:
+        return ""
+    return ", ".join(f"{name} {shape}" for name, shape in r.outputs) if r.outputs else \
+        str(r.output)
+
+
 def to_records(rows: list[Row]) -> list[dict]:
-    """Rows as plain data (the JSON schema in docs/sweep.md)."""
+    """Rows as plain data (the JSON schema in docs/sweep.md); `outputs` as in `cnndsl summary
+    --format json`: each named output, or empty where the network has one."""
     return [{"variables": r.variables, "dropped": list(r.dropped), "valid": r.valid,
              "error": r.error, "location": r.location, "layers": r.layers, "params": r.params,
-             "macs": r.macs, "output": r.output.as_list() if r.valid else None} for r in rows]
+             "macs": r.macs, "output": r.output.as_list() if r.valid else None,
+             "outputs": [{"name": name, "output": shape.as_list()} for name, shape in r.outputs]}
+            for r in rows]
 
 
 def format_csv(rows: list[Row], names: list[str]) -> str:
@@ -266,7 +280,7 @@ def format_csv(rows: list[Row], names: list[str]) -> str:
     for r in rows:
         writer.writerow([*(_value_text(r.variables[n]) for n in names), " ".join(r.dropped),
                          "yes" if r.valid else "no", r.layers, r.params, r.macs,
-                         str(r.output) if r.valid else "", r.error or "", r.location or ""])
+                         output_text(r), r.error or "", r.location or ""])
     return buf.getvalue()
 
 
@@ -309,7 +323,7 @@ def format_table(rows: list[Row], names: list[str], show_dropped: bool,
         cells.append([str(i), *(_value_text(r.variables[n]) for n in names),
                       *([" ".join(map(short_label, r.dropped)) or "-"] if show_dropped
                         else []),
-                      *((f"{r.layers:,}", f"{r.params:,}", f"{r.macs:,}", str(r.output), "ok")
+                      *((f"{r.layers:,}", f"{r.params:,}", f"{r.macs:,}", output_text(r), "ok")
                         if r.valid else ("", "", "", "", r.error))])
     widths = [max(len(line[i]) for line in cells) for i in range(len(head))]
     lines = ["  ".join(c.rjust(w) if head[i] in numeric else c.ljust(w)

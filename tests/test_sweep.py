@@ -169,7 +169,8 @@ def test_formats():
     records = json.loads(json.dumps(to_records(rows)))
     assert records[0] == {"variables": {"N": 1, "M": 1, "K": 0}, "dropped": [], "valid": True,
                           "error": None, "location": None, "layers": rows[0].layers,
-                          "params": rows[0].params, "macs": rows[0].macs, "output": [10]}
+                          "params": rows[0].params, "macs": rows[0].macs, "output": [10],
+                          "outputs": []}
     table = list(csv.DictReader(io.StringIO(format_csv(rows, ["N", "M", "K"]))))
     assert len(table) == 90 and table[0]["params"] == str(rows[0].params)
     assert sum(r["valid"] == "no" for r in table) == 15
@@ -177,6 +178,25 @@ def test_formats():
     assert text.splitlines()[0].split() == ["#", "N", "M", "K", "layers", "params", "MACs",
                                             "output", "result"]
     assert text.splitlines()[-1] == "90 networks: 75 valid, 15 with errors"
+
+
+# Two outputs whose second depends on N: 33x33 halved by a 3x3 stride-2 pad-1 window is
+# (33 - 3 + 2)/2 + 1 = 17 wide, N channels after CONV(N, 1)
+TWO_OUTPUTS = ("input 33x33x3\nCONV(8, 3, pad=1) - RELU - CONV(16, 3, s=2, pad=1) as a\n"
+               "  - outputs(logits=GAP - FC(10), aux=@a - CONV(N, 1))\n")
+
+
+def test_rows_show_every_output_by_name():
+    rows = run_sweep(parse(TWO_OUTPUTS), [parse_axis("N=1..3")])
+    assert [[(name, shape.as_list()) for name, shape in r.outputs] for r in rows] == [
+        [("logits", [10]), ("aux", [n, 17, 17])] for n in (1, 2, 3)]
+    assert [r.output.as_list() for r in rows] == [[10]] * 3  # the main output, as before
+    assert to_records(rows)[1]["outputs"] == [{"name": "logits", "output": [10]},
+                                              {"name": "aux", "output": [2, 17, 17]}]
+    table = format_table(rows, ["N"], show_dropped=False).splitlines()
+    assert table[3].split("  ")[-2:] == ["logits 10, aux 17x17x3", "ok"]
+    csv_rows = list(csv.DictReader(io.StringIO(format_csv(rows, ["N"]))))
+    assert csv_rows[0]["output"] == "logits 10, aux 17x17x1"
 
 
 def cli(*args, stdin=None):
