@@ -267,12 +267,17 @@ def save(model, path: str | Path) -> None:
 
 def load_torchscript(path: str | Path, *, device=None):
     """A TorchScript .ts file as saved by save_torchscript (cnndsl.load reads them here)."""
+    import warnings
+
     import torch
 
     path = Path(path)
     _check_readable(path)
     try:
-        return torch.jit.load(str(path), map_location=device)
+        with warnings.catch_warnings():
+            # torch.jit's deprecation notice: save_torchscript keeps it from the user too
+            warnings.simplefilter("ignore", FutureWarning)
+            return torch.jit.load(str(path), map_location=device)
     except (RuntimeError, ValueError, EOFError) as exc:  # not a TorchScript archive
         raise UsageError(f"{path} is not a TorchScript file: {_first_line(exc)}") from None
 

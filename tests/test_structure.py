@@ -182,6 +182,7 @@ def test_flat_keeps_one_submodule_per_layer(tmp_path):
     assert "class Basic" not in out.read_text(encoding="utf-8")
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
 def test_source_is_registered_for_inspect_and_torchscript():
     model = cnndsl.compile(SPECS / "resnet18.cnn", seed=0).eval()
     assert "def forward(self, x: torch.Tensor)" in inspect.getsource(type(model))
