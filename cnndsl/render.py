@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import html
 import itertools
+import json
 import math
 import shutil
 import subprocess
@@ -232,12 +233,7 @@ def _build_diagram(graph: Graph, expand: bool, rankdir: str, title: str | None,
             f"the diagram would draw {drawn:,} layers; the limit is {MAX_DRAWN:,}"
             + (" (without --expand, repeats are drawn once)" if expand else
                " (write a repeat as `BLOCK * N` to draw it once)"))
-    dot = graphviz.Digraph("cnn", graph_attr=dict(
-        rankdir=rankdir, fontname=FONT, nodesep="0.3", ranksep="0.3", newrank="true",
-        labelloc="t", label=title or "", fontsize="14"), node_attr=dict(
-        fontname=FONT, fontsize="10", style="filled,rounded", penwidth="0.8", margin="0.12,0.04",
-        height="0.3"), edge_attr=dict(fontname=FONT, fontsize="8", fontcolor="#4d5656",
-                                      arrowsize="0.6", color="#34495e"))
+    dot = _digraph(graphviz, rankdir, title)
     # The input and output pentagons point along the flow: down in TB, right in LR.
     ends = {"orientation": str(_TURN[rankdir])} if _TURN.get(rankdir) else {}
     _emit_cluster(dot, root, graph, shortcuts, ends, folded)
@@ -248,47 +244,69 @@ def _build_diagram(graph: Graph, expand: bool, rankdir: str, title: str | None,
         dot.edge(f"n{src}", f"n{v}", **attrs, **({"constraint": "false"}
                                                   if src in row_ends else {}))
     if wraps:
-        # Each row starts in the first column, one under the other: the row starts share a
-        # rank, ordered by invisible edges, and the edge into a row start pulls no rank.
+        # For the DOT source (one `dot` run): each row starts in the first column, one under
+        # the other: the row starts share a rank, ordered by invisible edges, and the edge into
+        # a row start pulls no rank. SVG, PNG and PDF lay out each row on its own (`Rows`).
         with dot.subgraph() as column:
             column.attr(rank="same")
             starts = [shown[0], *(v for _, v in wraps)]
             for a, b in itertools.pairwise(starts):
                 column.edge(f"n{a}", f"n{b}", style="invis")
     if graph.outputs:  # several outputs: one end per output, labelled with its name
-        for k, (name, out) in enumerate(graph.outputs):
-            drawn = folded.of(out if expand else stand_in(graph, out, exits))
-            _emit_output(dot, graph, drawn, ends, name=name,
-                         key=f"output{k}" if k else "output", shape=graph[out].shape)
+        outputs = [(folded.of(out if expand else stand_in(graph, out, exits)),
+                    dict(name=name, key=f"output{k}" if k else "output",
+                         shape=graph[out].shape)) for k, (name, out) in enumerate(graph.outputs)]
     else:
         out = graph.output
-        _emit_output(dot, graph, folded.of(out if expand else stand_in(graph, out, exits)), ends)
+        outputs = [(folded.of(out if expand else stand_in(graph, out, exits)), {})]
+    for drawn_last, kw in outputs:
+        _emit_output(dot, graph, drawn_last, ends, **kw)
+    if wraps:
+        dot.rows = Rows(graphviz, rankdir, title, _row_items(root, shown, wraps), edges, wraps,
+                        outputs, lambda d, box, at: _emit_cluster(d, box, graph, shortcuts,
+                                                                  ends, folded, at),
+                        lambda d, drawn_last, kw, at: _emit_output(d, graph, drawn_last, ends,
+                                                                   at=at, **kw))
     return dot
+
+
+def _digraph(graphviz, rankdir: str, title: str | None):
+    return graphviz.Digraph("cnn", graph_attr=dict(
+        rankdir=rankdir, fontname=FONT, nodesep="0.3", ranksep="0.3", newrank="true",
+        labelloc="t", label=title or "", fontsize="14"), node_attr=dict(
+        fontname=FONT, fontsize="10", style="filled,rounded", penwidth="0.8", margin="0.12,0.04",
+        height="0.3"), edge_attr=dict(fontname=FONT, fontsize="8", fontcolor="#4d5656",
+                                      arrowsize="0.6", color="#34495e"))
 
 
 _TURN = {"TB": 0, "LR": 90, "BT": 180, "RL": 270}  # degrees graphviz turns a polygon by
 
 
-def _emit_cluster(dot, box: Cluster, graph, shortcuts, ends: dict, folded: Folded) -> None:
+def _emit_cluster(dot, box: Cluster, graph, shortcuts, ends: dict, folded: Folded,
+                  at: dict | None = None) -> None:
+    """Emit the box's nodes and boxes; `at` adds attributes by name (laid-out positions)."""
+    at = at or {}
     for item in box.items:
         if isinstance(item, Cluster):
-            with dot.subgraph(name="cluster_" + "_".join(map(str, item.key))) as sub:
+            name = "cluster_" + "_".join(map(str, item.key))
+            with dot.subgraph(name=name) as sub:
                 sub.attr(label=item.label, **CLUSTER_STYLES[item.kind],
-                         **({"tooltip": item.tooltip} if item.tooltip else {}))
-                _emit_cluster(sub, item, graph, shortcuts, ends, folded)
+                         **({"tooltip": item.tooltip} if item.tooltip else {}), **at.get(name, {}))
+                _emit_cluster(sub, item, graph, shortcuts, ends, folded, at)
             continue
+        name = f"n{item}"
         if item in folded.holders:
-            name, totals = block_totals(folded.holders[item])
+            block, totals = block_totals(folded.holders[item])
             lines = "<br/>".join(map(html.escape, totals))
-            dot.node(f"n{item}", f'<<b>{html.escape(name)}</b><br/><font point-size="8" '
-                                 f'color="#4d5656">{lines}</font>>', **BLOCK_NODE)
+            dot.node(name, f'<<b>{html.escape(block)}</b><br/><font point-size="8" '
+                           f'color="#4d5656">{lines}</font>>', **BLOCK_NODE, **at.get(name, {}))
             continue
         label, style = node_label(graph[item])
         if item in shortcuts:
             style["style"] = "filled,rounded,dashed"
         if item == graph.input:
             style.update(ends)
-        dot.node(f"n{item}", label, **style)
+        dot.node(name, label, **style, **at.get(name, {}))
 
 
 def outermost(root: Cluster) -> dict[int, int]:
@@ -334,6 +352,173 @@ def row_breaks(shown: list[int], edges, outer: dict[int, int]) -> list[tuple[int
     return breaks
 
 
+def _row_items(root: Cluster, shown: list[int], wraps) -> list[list]:
+    """The drawing's top-level items (nodes and boxes) row by row: a box is never cut."""
+    starts, row, rows_of = {v for _, v in wraps}, 0, {}
+    for v in shown:
+        row += v in starts
+        rows_of[v] = row
+    row_of_item = {k: rows_of[v] for v, k in outermost(root).items() if v in rows_of}
+    rows: list[list] = [[] for _ in range(row + 1)]
+    for k, item in enumerate(root.items):
+        rows[row_of_item[k]].append(item)
+    return rows
+
+
+ROW_GAP = 30.0  # points between two wrapped rows, where the wrap edge runs back
+CORNER = 8.0  # points: the radius of the wrap edge's turns
+MARGIN = 4.0  # points around the drawing, as `dot` leaves
+
+
+@dataclass
+class Rows:
+    """A wrapped LR (RL) drawing laid out row by row. One `dot` run over the whole drawing gives
+    every rank one column, so the i-th layer of each row took the width of the widest i-th
+    layer of any row: LeNet-5's and ResNet-50's short first rows were stretched to the widths
+    of the boxes below them. Here `dot` lays out each row as a graph of its own, the rows are
+    stacked top to bottom (left-aligned; right-aligned in RL), and `neato -n2` draws the whole
+    at those positions, with each wrap edge running back under its row to the next row's start."""
+
+    graphviz: object
+    rankdir: str
+    title: str | None
+    items: list  # the top-level items of each row
+    edges: list  # (source, target, attributes), as drawn
+    wraps: list  # (u, v): u ends a row, v starts the next
+    outputs: list  # (drawn last layer, _emit_output keywords)
+    emit_box: object  # (digraph, Cluster, at) -> None
+    emit_output: object  # (digraph, drawn last, keywords, at) -> None
+
+    def row_of(self) -> dict[str, int]:
+        found = {}
+        for k, items in enumerate(self.items):
+            for v in outermost(Cluster((), "", "root", items)):
+                found[f"n{v}"] = k
+        for drawn_last, kw in self.outputs:
+            found[kw.get("key", "output")] = found[f"n{drawn_last}"]
+        return found
+
+    def row_sources(self) -> str:
+        """Each row as a graph of its own, and the title alone (to measure it)."""
+        row_of, sources = self.row_of(), []
+        for k, items in enumerate(self.items):
+            dot = _digraph(self.graphviz, self.rankdir, None)
+            self.emit_box(dot, Cluster((), "", "root", items), None)
+            if k:  # where the edges from the row above come in: an invisible point
+                dot.node(f"wrap{k}", "", shape="point", width="0", style="invis")
+            for src, v, attrs in self.edges:
+                if row_of[f"n{v}"] != k:
+                    continue
+                tail = f"n{src}" if row_of[f"n{src}"] == k else f"wrap{k}"
+                dot.edge(tail, f"n{v}", **attrs)
+            for drawn_last, kw in self.outputs:
+                if row_of[f"n{drawn_last}"] == k:
+                    self.emit_output(dot, drawn_last, kw, None)
+            sources.append(dot.source)
+        sources.append(_digraph(self.graphviz, self.rankdir, self.title).source)
+        return "".join(sources)
+
+    def placed_source(self, laid_out: list[dict]) -> str:
+        """The whole drawing with every node, box, edge and label at its place, for `neato
+        -n2`, from `dot -Tjson` of `row_sources`."""
+        *rows, titled = laid_out
+        boxes = [[float(c) for c in row["bb"].split(",")] for row in rows]
+        lead = [0.0] + [2 * CORNER] * (len(rows) - 1)  # room for the edge coming down
+        title_w, title_h = (float(titled.get(k, 0)) * 72 for k in ("lwidth", "lheight"))
+        title_h += 8 if self.title else 0
+        width = max(max(x1 - x0 + d for (x0, _, x1, _), d in zip(boxes, lead, strict=True)),
+                    title_w) + 2 * MARGIN
+        height = (title_h + sum(y1 - y0 for _, y0, _, y1 in boxes) + ROW_GAP * (len(rows) - 1)
+                  + 2 * MARGIN)
+        at: dict = {}
+        nodes: dict[str, tuple] = {}  # name -> (x, y, half width, half height), placed
+        gaps = []  # the height of the middle of the gap under each row
+        top = height - MARGIN - title_h
+        for row, (x0, y0, x1, y1), d in zip(rows, boxes, lead, strict=True):
+            dx = MARGIN + d - x0 if self.rankdir == "LR" else width - MARGIN - d - x1
+            dy = top - y1
+            top -= y1 - y0 + ROW_GAP
+            gaps.append(top + ROW_GAP / 2)
+            names = {}
+            for obj in row.get("objects", []):
+                names[obj["_gvid"]] = obj["name"]
+                placed = {k: _shift(obj[k], dx, dy) for k in ("pos", "bb", "lp") if k in obj}
+                placed.update({k: obj[k] for k in ("lwidth", "lheight") if k in obj})
+                at[obj["name"]] = placed
+                if "pos" in obj and "bb" not in obj:
+                    x, y = map(float, placed["pos"].split(","))
+                    nodes[obj["name"]] = (x, y, float(obj["width"]) * 36,
+                                          float(obj["height"]) * 36)
+            for edge in row.get("edges", []):
+                at[(names[edge["tail"]], names[edge["head"]])] = {
+                    k: _shift(edge[k], dx, dy) for k in ("pos", "lp") if k in edge}
+        row_of = self.row_of()
+        for src, v, _ in self.edges:
+            tail, head = f"n{src}", f"n{v}"
+            if (tail, head) not in at:  # from the end of one row into the next row
+                inside = at[(f"wrap{row_of[head]}", head)]
+                at[(tail, head)] = dict(inside, pos=_wrap_path(
+                    nodes[tail], gaps[row_of[tail]], inside["pos"], self.rankdir))
+        dot = _digraph(self.graphviz, self.rankdir, self.title)
+        dot.attr(bb=f"0,0,{width:.2f},{height:.2f}")
+        if self.title:
+            dot.attr(lp=f"{width / 2:.2f},{height - MARGIN - title_h / 2:.2f}",
+                     lwidth=titled["lwidth"], lheight=titled["lheight"])
+        self.emit_box(dot, Cluster((), "", "root", [i for items in self.items for i in items]),
+                      at)
+        for src, v, attrs in self.edges:
+            dot.edge(f"n{src}", f"n{v}", **attrs, **at[(f"n{src}", f"n{v}")])
+        for drawn_last, kw in self.outputs:
+            self.emit_output(dot, drawn_last, kw, at)
+        return dot.source
+
+
+def _shift(value: str, dx: float, dy: float) -> str:
+    """A graphviz point list (`pos`, `bb`, `lp`; an `e,` or `s,` end marker kept) moved."""
+    def moved(token: str) -> str:
+        mark = token[:2] if token[:2] in ("e,", "s,") else ""
+        nums = [float(c) for c in token[len(mark):].split(",")]
+        return mark + ",".join(f"{c + (dy if i % 2 else dx):.2f}" for i, c in enumerate(nums))
+    return " ".join(map(moved, value.split()))
+
+
+def _wrap_path(tail: tuple, gap: float, inside: str, rankdir: str) -> str:
+    """The edge from a row's end to the next row: down out of the end, back along the gap
+    under the row, down beside the next row and into it (rounded turns), where it goes on as
+    `dot` drew it from the row's invisible entry point (`inside`, a `pos`)."""
+    (tx, ty, _, th), (end, *points) = tail, inside.split()
+    first, *rest = ([float(c) for c in p.split(",")] for p in points)
+    side = 2 * CORNER if rankdir == "LR" else -2 * CORNER  # the rows' start side
+    corners = [(tx, ty - th), (tx, gap), (first[0] - side, gap), (first[0] - side, first[1]),
+               tuple(first)]
+    path = [corners[0]]
+    for before, corner, after in zip(corners, corners[1:], corners[2:]):
+        r = min(CORNER, math.dist(before, corner) / 2, math.dist(corner, after) / 2)
+        into, out = _toward(corner, before, r), _toward(corner, after, r)
+        path += [*_line(path[-1], into), *_turn(into, corner, out)]
+    path += _line(path[-1], corners[-1])
+    return " ".join([end, *(f"{x:.2f},{y:.2f}" for x, y in path + rest)])
+
+
+def _toward(a, b, r: float) -> tuple:
+    """The point r from a towards b (a itself when they coincide)."""
+    d = math.dist(a, b)
+    return a if d == 0 else (a[0] + (b[0] - a[0]) * r / d, a[1] + (b[1] - a[1]) * r / d)
+
+
+def _line(a, b):
+    """A straight cubic Bezier piece from a to b: its two control points and its end."""
+    return [(a[0] + (b[0] - a[0]) / 3, a[1] + (b[1] - a[1]) / 3),
+            (a[0] + 2 * (b[0] - a[0]) / 3, a[1] + 2 * (b[1] - a[1]) / 3), b]
+
+
+def _turn(a, corner, b):
+    """A quarter turn from a to b about `corner`."""
+    k = 0.55
+    return [(a[0] + (corner[0] - a[0]) * k, a[1] + (corner[1] - a[1]) * k),
+            (b[0] + (corner[0] - b[0]) * k, b[1] + (corner[1] - b[1]) * k), b]
+
+
 def _drawn_edges(graph, shown, exits, shortcuts, expand,
                  folded: Folded) -> list[tuple[int, int, dict]]:
     """The edges drawn, as (source, target, graphviz attributes). A folded block's node takes
@@ -357,11 +542,12 @@ def _drawn_edges(graph, shown, exits, shortcuts, expand,
 
 
 def _emit_output(dot, graph, drawn_last: int, ends: dict, *, name: str = "output",
-                 key: str = "output", shape=None) -> None:
+                 key: str = "output", shape=None, at: dict | None = None) -> None:
     shape = shape or graph.output_node.shape
+    at = at or {}
     dot.node(key, f"<<b>{html.escape(name)}</b><br/>{shape}>", shape="house",
-             fillcolor="#d5d8dc", **ends)
-    dot.edge(f"n{drawn_last}", key, label=f" {shape} ")
+             fillcolor="#d5d8dc", **ends, **at.get(key, {}))
+    dot.edge(f"n{drawn_last}", key, label=f" {shape} ", **at.get((f"n{drawn_last}", key), {}))
 
 
 def render_bytes(dot, fmt: str) -> bytes:
@@ -372,20 +558,34 @@ def render_bytes(dot, fmt: str) -> bytes:
         raise UsageError(f"rendering {fmt.upper()} needs the Graphviz `dot` program, which is not "
                          "on PATH: install the Debian package `graphviz` (apt-get install "
                          "graphviz), or write a .dot file")
-    # `dot` run here rather than through graphviz's pipe(), which cannot time it out
+    rows = getattr(dot, "rows", None)
+    if rows is None:
+        return _graphviz(["dot", f"-T{fmt}"], dot.source, fmt)
+    laid_out = _graphviz(["dot", "-Tjson"], rows.row_sources(), fmt).decode("utf-8")
+    decoder, graphs, at = json.JSONDecoder(), [], 0
+    while laid_out[at:].strip():
+        at += len(laid_out[at:]) - len(laid_out[at:].lstrip())
+        found, at = decoder.raw_decode(laid_out, at)
+        graphs.append(found)
+    return _graphviz(["neato", "-n2", f"-T{fmt}"], rows.placed_source(graphs), fmt)
+
+
+def _graphviz(command: list[str], source: str, fmt: str) -> bytes:
+    # run here rather than through graphviz's pipe(), which cannot time it out
     try:
-        done = subprocess.run(["dot", f"-T{fmt}"], input=dot.source.encode("utf-8"),
+        done = subprocess.run(command, input=source.encode("utf-8"),
                               capture_output=True, timeout=DOT_SECONDS, check=False)
     except subprocess.TimeoutExpired:
-        raise UsageError(f"Graphviz `dot` took more than {DOT_SECONDS} s to render "
+        raise UsageError(f"Graphviz `{command[0]}` took more than {DOT_SECONDS} s to render "
                          f"{fmt.upper()}; write a .dot file, or draw without --expand") from None
     except OSError as exc:
-        raise UsageError(f"Graphviz `dot` failed to render {fmt.upper()}: {exc}") from None
+        raise UsageError(f"Graphviz `{command[0]}` failed to render {fmt.upper()}: {exc}"
+                         ) from None
     if done.returncode != 0:
         why = done.stderr.decode("utf-8", "replace").strip() or (
             f"killed by signal {-done.returncode}" if done.returncode < 0 else
             f"exit status {done.returncode}")
-        raise UsageError(f"Graphviz `dot` failed to render {fmt.upper()}: {why}")
+        raise UsageError(f"Graphviz `{command[0]}` failed to render {fmt.upper()}: {why}")
     return done.stdout
 
 

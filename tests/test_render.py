@@ -1,6 +1,7 @@
 """`cnndsl render`: DOT nodes, edges, labels and clusters; SVG output; missing Graphviz."""
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import subprocess
@@ -291,6 +292,100 @@ def test_lenet_left_to_right_is_no_longer_a_strip(tmp_path):
     root = ET.parse(out).getroot()
     width, height = (float(root.get(k).removesuffix("pt")) for k in ("width", "height"))
     assert width / height < 4, (width, height)  # one row was 2510x102 pixels, about 25:1
+
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def svg_shapes(svg: bytes, kind: str = "node") -> dict[str, tuple]:
+    """The bounding box (x0, y0, x1, y1; y down) of each node (or cluster) of a Graphviz SVG,
+    by its name, from the outline it draws (polygon, rounded path, ellipse)."""
+    found = {}
+    for g in ET.fromstring(svg).iter(SVG + "g"):
+        if g.get("class") != kind:
+            continue
+        xs, ys = [], []
+        for shape in g:
+            if shape.tag == SVG + "ellipse":
+                cx, cy, rx, ry = (float(shape.get(k)) for k in ("cx", "cy", "rx", "ry"))
+                xs += [cx - rx, cx + rx]
+                ys += [cy - ry, cy + ry]
+            elif shape.tag in (SVG + "polygon", SVG + "path"):
+                nums = [float(c) for c in re.findall(r"-?\d+(?:\.\d+)?",
+                                                     shape.get("points") or shape.get("d"))]
+                xs += nums[0::2]
+                ys += nums[1::2]
+        found[g.find(SVG + "title").text] = (min(xs), min(ys), max(xs), max(ys))
+    return found
+
+
+def svg_width(svg: bytes) -> float:
+    return float(ET.fromstring(svg).get("width").removesuffix("pt"))
+
+
+def one_pass_svg(dot) -> bytes:
+    """The drawing as one `dot` run over the DOT source lays it out (rows sharing columns)."""
+    return subprocess.run(["dot", "-Tsvg"], input=dot.source.encode(), capture_output=True,
+                          check=True).stdout
+
+
+@pytest.fixture(scope="module")
+def resnet50():
+    return cnndsl.build_graph("zoo:resnet50")
+
+
+def test_lr_rows_are_each_as_compact_as_a_drawing_of_their_own(resnet50, monkeypatch):
+    """ResNet-50 --depth 2 in LR: one `dot` run gave the i-th layer of every row one column, so
+    the first row's small layers (input to MAXPOOL) were spaced out to the widths of the second
+    row's boxes. Each row's layers now sit as they do in the one-row drawing (no wrapping)."""
+    wrapped = svg_shapes(render.render_bytes_of(resnet50, "svg", rankdir="LR", depth=2))
+    row_of = render.build_diagram(resnet50, rankdir="LR", depth=2).rows.row_of()
+    monkeypatch.setattr(render, "row_breaks", lambda *args: [])
+    one_row = svg_shapes(render.render_bytes_of(resnet50, "svg", rankdir="LR", depth=2))
+    assert set(wrapped) == set(one_row) == set(row_of)
+    rows = [[n for n, k in row_of.items() if k == row] for row in range(max(row_of.values()) + 1)]
+    assert len(rows) == 3 and "n0" in rows[0] and "output" in rows[-1]
+    for names in rows:
+        first = min(names, key=lambda n: one_row[n][0])
+        assert first == min(names, key=lambda n: wrapped[n][0])  # left to right, as in one row
+        for n in names:
+            assert wrapped[n][0] - wrapped[first][0] == pytest.approx(
+                one_row[n][0] - one_row[first][0], abs=1), n
+    # the rows stacked top to bottom, each starting at the left: before the first row's second
+    # layer (the edge coming into a row, and its label, come first)
+    for above, below in itertools.pairwise(rows):
+        assert max(wrapped[n][3] for n in above) < min(wrapped[n][1] for n in below)
+    assert all(min(wrapped[n][0] for n in names) < wrapped["n1"][0] for names in rows)
+
+
+@pytest.mark.parametrize("spec, depth", [("zoo:resnet50", 2), (SPECS / "lenet5.cnn", None)])
+def test_lr_rows_make_a_narrower_drawing_than_one_dot_run(spec, depth):
+    graph = cnndsl.build_graph(spec)
+    svg = render.render_bytes_of(graph, "svg", rankdir="LR", depth=depth)
+    shared = one_pass_svg(render.build_diagram(graph, rankdir="LR", depth=depth))
+    assert svg_width(svg) < 0.95 * svg_width(shared)
+    # every edge drawn, the wrap edges too, and every box around all its layers
+    dot = render.render_dot(graph, rankdir="LR", depth=depth)
+    edges = {f"{u}->{v}" for u, v, _ in EDGE.findall(dot) if "invis" not in _}
+    assert edges == {g.find(SVG + "title").text for g in ET.fromstring(svg).iter(SVG + "g")
+                     if g.get("class") == "edge"}
+    clusters, nodes = svg_shapes(svg, "cluster"), svg_shapes(svg)
+    assert set(clusters) == set(re.findall(r"subgraph (cluster_\w+)", dot))
+    for name, body in re.findall(r"subgraph (cluster_\w+) \{(.*?)\n\t*\}", dot, re.S):
+        x0, y0, x1, y1 = clusters[name]
+        for n in re.findall(r"^\t+(n\d+) \[", body, re.M):
+            a0, b0, a1, b1 = nodes[n]
+            assert x0 <= a0 and a1 <= x1 and y0 <= b0 and b1 <= y1, (name, n)
+
+
+def test_rl_rows_mirror_the_lr_rows(resnet50):
+    lr, rl = (svg_shapes(render.render_bytes_of(resnet50, "svg", rankdir=d, depth=2))
+              for d in ("LR", "RL"))
+    lo = min(b[0] for b in lr.values())
+    hi = max(b[2] for b in rl.values())
+    for name in lr:
+        assert lr[name][0] - lo == pytest.approx(hi - rl[name][2], abs=1), name
+        assert lr[name][1] == pytest.approx(rl[name][1], abs=1), name
 
 
 # -- F25 (issue 17): the drawing's size is capped and `dot` is timed out -------------------
