@@ -328,7 +328,9 @@ def row_breaks(shown: list[int], edges, outer: dict[int, int]) -> list[tuple[int
     the next. LeNet-5 in one LR row was a 2510x102 strip (issue 18). A row ends only at a layer
     whose edges are all that joins the layers up to it to those after it (a block's input that
     also feeds its shortcut qualifies; a shortcut or branch spanning it does not), where the
-    drawing leaves one box for the next (never inside one), after about sqrt(2n) of n layers."""
+    drawing leaves one box for the next (never inside one), after about sqrt(2n) of n layers,
+    and not for a last row of less than a third of that (MobileNet v2's SOFTMAX and output
+    alone) that the row before can take."""
     pos = {v: i for i, v in enumerate(shown)}
     spans = [0] * (len(shown) + 1)  # spans[i]: edges crossing the gap before shown[i]
     leaving = [0] * len(shown)  # leaving[i]: edges from shown[i] to later layers
@@ -346,7 +348,7 @@ def row_breaks(shown: list[int], edges, outer: dict[int, int]) -> list[tuple[int
         crossing += spans[i]
         u, v = shown[i - 1], shown[i]
         if (i - row_start >= per_row and crossing == leaving[i - 1] and (u, v) in joined
-                and outer.get(u) != outer.get(v)):
+                and outer.get(u) != outer.get(v) and n - i >= max(2, per_row // 3)):
             breaks.append((u, v))
             row_start = i
     return breaks

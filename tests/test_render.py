@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import re
 import subprocess
@@ -284,6 +285,20 @@ def test_lr_breaks_only_where_one_layer_joins_the_rows():
         assert {a for a, b in edges if pos[a] <= pos[u] < pos[b]} == {u}
         # u ends one block (or stands outside every block) and v is outside it
         assert graph[int(u[1:])].path[:1] != graph[int(v[1:])].path[:1]
+
+
+def test_lr_leaves_no_stub_of_a_last_row():
+    """The last row is not a stub the row above could take: MobileNet v2 wrapped its SOFTMAX
+    and the output alone onto a sixth row; each row now holds at least a third as many drawn
+    items as the rows are meant to (about sqrt(2n) of n)."""
+    dot = dot_of("zoo:mobilenet_v2", rankdir="LR")
+    shown = [name for name in nodes_of(dot) if name.startswith("n")] + ["output"]
+    wraps = [v for _, v, attrs in EDGE.findall(dot) if "constraint=false" in attrs]
+    starts = [0, *(shown.index(v) for v in wraps), len(shown)]
+    lengths = [b - a for a, b in itertools.pairwise(starts)]
+    assert len(lengths) > 2
+    per_row = math.ceil(len(shown) / math.ceil(len(shown) / math.ceil(math.sqrt(2 * len(shown)))))
+    assert lengths[-1] >= per_row // 3, lengths
 
 
 def test_lenet_left_to_right_is_no_longer_a_strip(tmp_path):
