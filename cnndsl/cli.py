@@ -36,9 +36,9 @@ def make_parser() -> argparse.ArgumentParser:
 
 def run() -> None:
     """The console script and `python -m cnndsl`: main() in a process of cnndsl's own."""
-    from . import parser
+    from . import parse_tables
 
-    parser.LEAN_LARK = True
+    parse_tables.LEAN_LARK = True
     sys.exit(main())
 
 

@@ -5,7 +5,8 @@ import pytest
 
 from cnndsl import ast
 from cnndsl.errors import CnnSyntaxError
-from cnndsl.parser import _grammar_text, parse
+from cnndsl.parse_tables import _grammar_text
+from cnndsl.parser import parse
 
 from conftest import build
 
@@ -96,7 +97,7 @@ def test_the_grammar_takes_its_paper_tokens_from_the_layer_registry():
 
 
 def test_the_parse_table_cache_is_named_by_the_complete_grammar(tmp_path, monkeypatch):
-    from cnndsl.parser import _cache_file
+    from cnndsl.parse_tables import _cache_file
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     grammar = _grammar_text()
@@ -132,7 +133,7 @@ def test_threads_parsing_at_once_keep_their_own_sources():
 # -- the parse-table cache is a pickle: only a file no one else could write is read (F4) -----
 
 def _cache(tmp_path, monkeypatch, base):
-    from cnndsl.parser import _cache_file
+    from cnndsl.parse_tables import _cache_file
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(base))
     return _cache_file(_grammar_text())
@@ -165,7 +166,7 @@ def test_a_symlinked_cache_folder_is_not_used(tmp_path, monkeypatch):
 
 
 def test_a_cache_reached_through_a_world_writable_home_is_not_used(tmp_path, monkeypatch):
-    from cnndsl.parser import _cache_file
+    from cnndsl.parse_tables import _cache_file
 
     home = tmp_path / "home"
     home.mkdir()
@@ -212,7 +213,7 @@ def test_a_planted_pickle_does_not_run(tmp_path):
             return pathlib.Path.touch, (pathlib.Path(tmp_path / "RAN"),)
 
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    code = ("import os, sys\nfrom cnndsl.parser import _cache_file, _grammar_text\n"
+    code = ("import os, sys\nfrom cnndsl.parse_tables import _cache_file, _grammar_text\n"
             "sys.stdout.write(_cache_file(_grammar_text()))")
     path = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                           text=True, check=True).stdout

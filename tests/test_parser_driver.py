@@ -1,4 +1,4 @@
-"""cnndsl's LALR driver (parser._Driver) against lark's own parse loop: the same syntax tree,
+"""cnndsl's LALR driver (parse_loop._Driver) against lark's own parse loop: the same syntax tree,
 spans included, and the same error, message and location, for every spec in the repository,
 every diagnostic in the catalogue, hand-picked edge cases and seeded random token soups."""
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cnndsl import parser
+from cnndsl import parse_loop, parser
 from cnndsl.errors import CnnDslError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,7 +57,7 @@ def same(text: str) -> None:
 
 
 def test_the_driver_is_in_use():
-    assert parser._driver() is not None
+    assert parse_loop._driver() is not None
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(ROOT)))

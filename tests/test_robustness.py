@@ -12,7 +12,7 @@ from hypothesis import given, strategies as st
 
 import cnndsl
 from cnndsl.errors import CnnDslError, CnnLimitError
-from cnndsl.parser import _lark
+from cnndsl.parse_tables import _lark
 from conftest import layers_of
 
 ROOT = Path(__file__).resolve().parent.parent
