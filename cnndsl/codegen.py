@@ -6,10 +6,10 @@ import re
 import unicodedata
 from pathlib import Path
 
-from . import lowering, structure
+from . import lowering, structure, unify
 from .ir import as_graph
 from .pysource import Call, List, Literal, Repeat, call_lines, class_name_of, flat, literal, same
-from .structure import ANY, Opt, Runs, Seq
+from .unify import ANY, Opt, Runs, Seq
 from .version import __version__
 
 # Characters that would hide, reorder or break lines of the text they sit in.
@@ -310,7 +310,7 @@ class ClassWriter:
     """One generated class: its constructor from the group's template and expressions, its
     forward from the template's data flow."""
 
-    def __init__(self, group: structure.Group, names: dict, *, model: bool = False,
+    def __init__(self, group: unify.Group, names: dict, *, model: bool = False,
                  input_shape=None, graph=None):
         self.group, self.names, self.model = group, names, model
         self.graph = graph  # the model's: its several outputs, if any
@@ -356,9 +356,9 @@ class ClassWriter:
         return call_lines(f"self.{attr} = ", self.source(ctor), 8)
 
     def source(self, ctor):
-        if isinstance(ctor, structure.Layer):
+        if isinstance(ctor, unify.Layer):
             return self.layer(ctor)
-        if isinstance(ctor, structure.Call):
+        if isinstance(ctor, unify.Call):
             child = ctor.instance.group
             exprs = [next(self.exprs) for _ in child.params]
             while exprs and isinstance(exprs[-1], Literal) and \
@@ -402,7 +402,7 @@ class ClassWriter:
                 out.append(Repeat(element, count.code))
         return out
 
-    def layer(self, ctor: structure.Layer) -> Call:
+    def layer(self, ctor: unify.Layer) -> Call:
         step = ctor.step
         recipe = step.recipe
         exprs = dict(zip(ctor.keys, (next(self.exprs) for _ in ctor.keys)))

@@ -160,7 +160,7 @@ features - classifier"""
 
 
 def test_a_group_never_hides_a_module_method():
-    from cnndsl.structure import MODULE_ATTRIBUTES
+    from cnndsl.module_params import MODULE_ATTRIBUTES
 
     public = {a for cls in (torch.nn.Module, torch.nn.Sequential) for a in dir(cls)
               if not a.startswith("_")}
