@@ -42,7 +42,7 @@ import heapq
 
 import pytest
 import torch
-from hypothesis import given, note, settings, strategies as st
+from hypothesis import given, note, reject, settings, strategies as st
 import torch.nn.functional as F
 from torch import nn
 
@@ -60,6 +60,16 @@ PROJECTION = 1_000_000  # provisional node ids of shortcut projections (renumber
 
 
 # -- the hand-built network ------------------------------------------------------------------
+
+# The most values one layer of a random network may make per sample, and the most parameters
+# in all: repeats of concatenations and upsamplings grow a rare draw past a gigabyte, and
+# 10,000 examples of those (`make test-long`) grew the process past 10 GB.
+MAX_VALUES = 1_000_000
+
+
+class TooBig(Exception):
+    """A draw too large to be worth running: the strategy rejects it (no verdict on it)."""
+
 
 class Invalid(Exception):
     """PyTorch (or the documented semantics) cannot build or run this network; cnndsl must
@@ -121,6 +131,7 @@ class Builder:
         self.strict = strict  # `rounding = strict`: windows must fit exactly
         self.inexact = ""  # the first layer whose window does not fit exactly
         self.ins = [tuple(x.shape[1:])]  # what in.c/in.h/in.w read: the innermost block's input
+        self.params = 0  # of the modules made so far
 
     def shape(self, v):
         return tuple(self.nodes[v].value.shape[1:])
@@ -137,6 +148,10 @@ class Builder:
             raise Invalid(f"{kind}: {exc}") from None
         if node.value.numel() == 0:  # torch's ConvTranspose2d without bias gives 3x0 maps
             raise Invalid(f"{kind}: an empty output {tuple(node.value.shape[1:])}")
+        if module is not None:
+            self.params += sum(p.numel() for p in module.parameters())
+        if node.value[0].numel() > MAX_VALUES or self.params > MAX_VALUES:
+            raise TooBig(kind)
         if projection:
             node.id, self.next_projection = self.next_projection, self.next_projection + 1
         else:
@@ -1245,6 +1260,8 @@ def cases(draw):
             raise Invalid(b.inexact)
     except Invalid as exc:
         return Case(text, ctx["drop"], error=exc.error, why=str(exc), repeated=b.repeated)
+    except TooBig:
+        reject()
     nodes = b.order()
     hand = HandNet(nodes).eval()
     assert nodes[-1].id == out
