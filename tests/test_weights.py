@@ -90,6 +90,25 @@ def test_a_projection_created_before_the_body_is_paired_by_its_place():
     assert "paired by data flow; outputs agree" in str(report)
 
 
+def test_the_flat_model_goes_onto_the_class_per_def_one_by_data_flow():
+    """make test-long's differential run: `residual(residual(GAP), CONV(1, 1, s=3))` makes the
+    inner residual's projection after the written shortcut in the flat model (the shape pass
+    inserts it) and before it in the generated classes (the inner block is built first). Two
+    1x1 stride-3 convolutions of one shape, on the same input: only the data flow (one with a
+    bias, feeding the inner sum) tells them apart."""
+    spec = "input 3x3x1\nrounding = floor\nresidual(residual(GAP), CONV(1, 1, s=3, bias=false))\n"
+    flat = cnndsl.compile(spec, seed=1, flat=True).eval()
+    nested = cnndsl.compile(spec, seed=2).eval()
+    assert [n for n, _ in flat.named_parameters()] == ["conv1.weight", "conv2.weight",
+                                                       "conv2.bias"]
+    assert [n for n, _ in nested.named_parameters()] == ["shortcut.weight", "shortcut.bias",
+                                                         "shortcut2.weight"]
+    report = cnndsl.transfer_weights(flat, nested)
+    assert {t.source: t.target for t in report.transfers} == {"conv1": "shortcut2",
+                                                              "conv2": "shortcut"}
+    assert difference(flat, nested, (1, 3, 3)) == 0
+
+
 class ClampedBody(ProjectionFirst):
     """The body's activation spelled `clamp(min=0)`: ReLU's values, another operation."""
 
