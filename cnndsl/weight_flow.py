@@ -255,9 +255,12 @@ def first_difference(src: _Flow, dst: _Flow, ours, source_name: str) -> str:
 
 
 def describe(tensors) -> str:
+    """(name, shape) pairs as the messages write them (`weight 64x3x7x7, bias 64`); weights'
+    report and its creation-order messages use it too."""
     return ", ".join(f"{name} {'x'.join(map(str, shape)) or 'scalar'}"
                      for name, shape in tensors)
 
 
 def shapes(tensors) -> list[tuple[str, tuple[int, ...]]]:
+    """A module's (name, tensor) pairs as (name, shape): the flow's labels, and weights'."""
     return [(name, tuple(value.shape)) for name, value in tensors]
