@@ -212,3 +212,9 @@ def did_you_mean(name: str, candidates, reject=None) -> str | None:
     close = difflib.get_close_matches(name.lower(), list(lowered), n=1 if reject is None else 6,
                                       cutoff=0.6)
     return next((lowered[c] for c in close if reject is None or not reject(lowered[c])), None)
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's first line, named by its type, for a message that quotes a failure."""
+    text = str(exc).strip().split("\n")[0]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
