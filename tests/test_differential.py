@@ -67,10 +67,6 @@ PROJECTION = 1_000_000  # provisional node ids of shortcut projections (renumber
 MAX_VALUES = 1_000_000
 
 
-class TooBig(Exception):
-    """A draw too large to be worth running: the strategy rejects it (no verdict on it)."""
-
-
 class Invalid(Exception):
     """PyTorch (or the documented semantics) cannot build or run this network; cnndsl must
     refuse it with `error`."""
@@ -151,7 +147,7 @@ class Builder:
         if module is not None:
             self.params += sum(p.numel() for p in module.parameters())
         if node.value[0].numel() > MAX_VALUES or self.params > MAX_VALUES:
-            raise TooBig(kind)
+            reject()  # too large to be worth running, here or while a chain probes its shape
         if projection:
             node.id, self.next_projection = self.next_projection, self.next_projection + 1
         else:
@@ -1260,8 +1256,6 @@ def cases(draw):
             raise Invalid(b.inexact)
     except Invalid as exc:
         return Case(text, ctx["drop"], error=exc.error, why=str(exc), repeated=b.repeated)
-    except TooBig:
-        reject()
     nodes = b.order()
     hand = HandNet(nodes).eval()
     assert nodes[-1].id == out
