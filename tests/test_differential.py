@@ -1272,7 +1272,7 @@ def cnndsl_model(case):
         return cnndsl.compile(case.text, seed=0, flat=True).eval()
     from cnndsl.torch_backend import to_module
 
-    return to_module(check_spec(case.text, drop_optional=True)).eval()
+    return to_module(check_spec(case.text, drop_optional=True), flat=True).eval()
 
 
 def copy_weights(src: nn.Module, dst: nn.Module, text: str):
@@ -1355,5 +1355,5 @@ def test_generated_source_agrees_with_a_hand_built_torch_network(case):
     # model by data flow (transfer_weights, which checks the two agree)
     flat = cnndsl_model(case)
     copy_weights(case.net, flat, case.text)
-    cnndsl.transfer_weights(flat, model)
+    cnndsl.transfer_weights(flat, model, input_shape=tuple(case.x.shape[1:]))
     assert_same_output(y, model, case, "generated .py")
