@@ -98,7 +98,18 @@ def _trace(module, groups) -> _Flow | str:
         elif node.op == "output":
             graph.add_edges_from((p, OUTPUT) for p in reached)
         else:
-            frontier[node] = reached
+            # An operation reading one module's tensor itself (a module torch.fx traces
+            # through: `x + self.bias1.bias`) is that module's: what it reads flows into the
+            # module, and its result comes out of it. Without this, `BIAS - BIAS` had no edge
+            # from the first to the second, and the two looked interchangeable.
+            direct = {node_of[owned[i][0]] for i in node.all_input_nodes
+                      if i.op == "get_attr" and i in owned}
+            if len(direct) == 1:
+                (mine,) = direct
+                graph.add_edges_from((p, mine) for p in reached if p != mine)
+                frontier[node] = frozenset((mine,))
+            else:
+                frontier[node] = reached
     if not nx.is_directed_acyclic_graph(graph):
         return "uses a module holding tensors more than once (shared weights)"
     labels = {INPUT: "input", OUTPUT: "output"}
