@@ -247,6 +247,33 @@ def row_breaks(shown: list[int], edges, outer: dict[int, int]) -> list[tuple[int
     return breaks
 
 
+def branches_after_sources(shown: list[int], edges, main_last: int) -> list[int]:
+    """`shown` with each branch that leads only to another output than the main one (an
+    auxiliary head) moved to just after the layer it leaves. Built after the network, such a
+    branch sorted last, so its edge spanned every place a row could break: GoogLeNet with
+    its two aux heads, left to right, was one row 6,694 pixels long."""
+    pos = {v: i for i, v in enumerate(shown)}
+    if main_last not in pos:
+        return shown
+    preds: dict[int, list[int]] = {}
+    for u, v, _ in edges:
+        preds.setdefault(v, []).append(u)
+    main, stack = {main_last}, [main_last]  # what the main output is computed from
+    while stack:
+        for u in preds.get(stack.pop(), ()):
+            if u not in main:
+                main.add(u)
+                stack.append(u)
+    key: dict[int, tuple] = {}
+    for v in shown:
+        if v in main:
+            key[v] = (pos[v], 0, pos[v])
+        else:
+            after = [key[u][0] for u in preds.get(v, ()) if u in key]
+            key[v] = (max(after, default=pos[v]), 1, pos[v])
+    return sorted(shown, key=key.__getitem__)
+
+
 def row_items(root: Cluster, shown: list[int], wraps) -> list[list]:
     """The drawing's top-level items (nodes and boxes) row by row: a box is never cut."""
     starts, row, rows_of = {v for _, v in wraps}, 0, {}

@@ -77,7 +77,8 @@ class Rows:
         nodes: dict[str, tuple] = {}  # name -> (x, y, half width, half height), placed
         gaps = []  # the height of the middle of the gap under each row
         top = height - MARGIN - title_h
-        for row, (x0, y0, x1, y1), d in zip(rows, boxes, lead, strict=True):
+        row_at: dict[str, int] = {}  # name -> the row it was placed in
+        for k, (row, (x0, y0, x1, y1), d) in enumerate(zip(rows, boxes, lead, strict=True)):
             dx = MARGIN + d - x0 if self.rankdir == "LR" else width - MARGIN - d - x1
             dy = top - y1
             top -= y1 - y0 + ROW_GAP
@@ -92,6 +93,7 @@ class Rows:
                     x, y = map(float, placed["pos"].split(","))
                     nodes[obj["name"]] = (x, y, float(obj["width"]) * 36,
                                           float(obj["height"]) * 36)
+                    row_at[obj["name"]] = k
             for edge in row.get("edges", []):
                 at[(names[edge["tail"]], names[edge["head"]])] = {
                     k: _shift(edge[k], dx, dy) for k in ("pos", "lp") if k in edge}
@@ -100,8 +102,10 @@ class Rows:
             tail, head = f"n{src}", f"n{v}"
             if (tail, head) not in at:  # from the end of one row into the next row
                 inside = at[(f"wrap{row_of[head]}", head)]
+                under = [box for name, box in nodes.items() if name != tail
+                         and row_at[name] == row_at[tail] and not name.startswith("wrap")]
                 at[(tail, head)] = dict(inside, pos=_wrap_path(
-                    nodes[tail], gaps[row_of[tail]], inside["pos"], self.rankdir))
+                    nodes[tail], gaps[row_of[tail]], inside["pos"], self.rankdir, under))
         dot = self.digraph(self.graphviz, self.rankdir, self.title)
         dot.attr(bb=f"0,0,{width:.2f},{height:.2f}")
         if self.title:
@@ -125,11 +129,14 @@ def _shift(value: str, dx: float, dy: float) -> str:
     return " ".join(map(moved, value.split()))
 
 
-def _wrap_path(tail: tuple, gap: float, inside: str, rankdir: str) -> str:
+def _wrap_path(tail: tuple, gap: float, inside: str, rankdir: str, under=()) -> str:
     """The edge from a row's end to the next row: down out of the end, back along the gap
     under the row, down beside the next row and into it (rounded turns), where it goes on as
-    `dot` drew it from the row's invisible entry point (`inside`, a `pos`)."""
-    (tx, ty, _, th), (end, *points) = tail, inside.split()
+    `dot` drew it from the row's invisible entry point (`inside`, a `pos`). It leaves the
+    end where it passes clear of the row's other nodes (`under`: GoogLeNet's aux head sits
+    below the inception block that ends its row)."""
+    (end, *points) = inside.split()
+    tx, ty, _, th = tail = (_drop_x(tail, under, gap), *tail[1:])
     first, *rest = ([float(c) for c in p.split(",")] for p in points)
     side = 2 * CORNER if rankdir == "LR" else -2 * CORNER  # the rows' start side
     corners = [(tx, ty - th), (tx, gap), (first[0] - side, gap), (first[0] - side, first[1]),
@@ -141,6 +148,22 @@ def _wrap_path(tail: tuple, gap: float, inside: str, rankdir: str) -> str:
         path += [*_line(path[-1], into), *_turn(into, corner, out)]
     path += _line(path[-1], corners[-1])
     return " ".join([end, *(f"{x:.2f},{y:.2f}" for x, y in path + rest)])
+
+
+def _drop_x(tail: tuple, under, gap: float) -> float:
+    """Where along the bottom of `tail` (x, y, half width, half height) a line dropped to
+    `gap` passes clear of the nodes in `under`: its middle if it can, else the clear place
+    nearest it (the middle where none is)."""
+    tx, ty, tw, th = tail
+    clear = CORNER / 2
+    blocked = [(x - w - clear, x + w + clear) for x, y, w, h in under
+               if y - h < ty - th and y + h > gap]
+    if not any(a < tx < b for a, b in blocked):
+        return tx
+    lo, hi = tx - tw + CORNER, tx + tw - CORNER
+    places = [x for a, b in blocked for x in (a, b)
+              if lo <= x <= hi and not any(c < x < d for c, d in blocked)]
+    return min(places, key=lambda x: abs(x - tx), default=tx)
 
 
 def _toward(a, b, r: float) -> tuple:

@@ -12,6 +12,7 @@ from pathlib import Path
 from . import drawing
 from .diagram import (Cluster, FrameFacts, Folded, boxes, drawn_edges, first_copy_exits,
                       is_hidden, node_label, outermost, row_breaks, row_items,
+                      branches_after_sources,
                       shortcut_nodes, stand_in)
 from .diagram_rows import Rows
 from .drawing import block_totals, check_depth, diagram_title
@@ -70,7 +71,16 @@ def _build_diagram(graph: Graph, expand: bool, rankdir: str, title: str | None,
     ends = {"orientation": str(_TURN[rankdir])} if _TURN.get(rankdir) else {}
     _emit_cluster(dot, root, graph, shortcuts, ends, folded)
     edges = drawn_edges(graph, shown, exits, shortcuts, expand, folded)
-    wraps = row_breaks(shown, edges, outermost(root)) if rankdir in ("LR", "RL") else []
+    if graph.outputs:  # several outputs: one end per output, labelled with its name
+        outputs = [(folded.of(out if expand else stand_in(graph, out, exits)),
+                    dict(name=name, key=f"output{k}" if k else "output",
+                         shape=graph[out].shape)) for k, (name, out) in enumerate(graph.outputs)]
+    else:
+        out = graph.output
+        outputs = [(folded.of(out if expand else stand_in(graph, out, exits)), {})]
+    # the order rows follow: a branch to another output than the main one after its source
+    along = branches_after_sources(shown, edges, outputs[0][0])
+    wraps = row_breaks(along, edges, outermost(root)) if rankdir in ("LR", "RL") else []
     row_ends = {u for u, _ in wraps}
     for src, v, attrs in edges:
         dot.edge(f"n{src}", f"n{v}", **attrs, **({"constraint": "false"}
@@ -81,20 +91,13 @@ def _build_diagram(graph: Graph, expand: bool, rankdir: str, title: str | None,
         # a row start pulls no rank. SVG, PNG and PDF lay out each row on its own (`Rows`).
         with dot.subgraph() as column:
             column.attr(rank="same")
-            starts = [shown[0], *(v for _, v in wraps)]
+            starts = [along[0], *(v for _, v in wraps)]
             for a, b in itertools.pairwise(starts):
                 column.edge(f"n{a}", f"n{b}", style="invis")
-    if graph.outputs:  # several outputs: one end per output, labelled with its name
-        outputs = [(folded.of(out if expand else stand_in(graph, out, exits)),
-                    dict(name=name, key=f"output{k}" if k else "output",
-                         shape=graph[out].shape)) for k, (name, out) in enumerate(graph.outputs)]
-    else:
-        out = graph.output
-        outputs = [(folded.of(out if expand else stand_in(graph, out, exits)), {})]
     for drawn_last, kw in outputs:
         _emit_output(dot, graph, drawn_last, ends, **kw)
     if wraps:
-        dot.rows = Rows(graphviz, rankdir, title, row_items(root, shown, wraps), edges, wraps,
+        dot.rows = Rows(graphviz, rankdir, title, row_items(root, along, wraps), edges, wraps,
                         outputs, lambda d, box, at: _emit_cluster(d, box, graph, shortcuts,
                                                                   ends, folded, at),
                         lambda d, drawn_last, kw, at: _emit_output(d, graph, drawn_last, ends,

@@ -393,6 +393,43 @@ def test_lr_rows_make_a_narrower_drawing_than_one_dot_run(spec, depth):
             assert x0 <= a0 and a1 <= x1 and y0 <= b0 and b1 <= y1, (name, n)
 
 
+def svg_edges(svg: bytes) -> dict[tuple[str, str], list[tuple[float, float]]]:
+    """The points of each edge's path (its curve's ends and control points), by (tail, head)."""
+    found = {}
+    for g in ET.fromstring(svg).iter(SVG + "g"):
+        if g.get("class") == "edge":
+            tail, _, head = g.find(SVG + "title").text.partition("->")
+            nums = [float(c) for c in re.findall(r"-?\d+(?:\.\d+)?",
+                                                 g.find(SVG + "path").get("d"))]
+            found[tail, head] = list(zip(nums[0::2], nums[1::2]))
+    return found
+
+
+def test_lr_aux_heads_wrap_beside_their_sources_and_wrap_edges_miss_them():
+    """GoogLeNet with its aux heads, left to right at depth 1: made after the network, the
+    heads sorted last and their edges spanned every break, so it was one 6694x317-pixel row
+    after the first. Each head now follows the block it leaves, and the edge from a row's end
+    down to the next row passes clear of a head drawn under that end."""
+    graph = cnndsl.build_graph("zoo:googlenet", aux=1)
+    svg = render.render_bytes_of(graph, "svg", rankdir="LR", depth=1)
+    root = ET.fromstring(svg)
+    width, height = (float(root.get(k).removesuffix("pt")) for k in ("width", "height"))
+    assert width / height < 8, (width, height)
+    row_of = render.build_diagram(graph, rankdir="LR", depth=1).rows.row_of()
+    assert max(row_of.values()) >= 3  # four rows or more
+    nodes = svg_shapes(svg)
+    wraps = [(t, h) for t, h in svg_edges(svg) if row_of[t] != row_of[h]]
+    assert wraps
+    for (tail, head), points in svg_edges(svg).items():
+        if (tail, head) not in wraps:
+            continue
+        for name, (x0, y0, x1, y1) in nodes.items():
+            if name in (tail, head):
+                continue
+            inside = [(x, y) for x, y in points if x0 + 1 < x < x1 - 1 and y0 + 1 < y < y1 - 1]
+            assert not inside, (tail, head, name)
+
+
 def test_rl_rows_mirror_the_lr_rows(resnet50):
     lr, rl = (svg_shapes(render.render_bytes_of(resnet50, "svg", rankdir=d, depth=2))
               for d in ("LR", "RL"))
