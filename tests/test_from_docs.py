@@ -17,6 +17,7 @@ import torchvision
 
 import cnndsl
 from cnndsl import summary
+from test_torchvision_oracle import assert_same_outputs, with_running_statistics
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "from_docs"
 
@@ -51,21 +52,11 @@ def test_params_and_macs_equal_torchvision_published(name):
 @pytest.mark.parametrize("name", list(MODELS))
 def test_same_outputs_with_torchvision_weights(name):
     torch.manual_seed(0)
-    theirs = torchvision.models.get_model(name, weights=None).eval()
-    generator = torch.Generator().manual_seed(3)
-    for module in theirs.modules():  # non-trivial running statistics, so that BN matters
-        if isinstance(module, torch.nn.BatchNorm2d):
-            size = module.running_mean.shape
-            module.running_mean.copy_(0.1 * torch.randn(size, generator=generator))
-            module.running_var.copy_(0.5 + torch.rand(size, generator=generator))
+    # non-trivial running statistics, so that BN matters
+    theirs = with_running_statistics(torchvision.models.get_model(name, weights=None)).eval()
     ours = cnndsl.compile(path=str(FIXTURES / f"{name}.cnn"), input="64x64x3",
                           logits=True, seed=0).eval()
     assert count(ours) == count(theirs) == MODELS[name]
     cnndsl.transfer_weights(theirs, ours)
     x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        expected, got = theirs(x), ours(x)
-    assert got.shape == expected.shape == (2, 1000)
-    scale = expected.abs().max().item()
-    assert scale > 0
-    assert (got - expected).abs().max().item() <= 1e-5 * scale
+    assert_same_outputs(theirs, ours, x, (2, 1000))

@@ -65,9 +65,15 @@ def test_same_outputs_with_torchvision_weights(pair):
         assert value.shape == slot.shape, (their_key, our_key)
     ours.load_state_dict(dict(zip(target, source.values())))
     x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    assert_same_outputs(theirs, ours, x, (2, 1000))
+
+
+def assert_same_outputs(theirs, ours, x, shape, output=lambda y: y) -> None:
+    """Both models' outputs on `x` have `shape` and agree within 1e-5 of their scale (which
+    is not 0); `output` picks theirs from what their model returns."""
     with torch.no_grad():
-        expected, got = theirs(x), ours(x)
-    assert got.shape == expected.shape == (2, 1000)
+        expected, got = output(theirs(x)), ours(x)
+    assert got.shape == expected.shape == shape
     scale = expected.abs().max().item()
     assert scale > 0
     assert (got - expected).abs().max().item() <= 1e-5 * scale
@@ -128,10 +134,7 @@ def assert_transfer_gives_their_outputs(theirs, ours, state, size, shape, channe
     report = cnndsl.transfer_weights(state, ours, source_name="torchvision")
     assert report.values == sum(v.numel() for v in theirs.state_dict().values())
     x = torch.randn(2, channels, h, w, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        expected, got = output(theirs(x)), ours(x)
-    assert got.shape == expected.shape == shape
-    assert (got - expected).abs().max().item() <= 1e-5 * expected.abs().max().item()
+    assert_same_outputs(theirs, ours, x, shape, output)
 
 
 def assert_same_training_outputs(theirs, ours, x, seeds=(0, 1)) -> None:
